@@ -1,0 +1,201 @@
+//! Who may call what: every method asks polkit about the *caller* before doing anything.
+//!
+//! On the system bus the polkit subject is the caller's unique bus name (`system-bus-name`),
+//! so polkit itself resolves the caller's process, user and session; the service's own PID is
+//! never used. polkit only lives on the system bus, so a run on a session or private bus
+//! identifies the caller as a `unix-process` (pid, start time, uid from the bus daemon's
+//! `GetConnectionCredentials`) and still asks the system bus's polkit.
+//!
+//! Any failure to get a yes from polkit refuses the request (fail closed).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use zbus::fdo::DBusProxy;
+use zbus::message::{Flags, Header};
+use zbus::names::BusName;
+use zbus::proxy::CacheProperties;
+use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
+
+/// The polkit actions declared in `data/org.vmclone.policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Read-only: list and inspect domains, check names.
+    ListVms,
+    /// Clone a VM (creates domains and disk images), cancel a clone job.
+    CloneVm,
+    /// Turn a VM into a template for linked clones.
+    ManageTemplates,
+}
+
+impl Action {
+    /// The polkit action id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Action::ListVms => "org.vmclone.list-vms",
+            Action::CloneVm => "org.vmclone.clone-vm",
+            Action::ManageTemplates => "org.vmclone.manage-templates",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// Why a call was refused. The service answers both with `org.vmclone.Error.NotAuthorized`.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error(
+        "not authorized: polkit denied the action {action}. Retry allowing interactive \
+         authorization (busctl --allow-interactive-authorization=yes) with a polkit \
+         authentication agent running, or ask an administrator to grant {action} to you or \
+         your group with a polkit rule in /etc/polkit-1/rules.d/"
+    )]
+    Denied { action: &'static str },
+    #[error(
+        "not authorized: the request needs the polkit action {action}, but polkit is \
+         unreachable, so it was refused ({reason}). Make sure polkitd is running \
+         (systemctl start polkit)"
+    )]
+    Unavailable { action: &'static str, reason: String },
+}
+
+/// Checks callers against polkit, or (session/private bus only) lets everything through.
+#[derive(Clone)]
+pub struct Authorizer {
+    mode: Mode,
+}
+
+#[derive(Clone)]
+enum Mode {
+    Disabled,
+    Polkit {
+        authority: AuthorityProxy<'static>,
+        /// The bus the service serves on; asked for callers' credentials when it is not the
+        /// system bus.
+        bus: zbus::Connection,
+        on_system_bus: bool,
+    },
+}
+
+impl Authorizer {
+    /// polkit checks. `bus` is the connection the service serves on; `on_system_bus` says
+    /// whether it is the system bus (otherwise a separate system bus connection reaches polkit).
+    /// polkitd need not be running yet: it is looked up (and bus-activated) on every check.
+    pub async fn polkit(bus: &zbus::Connection, on_system_bus: bool) -> zbus::Result<Self> {
+        let system = if on_system_bus {
+            bus.clone()
+        } else {
+            zbus::Connection::system().await?
+        };
+        let authority = AuthorityProxy::builder(&system)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await?;
+        Ok(Self {
+            mode: Mode::Polkit {
+                authority,
+                bus: bus.clone(),
+                on_system_bus,
+            },
+        })
+    }
+
+    /// No checks at all. Only for session/private bus runs (the binary refuses it on the system
+    /// bus); every call says so loudly in the log.
+    pub fn disabled() -> Self {
+        Self {
+            mode: Mode::Disabled,
+        }
+    }
+
+    /// Asks polkit whether the sender of the message with `header` may do `action`. The
+    /// message's ALLOW_INTERACTIVE_AUTHORIZATION flag lets polkit ask the caller's
+    /// authentication agent for a password.
+    pub async fn check(&self, header: &Header<'_>, action: Action) -> Result<(), AuthError> {
+        let sender = header.sender().map(|s| s.to_string());
+        let sender = sender.as_deref().unwrap_or("(unknown sender)");
+        let (authority, bus, on_system_bus) = match &self.mode {
+            Mode::Disabled => {
+                tracing::warn!(
+                    action = action.id(),
+                    sender,
+                    "AUTHORIZATION IS DISABLED (--no-authorization): allowing without asking polkit"
+                );
+                return Ok(());
+            }
+            Mode::Polkit {
+                authority,
+                bus,
+                on_system_bus,
+            } => (authority, bus, *on_system_bus),
+        };
+        let unavailable = |reason: String| {
+            tracing::warn!(action = action.id(), sender, %reason, "refused: polkit unreachable");
+            AuthError::Unavailable {
+                action: action.id(),
+                reason,
+            }
+        };
+
+        let subject = if on_system_bus {
+            Subject::new_for_message_header(header)
+                .map_err(|e| unavailable(format!("cannot identify the caller: {e}")))?
+        } else {
+            caller_process(bus, header)
+                .await
+                .map_err(|e| unavailable(format!("cannot identify the caller: {e}")))?
+        };
+        let flags = if header
+            .primary()
+            .flags()
+            .contains(Flags::AllowInteractiveAuth)
+        {
+            CheckAuthorizationFlags::AllowUserInteraction.into()
+        } else {
+            Default::default()
+        };
+
+        let result = authority
+            .check_authorization(&subject, action.id(), &HashMap::new(), flags, "")
+            .await
+            .map_err(|e| unavailable(format!("CheckAuthorization failed: {e}")))?;
+        if result.is_authorized {
+            tracing::debug!(action = action.id(), sender, "authorized by polkit");
+            Ok(())
+        } else {
+            tracing::info!(
+                action = action.id(),
+                sender,
+                challenge = result.is_challenge,
+                "denied by polkit"
+            );
+            Err(AuthError::Denied {
+                action: action.id(),
+            })
+        }
+    }
+}
+
+/// The caller as a `unix-process` subject, from what the bus daemon knows about its connection.
+async fn caller_process(bus: &zbus::Connection, header: &Header<'_>) -> Result<Subject, String> {
+    let sender = header
+        .sender()
+        .ok_or("the message has no sender".to_string())?;
+    let creds = DBusProxy::new(bus)
+        .await
+        .map_err(|e| e.to_string())?
+        .get_connection_credentials(BusName::Unique(sender.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let pid = creds
+        .process_id()
+        .ok_or("the bus does not know the caller's process id".to_string())?;
+    let uid = creds
+        .unix_user_id()
+        .ok_or("the bus does not know the caller's user id".to_string())?;
+    Subject::new_for_owner(pid, None, Some(uid)).map_err(|e| e.to_string())
+}

@@ -1,0 +1,1 @@
+//! vmclone service library.
