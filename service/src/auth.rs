@@ -56,11 +56,13 @@ pub enum AuthError {
     )]
     Denied { action: &'static str },
     #[error(
-        "not authorized: the request needs the polkit action {action}, but polkit is \
-         unreachable, so it was refused ({reason}). Make sure polkitd is running \
-         (systemctl start polkit)"
+        "not authorized: the request needs the polkit action {action} and was refused \
+         because authorization could not be checked: {reason}"
     )]
-    Unavailable { action: &'static str, reason: String },
+    Unavailable {
+        action: &'static str,
+        reason: String,
+    },
 }
 
 /// Checks callers against polkit, or (session/private bus only) lets everything through.
@@ -134,7 +136,7 @@ impl Authorizer {
             } => (authority, bus, *on_system_bus),
         };
         let unavailable = |reason: String| {
-            tracing::warn!(action = action.id(), sender, %reason, "refused: polkit unreachable");
+            tracing::warn!(action = action.id(), sender, %reason, "refused: cannot check authorization");
             AuthError::Unavailable {
                 action: action.id(),
                 reason,
@@ -162,7 +164,7 @@ impl Authorizer {
         let result = authority
             .check_authorization(&subject, action.id(), &HashMap::new(), flags, "")
             .await
-            .map_err(|e| unavailable(format!("CheckAuthorization failed: {e}")))?;
+            .map_err(|e| unavailable(polkit_failure(&e)))?;
         if result.is_authorized {
             tracing::debug!(action = action.id(), sender, "authorized by polkit");
             Ok(())
@@ -198,4 +200,17 @@ async fn caller_process(bus: &zbus::Connection, header: &Header<'_>) -> Result<S
         .unix_user_id()
         .ok_or("the bus does not know the caller's user id".to_string())?;
     Subject::new_for_owner(pid, None, Some(uid)).map_err(|e| e.to_string())
+}
+
+/// Says whether polkit answered with an error of its own or could not be reached at all.
+fn polkit_failure(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, ..) if name.starts_with("org.freedesktop.PolicyKit1.") => {
+            format!("polkit could not decide: {e}")
+        }
+        _ => format!(
+            "polkit is unreachable on the system bus ({e}); make sure polkitd is running \
+             (systemctl start polkit)"
+        ),
+    }
 }
