@@ -1,0 +1,131 @@
+# vmclone: build, test and install.
+#
+#   make                     build the service and the app (release)
+#   sudo make install        install under prefix (default /usr/local)
+#   make install DESTDIR=$(pkgdir) prefix=/usr     what a distribution package does
+#
+# The system bus and polkit read their files only from fixed places, so a few files go
+# outside $(prefix) whatever it is (all overridable):
+#   bus policy       $(dbuspolicydir)  /usr/share/dbus-1/system.d with prefix=/usr,
+#                    otherwise /etc/dbus-1/system.d (the bus reads no other folder)
+#   polkit actions   $(polkitactiondir) /usr/share/polkit-1/actions (polkitd reads only it)
+# The bus activation file ($(datadir)/dbus-1/system-services) and the systemd unit
+# ($(prefix)/lib/systemd/system) work from both /usr and /usr/local.
+
+prefix ?= /usr/local
+exec_prefix ?= $(prefix)
+bindir ?= $(exec_prefix)/bin
+libexecdir ?= $(exec_prefix)/libexec
+datarootdir ?= $(prefix)/share
+datadir ?= $(datarootdir)
+localedir ?= $(datarootdir)/locale
+docdir ?= $(datarootdir)/doc/vmclone
+sysconfdir ?= /etc
+dbuspolicydir ?= $(if $(filter /usr,$(prefix)),$(datadir)/dbus-1/system.d,$(sysconfdir)/dbus-1/system.d)
+dbussystemservicedir ?= $(datadir)/dbus-1/system-services
+dbusinterfacesdir ?= $(datadir)/dbus-1/interfaces
+polkitactiondir ?= /usr/share/polkit-1/actions
+systemdsystemunitdir ?= $(prefix)/lib/systemd/system
+
+CARGO ?= cargo
+CARGO_FLAGS ?= --locked
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+INSTALL ?= install
+MSGFMT ?= msgfmt
+
+SERVICE_BIN := $(TARGET_DIR)/release/vmclone-service
+APP_BIN := $(TARGET_DIR)/release/vmclone
+# Languages with a translation: po/LINGUAS, one code per line, # comments.
+LINGUAS := $(strip $(if $(wildcard po/LINGUAS),$(shell sed -e 's/\#.*//' po/LINGUAS)))
+ICONS := $(patsubst data/icons/%,%,$(shell find data/icons -type f 2>/dev/null))
+
+.PHONY: all build install uninstall demo test check bench clean
+
+all: build
+
+# The app finds its translations in $(localedir) once installed.
+build:
+	VMCLONE_LOCALEDIR=$(localedir) $(CARGO) build --release --workspace $(CARGO_FLAGS)
+
+# Does not build (so `make && sudo make install` runs cargo as the user only).
+install:
+	@test -x $(SERVICE_BIN) -a -x $(APP_BIN) || \
+		{ echo "$(SERVICE_BIN) or $(APP_BIN) missing: run 'make' first" >&2; exit 1; }
+	$(INSTALL) -D -m 0755 $(SERVICE_BIN) $(DESTDIR)$(libexecdir)/vmclone-service
+	$(INSTALL) -D -m 0755 $(APP_BIN) $(DESTDIR)$(bindir)/vmclone
+	$(INSTALL) -D -m 0644 data/org.vmclone.Manager.conf $(DESTDIR)$(dbuspolicydir)/org.vmclone.Manager.conf
+	$(INSTALL) -d $(DESTDIR)$(dbussystemservicedir) $(DESTDIR)$(systemdsystemunitdir)
+	sed -e 's|^Exec=.*|Exec=$(libexecdir)/vmclone-service|' data/org.vmclone.Manager.service \
+		> $(DESTDIR)$(dbussystemservicedir)/org.vmclone.Manager.service
+	sed -e 's|/usr/libexec/vmclone-service|$(libexecdir)/vmclone-service|' data/vmclone.service \
+		> $(DESTDIR)$(systemdsystemunitdir)/vmclone.service
+	chmod 0644 $(DESTDIR)$(dbussystemservicedir)/org.vmclone.Manager.service \
+		$(DESTDIR)$(systemdsystemunitdir)/vmclone.service
+	$(INSTALL) -d $(DESTDIR)$(polkitactiondir)
+ifneq ($(LINGUAS),)
+	$(MSGFMT) --xml --template=data/org.vmclone.policy -d po -o $(DESTDIR)$(polkitactiondir)/org.vmclone.policy
+	chmod 0644 $(DESTDIR)$(polkitactiondir)/org.vmclone.policy
+else
+	$(INSTALL) -m 0644 data/org.vmclone.policy $(DESTDIR)$(polkitactiondir)/org.vmclone.policy
+endif
+	$(INSTALL) -D -m 0644 data/org.vmclone.Manager.xml $(DESTDIR)$(dbusinterfacesdir)/org.vmclone.Manager.xml
+	$(INSTALL) -D -m 0644 data/org.vmclone.Job.xml $(DESTDIR)$(dbusinterfacesdir)/org.vmclone.Job.xml
+ifneq ($(wildcard data/org.vmclone.VmClone.desktop),)
+	$(INSTALL) -d $(DESTDIR)$(datadir)/applications
+ifneq ($(LINGUAS),)
+	$(MSGFMT) --desktop --template=data/org.vmclone.VmClone.desktop -d po \
+		-o $(DESTDIR)$(datadir)/applications/org.vmclone.VmClone.desktop
+	chmod 0644 $(DESTDIR)$(datadir)/applications/org.vmclone.VmClone.desktop
+else
+	$(INSTALL) -m 0644 data/org.vmclone.VmClone.desktop $(DESTDIR)$(datadir)/applications/
+endif
+endif
+ifneq ($(wildcard data/org.vmclone.VmClone.metainfo.xml),)
+	$(INSTALL) -d $(DESTDIR)$(datadir)/metainfo
+ifneq ($(LINGUAS),)
+	$(MSGFMT) --xml --template=data/org.vmclone.VmClone.metainfo.xml -d po \
+		-o $(DESTDIR)$(datadir)/metainfo/org.vmclone.VmClone.metainfo.xml
+	chmod 0644 $(DESTDIR)$(datadir)/metainfo/org.vmclone.VmClone.metainfo.xml
+else
+	$(INSTALL) -m 0644 data/org.vmclone.VmClone.metainfo.xml $(DESTDIR)$(datadir)/metainfo/
+endif
+endif
+	$(foreach icon,$(ICONS),$(INSTALL) -D -m 0644 data/icons/$(icon) $(DESTDIR)$(datadir)/icons/$(icon) &&) true
+	$(foreach lang,$(LINGUAS),$(INSTALL) -d $(DESTDIR)$(localedir)/$(lang)/LC_MESSAGES && \
+		$(MSGFMT) -c -o $(DESTDIR)$(localedir)/$(lang)/LC_MESSAGES/vmclone.mo po/$(lang).po &&) true
+ifneq ($(wildcard README.md),)
+	$(INSTALL) -D -m 0644 README.md $(DESTDIR)$(docdir)/README.md
+endif
+
+uninstall:
+	rm -f $(DESTDIR)$(libexecdir)/vmclone-service $(DESTDIR)$(bindir)/vmclone \
+		$(DESTDIR)$(dbuspolicydir)/org.vmclone.Manager.conf \
+		$(DESTDIR)$(dbussystemservicedir)/org.vmclone.Manager.service \
+		$(DESTDIR)$(systemdsystemunitdir)/vmclone.service \
+		$(DESTDIR)$(polkitactiondir)/org.vmclone.policy \
+		$(DESTDIR)$(dbusinterfacesdir)/org.vmclone.Manager.xml \
+		$(DESTDIR)$(dbusinterfacesdir)/org.vmclone.Job.xml \
+		$(DESTDIR)$(datadir)/applications/org.vmclone.VmClone.desktop \
+		$(DESTDIR)$(datadir)/metainfo/org.vmclone.VmClone.metainfo.xml \
+		$(addprefix $(DESTDIR)$(datadir)/icons/,$(ICONS)) \
+		$(foreach lang,$(LINGUAS),$(DESTDIR)$(localedir)/$(lang)/LC_MESSAGES/vmclone.mo) \
+		$(DESTDIR)$(docdir)/README.md
+	rmdir $(DESTDIR)$(docdir) 2>/dev/null || true
+
+# A private bus, the service on libvirt's test driver, one clone over busctl.
+demo:
+	tools/demo.sh
+
+# The embedded default: no root, no system daemons.
+test:
+	$(CARGO) test --workspace
+
+# Everything CI runs: host setup, fmt, clippy, all tests including the root-only ones.
+check:
+	tools/check-all.sh
+
+bench:
+	tools/bench.sh
+
+clean:
+	$(CARGO) clean
