@@ -1,0 +1,1033 @@
+//! The system integration, on the real thing: the project's bus policy in the running
+//! system `dbus-daemon`, its polkit actions in the running `polkitd`, the built
+//! `vmclone-service` as root on the system bus, users created for the test, and
+//! `busctl` as the client. Plus checks of the shipped files with the tools that read them
+//! (`dbus-daemon`, polkit's DTD, `systemd-analyze`, `make install`).
+//!
+//! The root tests change system state (files under /etc and /usr/share, users, polkitd);
+//! every change is undone by a guard, and they run one at a time.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use vmclone_tests::{
+    built_binary, gdbus_error, stderr_of, stdout_ok, test_driver_uri, wait_until, workspace_root,
+    ChildGuard, TempDir, BUS_NAME, INTERFACE, OBJECT_PATH,
+};
+
+const BUS_POLICY: &str = "/etc/dbus-1/system.d/org.vmclone.Manager.conf";
+const POLKIT_ACTIONS: &str = "/usr/share/polkit-1/actions/org.vmclone.policy";
+const POLKIT_DTD: &str = "/usr/share/polkit-1/policyconfig-1.dtd";
+const RULES_DIR: &str = "/etc/polkit-1/rules.d";
+const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
+const POLKIT_NAME: &str = "org.freedesktop.PolicyKit1";
+/// A higher-precedence activation file than polkit's own in /usr/share: while it is in
+/// place the bus cannot start polkitd on demand (as `systemctl mask polkit` would).
+const POLKIT_ACTIVATION_OVERRIDE: &str =
+    "/usr/local/share/dbus-1/system-services/org.freedesktop.PolicyKit1.service";
+
+/// Two shut-off VMs on libvirt's test driver (no disks: authorization is what is tested).
+const HOST_XML: &str = r#"<node>
+  <domain type="test" xmlns:test="http://libvirt.org/schemas/domain/test/1.0">
+    <name>h3-web</name>
+    <uuid>5b2b5a3c-2f5e-4f43-9d8e-3c1e0a7f0b01</uuid>
+    <memory unit="MiB">512</memory>
+    <vcpu>1</vcpu>
+    <os><type>hvm</type></os>
+    <devices>
+      <interface type="user"><mac address="52:54:00:3a:00:01"/></interface>
+    </devices>
+    <test:runstate>5</test:runstate>
+  </domain>
+  <domain type="test" xmlns:test="http://libvirt.org/schemas/domain/test/1.0">
+    <name>h3-db</name>
+    <uuid>5b2b5a3c-2f5e-4f43-9d8e-3c1e0a7f0b02</uuid>
+    <memory unit="MiB">512</memory>
+    <vcpu>1</vcpu>
+    <os><type>hvm</type></os>
+    <test:runstate>5</test:runstate>
+  </domain>
+</node>
+"#;
+
+// ---------------------------------------------------------------------------------------
+// Tests on the running system bus and polkitd (root)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs root, the system bus and polkitd"]
+fn polkitd_reads_the_actions_with_their_defaults() {
+    let _serial = system_lock();
+    require_system();
+    let _policies = ProjectPolicies::install();
+    for (action, any, inactive, active) in [
+        ("org.vmclone.list-vms", "yes", "yes", "yes"),
+        (
+            "org.vmclone.clone-vm",
+            "auth_admin",
+            "auth_admin",
+            "auth_admin_keep",
+        ),
+        (
+            "org.vmclone.manage-templates",
+            "auth_admin",
+            "auth_admin",
+            "auth_admin_keep",
+        ),
+    ] {
+        let out = stdout_ok(&run(Command::new("pkaction").args([
+            "--verbose",
+            "--action-id",
+            action,
+        ])));
+        let field = |key: &str| {
+            out.lines()
+                .find_map(|l| l.trim().strip_prefix(key).map(|v| v.trim().to_string()))
+                .unwrap_or_else(|| panic!("pkaction shows no '{key}' for {action}:\n{out}"))
+        };
+        assert_eq!(field("implicit any:"), any, "{action}");
+        assert_eq!(field("implicit inactive:"), inactive, "{action}");
+        assert_eq!(field("implicit active:"), active, "{action}");
+        assert!(
+            !field("description:").is_empty(),
+            "{action} has no description"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root, the system bus and polkitd"]
+fn root_lists_and_clones_a_normal_user_lists_but_may_not_clone() {
+    let _serial = system_lock();
+    require_system();
+    let _policies = ProjectPolicies::install();
+    let host = TempDir::new("h3-host");
+    let service = SystemService::start(&test_driver_uri(host.path(), HOST_XML));
+    let user = TestUser::create("vmclone-test-user", None);
+
+    // root: polkit authorizes uid 0 for every action.
+    let listed = stdout_ok(&root_call("ListVms", "", &[]));
+    assert!(listed.contains("\"h3-web\""), "ListVms as root: {listed}");
+    let reply = stdout_ok(&root_call("CloneVm", "ss", &["h3-web", "h3-web-root"]));
+    assert!(reply.starts_with("s \""), "CloneVm reply: {reply}");
+    assert!(vm_names(&service).contains("h3-web-root"));
+
+    // The normal user may read: the method, introspection, properties, Peer.
+    let before = stdout_ok(&user.busctl(&call_args("ListVms", "", &[])));
+    assert!(
+        before.contains("\"h3-web-root\""),
+        "ListVms as user: {before}"
+    );
+    stdout_ok(&user.busctl(&["introspect", BUS_NAME, OBJECT_PATH]));
+    let version =
+        stdout_ok(&user.busctl(&["get-property", BUS_NAME, OBJECT_PATH, INTERFACE, "Version"]));
+    assert!(version.starts_with("s "), "Version as user: {version}");
+    stdout_ok(&user.busctl(&[
+        "call",
+        BUS_NAME,
+        OBJECT_PATH,
+        "org.freedesktop.DBus.Peer",
+        "Ping",
+    ]));
+
+    // ... but not clone, with or without interactive authorization (no agent runs).
+    let err = stderr_of(&user.busctl(&call_args("CloneVm", "ss", &["h3-web", "h3-web-user"])));
+    assert!(
+        err.contains("org.vmclone.clone-vm") && err.contains("not authorized"),
+        "busctl CloneVm as a normal user: {err}"
+    );
+    let mut interactive = vec!["--allow-interactive-authorization=yes"];
+    interactive.extend(call_args("CloneVm", "ss", &["h3-web", "h3-web-user"]));
+    let err = stderr_of(&user.busctl(&interactive));
+    assert!(
+        err.contains("org.vmclone.clone-vm"),
+        "interactive CloneVm: {err}"
+    );
+    let (name, message) = gdbus_error(&user.gdbus_call("CloneVm", &["h3-web", "h3-web-user"]));
+    assert_eq!(name, "org.vmclone.Error.NotAuthorized", "{message}");
+    assert!(message.contains("org.vmclone.clone-vm"), "{message}");
+    let (name, message) =
+        gdbus_error(&user.gdbus_call("StartClone", &["h3-web", "h3-web-job", "@a{sv} {}"]));
+    assert_eq!(
+        name, "org.vmclone.Error.NotAuthorized",
+        "StartClone: {message}"
+    );
+    let (name, message) = gdbus_error(&user.gdbus_call("ConvertToTemplate", &["h3-db"]));
+    assert_eq!(
+        name, "org.vmclone.Error.NotAuthorized",
+        "ConvertToTemplate: {message}"
+    );
+    assert!(
+        message.contains("org.vmclone.manage-templates"),
+        "{message}"
+    );
+
+    // Nothing was created.
+    let after = stdout_ok(&user.busctl(&call_args("ListVms", "", &[])));
+    assert_eq!(before, after, "a refused call changed the VM list");
+    let log = service.log_text();
+    assert!(log.contains("denied by polkit"), "service log:\n{log}");
+}
+
+#[test]
+#[ignore = "needs root, the system bus and polkitd"]
+fn a_polkit_rule_grants_cloning_to_a_group() {
+    let _serial = system_lock();
+    require_system();
+    let _policies = ProjectPolicies::install();
+    let host = TempDir::new("h3-host");
+    let service = SystemService::start(&test_driver_uri(host.path(), HOST_XML));
+    let group = TestGroup::create("vmclone-test-cloners");
+    let member = TestUser::create("vmclone-test-cloner", Some(&group));
+    let outsider = TestUser::create("vmclone-test-user", None);
+
+    assert!(
+        !member.polkit_allows("org.vmclone.clone-vm"),
+        "clone-vm allowed before any rule"
+    );
+    let rule = PlacedFile::put(
+        Path::new(RULES_DIR).join("60-vmclone-test.rules"),
+        format!(
+            "// vmclone test rule (removed by the test)\n\
+             polkit.addRule(function(action, subject) {{\n\
+             \x20   if (action.id == \"org.vmclone.clone-vm\" && subject.isInGroup(\"{}\")) {{\n\
+             \x20       return polkit.Result.YES;\n\
+             \x20   }}\n\
+             }});\n",
+            group.name
+        ),
+        false,
+    );
+    wait_until(Duration::from_secs(10), "polkitd to load the rule", || {
+        member.polkit_allows("org.vmclone.clone-vm")
+    });
+
+    let reply =
+        stdout_ok(&member.busctl(&call_args("CloneVm", "ss", &["h3-web", "h3-web-member"])));
+    assert!(
+        reply.starts_with("s \""),
+        "CloneVm as a group member: {reply}"
+    );
+    assert!(vm_names(&service).contains("h3-web-member"));
+
+    let (name, message) =
+        gdbus_error(&outsider.gdbus_call("CloneVm", &["h3-web", "h3-web-outsider"]));
+    assert_eq!(
+        name, "org.vmclone.Error.NotAuthorized",
+        "non-member: {message}"
+    );
+    assert!(!vm_names(&service).contains("h3-web-outsider"));
+
+    // Without the rule the member is an ordinary user again.
+    drop(rule);
+    wait_until(Duration::from_secs(10), "polkitd to drop the rule", || {
+        !member.polkit_allows("org.vmclone.clone-vm")
+    });
+    let (name, _) = gdbus_error(&member.gdbus_call("CloneVm", &["h3-web", "h3-web-member2"]));
+    assert_eq!(name, "org.vmclone.Error.NotAuthorized");
+    assert!(!vm_names(&service).contains("h3-web-member2"));
+}
+
+#[test]
+#[ignore = "needs root, the system bus and polkitd"]
+fn with_polkitd_stopped_every_call_is_refused() {
+    let _serial = system_lock();
+    require_system();
+    let _policies = ProjectPolicies::install();
+    let host = TempDir::new("h3-host");
+    let service = SystemService::start(&test_driver_uri(host.path(), HOST_XML));
+    let before = stdout_ok(&root_call("ListVms", "", &[]));
+
+    {
+        let _down = PolkitDown::stop();
+        let out = root_call("CloneVm", "ss", &["h3-web", "h3-web-nopolkit"]);
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("polkit is unreachable") && err.contains("org.vmclone.clone-vm"),
+            "CloneVm as root with polkitd stopped: {err}"
+        );
+        let (name, message) = gdbus_error(
+            &Command::new("gdbus")
+                .args(gdbus_args("CloneVm", &["h3-web", "h3-web-nopolkit"]))
+                .output()
+                .expect("gdbus"),
+        );
+        assert_eq!(name, "org.vmclone.Error.NotAuthorized", "{message}");
+        // Fail closed for reading too.
+        let err = stderr_of(&root_call("ListVms", "", &[]));
+        assert!(err.contains("polkit is unreachable"), "ListVms: {err}");
+    }
+
+    // polkitd is back (restarted as tools/setup-host.sh starts it): nothing was created.
+    assert_eq!(stdout_ok(&root_call("ListVms", "", &[])), before);
+    assert!(!vm_names(&service).contains("h3-web-nopolkit"));
+}
+
+#[test]
+#[ignore = "needs root, the system bus and polkitd"]
+fn only_root_may_own_the_bus_name() {
+    let _serial = system_lock();
+    require_system();
+    assert!(
+        !name_has_owner(BUS_NAME),
+        "{BUS_NAME} is already owned on the system bus (an installed vmclone?); stop it first"
+    );
+    let _policies = ProjectPolicies::install();
+    let user = TestUser::create("vmclone-test-user", None);
+    let request = [
+        "call",
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "RequestName",
+        "su",
+        BUS_NAME,
+        "0",
+    ];
+    let err = stderr_of(&user.busctl(&request));
+    assert!(
+        err.contains("not allowed to own"),
+        "RequestName as a normal user: {err}"
+    );
+    // root may (1 = primary owner; the name goes when busctl exits).
+    let out = stdout_ok(&run(Command::new("busctl").arg("--system").args(request)));
+    assert_eq!(out.trim(), "u 1", "RequestName as root");
+}
+
+#[test]
+#[ignore = "needs root and the system bus"]
+fn the_service_refuses_to_run_without_authorization_on_the_system_bus() {
+    let _serial = system_lock();
+    require_system();
+    let _policies = ProjectPolicies::install();
+    let host = TempDir::new("h3-host");
+    let state = TempDir::new("h3-state");
+    let mut child = Command::new(built_binary("vmclone-service"))
+        .args(["--no-authorization", "--uri"])
+        .arg(test_driver_uri(host.path(), HOST_XML))
+        .arg("--state-dir")
+        .arg(state.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vmclone-service");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("vmclone-service --no-authorization kept running on the system bus");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "exit status {status}");
+    assert!(
+        err.contains("--no-authorization"),
+        "no explanation on stderr: {err}"
+    );
+    assert!(!name_has_owner(BUS_NAME));
+}
+
+// ---------------------------------------------------------------------------------------
+// The shipped files, checked by the programs that read them (no root needed)
+// ---------------------------------------------------------------------------------------
+
+/// A bus configured like the system bus, including our policy, must start; a broken copy of
+/// the policy must stop it (so the check can fail).
+#[test]
+fn dbus_daemon_loads_the_bus_policy() {
+    let dir = TempDir::new("h3-busconf");
+    let policy = workspace_root().join("data/org.vmclone.Manager.conf");
+    let address = start_bus_with(&dir, &policy).expect("dbus-daemon rejected the bus policy");
+    assert!(address.starts_with("unix:path="), "address: {address}");
+
+    let broken = dir.path().join("broken.conf");
+    let text = fs::read_to_string(&policy).unwrap();
+    fs::write(&broken, text.replace("</busconfig>", "")).unwrap();
+    assert!(
+        start_bus_with(&dir, &broken).is_err(),
+        "dbus-daemon accepted a truncated policy: the check proves nothing"
+    );
+}
+
+#[test]
+#[ignore = "needs xmllint (libxml2-utils) and polkit's DTD (polkitd)"]
+fn polkit_policy_is_valid_against_polkits_dtd() {
+    assert!(
+        Path::new(POLKIT_DTD).exists(),
+        "{POLKIT_DTD} is missing: install polkitd"
+    );
+    let policy = workspace_root().join("data/org.vmclone.policy");
+    let out = Command::new("xmllint")
+        .args(["--noout", "--dtdvalid", POLKIT_DTD])
+        .arg(&policy)
+        .output()
+        .expect("xmllint is not installed: install libxml2-utils");
+    assert!(
+        out.status.success(),
+        "{} does not validate against {POLKIT_DTD}:\n{}",
+        policy.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = fs::read_to_string(&policy).unwrap();
+    for id in [
+        "org.vmclone.list-vms",
+        "org.vmclone.clone-vm",
+        "org.vmclone.manage-templates",
+    ] {
+        assert!(
+            text.contains(&format!("<action id=\"{id}\">")),
+            "{id} missing"
+        );
+    }
+    assert_eq!(
+        text.matches("gettext-domain=\"vmclone\"").count(),
+        6,
+        "every description and message is translatable in the vmclone domain"
+    );
+}
+
+#[test]
+#[ignore = "needs systemd-analyze (package systemd)"]
+fn systemd_unit_verifies() {
+    let unit = fs::read_to_string(workspace_root().join("data/vmclone.service")).unwrap();
+    for line in [
+        "Type=dbus",
+        "BusName=org.vmclone.Manager",
+        "StateDirectory=vmclone",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
+    }
+    assert!(
+        unit.lines().any(|l| l.starts_with("After=")
+            && l.split_whitespace()
+                .any(|u| u.ends_with("libvirtd.service"))),
+        "the unit is not ordered after libvirtd.service"
+    );
+    let activation =
+        fs::read_to_string(workspace_root().join("data/org.vmclone.Manager.service")).unwrap();
+    assert!(activation
+        .lines()
+        .any(|l| l == "SystemdService=vmclone.service"));
+    assert!(activation.lines().any(|l| l == "Name=org.vmclone.Manager"));
+
+    // verify also checks that ExecStart= exists: point it at the built binary, as
+    // `make install` points it at $(libexecdir).
+    let dir = TempDir::new("h3-unit");
+    let path = dir.path().join("vmclone.service");
+    let service_bin = built_binary("vmclone-service");
+    fs::write(
+        &path,
+        unit.replace(
+            "/usr/libexec/vmclone-service",
+            &service_bin.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("systemd-analyze is NOT available ({e}): the unit was NOT verified; install the systemd package")
+        });
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn make_install_puts_every_file_in_place() {
+    let root = workspace_root();
+    // `make install` installs what `make` built; stand in the test build's binaries.
+    let target = TempDir::new("h3-target");
+    fs::create_dir(target.path().join("release")).unwrap();
+    for bin in ["vmclone-service", "vmclone"] {
+        std::os::unix::fs::symlink(built_binary(bin), target.path().join("release").join(bin))
+            .unwrap();
+    }
+    let linguas = linguas(&root);
+
+    for prefix in ["/usr", "/usr/local"] {
+        let dest = TempDir::new("h3-destdir");
+        let make = |target_name: &str| {
+            let out = Command::new("make")
+                .current_dir(&root)
+                .arg("-s")
+                .arg(target_name)
+                .arg(format!("DESTDIR={}", dest.path().display()))
+                .arg(format!("prefix={prefix}"))
+                .arg(format!("TARGET_DIR={}", target.path().display()))
+                .output()
+                .expect("make is not installed (package make)");
+            assert!(
+                out.status.success(),
+                "make {target_name} prefix={prefix}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        make("install");
+
+        let p = prefix.trim_start_matches('/');
+        let policy_dir = if prefix == "/usr" {
+            "usr/share/dbus-1/system.d"
+        } else {
+            "etc/dbus-1/system.d"
+        };
+        let mut expected: BTreeSet<String> = [
+            format!("{p}/libexec/vmclone-service"),
+            format!("{p}/bin/vmclone"),
+            format!("{policy_dir}/org.vmclone.Manager.conf"),
+            format!("{p}/share/dbus-1/system-services/org.vmclone.Manager.service"),
+            format!("{p}/lib/systemd/system/vmclone.service"),
+            "usr/share/polkit-1/actions/org.vmclone.policy".to_string(),
+            format!("{p}/share/dbus-1/interfaces/org.vmclone.Manager.xml"),
+            format!("{p}/share/dbus-1/interfaces/org.vmclone.Job.xml"),
+        ]
+        .into_iter()
+        .collect();
+        if root.join("README.md").exists() {
+            expected.insert(format!("{p}/share/doc/vmclone/README.md"));
+        }
+        if root.join("data/org.vmclone.VmClone.desktop").exists() {
+            expected.insert(format!(
+                "{p}/share/applications/org.vmclone.VmClone.desktop"
+            ));
+        }
+        if root.join("data/org.vmclone.VmClone.metainfo.xml").exists() {
+            expected.insert(format!(
+                "{p}/share/metainfo/org.vmclone.VmClone.metainfo.xml"
+            ));
+        }
+        for icon in files_under(&root.join("data/icons")) {
+            expected.insert(format!("{p}/share/icons/{icon}"));
+        }
+        for lang in &linguas {
+            expected.insert(format!("{p}/share/locale/{lang}/LC_MESSAGES/vmclone.mo"));
+        }
+        let installed: BTreeSet<String> = files_under(dest.path()).into_iter().collect();
+        assert_eq!(installed, expected, "make install prefix={prefix}");
+
+        let exec = format!("{prefix}/libexec/vmclone-service");
+        let activation = fs::read_to_string(dest.path().join(format!(
+            "{p}/share/dbus-1/system-services/org.vmclone.Manager.service"
+        )))
+        .unwrap();
+        assert!(
+            activation.lines().any(|l| l == format!("Exec={exec}")),
+            "{activation}"
+        );
+        let unit = fs::read_to_string(
+            dest.path()
+                .join(format!("{p}/lib/systemd/system/vmclone.service")),
+        )
+        .unwrap();
+        assert!(
+            unit.lines()
+                .any(|l| l.starts_with(&format!("ExecStart={exec} "))),
+            "{unit}"
+        );
+        let mode = |rel: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            fs::metadata(dest.path().join(rel))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode(&format!("{p}/libexec/vmclone-service")), 0o755);
+        assert_eq!(mode("usr/share/polkit-1/actions/org.vmclone.policy"), 0o644);
+        assert_eq!(
+            mode(&format!("{policy_dir}/org.vmclone.Manager.conf")),
+            0o644
+        );
+
+        make("uninstall");
+        let left = files_under(dest.path());
+        assert!(
+            left.is_empty(),
+            "make uninstall prefix={prefix} left {left:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// The root tests share the system bus, polkitd and the test users: one at a time.
+fn system_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn require_system() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root: it installs the bus and polkit policies and creates users"
+    );
+    assert!(
+        run(Command::new("busctl").args(["--system", "status", "org.freedesktop.DBus"]))
+            .status
+            .success(),
+        "no system bus at /run/dbus/system_bus_socket: run tools/setup-host.sh"
+    );
+    assert!(
+        name_has_owner(POLKIT_NAME),
+        "polkitd is not running on the system bus: run tools/setup-host.sh"
+    );
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn name_has_owner(name: &str) -> bool {
+    run(Command::new("busctl").args([
+        "--system",
+        "call",
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "NameHasOwner",
+        "s",
+        name,
+    ]))
+    .stdout
+        == b"b true\n"
+}
+
+fn reload_system_bus() {
+    stdout_ok(&run(Command::new("busctl").args([
+        "--system",
+        "call",
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "ReloadConfig",
+    ])));
+}
+
+fn call_args<'a>(method: &'a str, signature: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec!["call", BUS_NAME, OBJECT_PATH, INTERFACE, method];
+    if !signature.is_empty() {
+        argv.push(signature);
+    }
+    argv.extend_from_slice(args);
+    argv
+}
+
+fn root_call(method: &str, signature: &str, args: &[&str]) -> Output {
+    run(Command::new("busctl")
+        .arg("--system")
+        .args(call_args(method, signature, args)))
+}
+
+fn gdbus_args(method: &str, args: &[&str]) -> Vec<String> {
+    let mut argv: Vec<String> = [
+        "call",
+        "--system",
+        "--dest",
+        BUS_NAME,
+        "--object-path",
+        OBJECT_PATH,
+        "--method",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    argv.push(format!("{INTERFACE}.{method}"));
+    argv.extend(args.iter().map(|s| s.to_string()));
+    argv
+}
+
+/// The VM names the service sees (asked as root).
+fn vm_names(service: &SystemService) -> String {
+    let out = root_call("ListVms", "", &[]);
+    assert!(
+        out.status.success(),
+        "ListVms as root failed: {}\nservice log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        service.log_text()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes a file for the duration of a test, restoring what was there before.
+struct PlacedFile {
+    path: PathBuf,
+    previous: Option<Vec<u8>>,
+    reload_bus: bool,
+}
+
+impl PlacedFile {
+    fn put(path: PathBuf, contents: impl AsRef<[u8]>, reload_bus: bool) -> PlacedFile {
+        let previous = fs::read(&path).ok();
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        if reload_bus {
+            reload_system_bus();
+        }
+        PlacedFile {
+            path,
+            previous,
+            reload_bus,
+        }
+    }
+}
+
+impl Drop for PlacedFile {
+    fn drop(&mut self) {
+        let _ = match &self.previous {
+            Some(bytes) => fs::write(&self.path, bytes),
+            None => fs::remove_file(&self.path),
+        };
+        if self.reload_bus {
+            reload_system_bus();
+        }
+    }
+}
+
+/// The project's bus policy in the system bus and its actions in polkitd.
+struct ProjectPolicies {
+    _bus: PlacedFile,
+    _polkit: PlacedFile,
+}
+
+impl ProjectPolicies {
+    fn install() -> ProjectPolicies {
+        let data = workspace_root().join("data");
+        let bus = PlacedFile::put(
+            BUS_POLICY.into(),
+            fs::read(data.join("org.vmclone.Manager.conf")).unwrap(),
+            true,
+        );
+        let polkit = PlacedFile::put(
+            POLKIT_ACTIONS.into(),
+            fs::read(data.join("org.vmclone.policy")).unwrap(),
+            false,
+        );
+        // polkitd notices new action files by itself (inotify).
+        wait_until(
+            Duration::from_secs(10),
+            "polkitd to load org.vmclone.policy",
+            || {
+                Command::new("pkaction")
+                    .args(["--action-id", "org.vmclone.manage-templates"])
+                    .output()
+                    .map(|o| o.status.success())
+                    .unwrap_or(false)
+            },
+        );
+        ProjectPolicies {
+            _bus: bus,
+            _polkit: polkit,
+        }
+    }
+}
+
+/// The built service as root on the system bus, on libvirt's test driver.
+struct SystemService {
+    _child: ChildGuard,
+    log: PathBuf,
+    _state: TempDir,
+}
+
+impl SystemService {
+    fn start(uri: &str) -> SystemService {
+        assert!(
+            !name_has_owner(BUS_NAME),
+            "{BUS_NAME} is already owned on the system bus (an installed vmclone?); stop it first"
+        );
+        let state = TempDir::new("h3-state");
+        let log = state.path().join("service.log");
+        let child = Command::new(built_binary("vmclone-service"))
+            .args(["--uri", uri, "--state-dir"])
+            .arg(state.path())
+            .env("RUST_LOG", "vmclone_service=debug,info")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn vmclone-service");
+        let mut child = ChildGuard(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !name_has_owner(BUS_NAME) {
+            let text = || fs::read_to_string(&log).unwrap_or_default();
+            if let Ok(Some(status)) = child.0.try_wait() {
+                panic!(
+                    "vmclone-service exited with {status} on the system bus:\n{}",
+                    text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vmclone-service did not own {BUS_NAME} on the system bus within 20 s:\n{}",
+                text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SystemService {
+            _child: child,
+            log,
+            _state: state,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+struct TestGroup {
+    name: String,
+}
+
+impl TestGroup {
+    fn create(name: &str) -> TestGroup {
+        let _ = Command::new("groupdel").arg(name).output(); // left over from a killed run
+        stdout_ok(&run(Command::new("groupadd").arg(name)));
+        TestGroup { name: name.into() }
+    }
+}
+
+impl Drop for TestGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("groupdel").arg(&self.name).output();
+    }
+}
+
+/// A normal user (no home, no login shell), deleted afterwards.
+struct TestUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl TestUser {
+    fn create(name: &str, group: Option<&TestGroup>) -> TestUser {
+        let _ = Command::new("userdel").arg(name).output(); // left over from a killed run
+        let mut cmd = Command::new("useradd");
+        cmd.args([
+            "--no-create-home",
+            "--user-group",
+            "--shell",
+            "/usr/sbin/nologin",
+        ]);
+        if let Some(group) = group {
+            cmd.args(["--groups", &group.name]);
+        }
+        stdout_ok(&run(cmd.arg(name)));
+        let id = |flag: &str| -> u32 {
+            stdout_ok(&run(Command::new("id").args([flag, name])))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        TestUser {
+            name: name.into(),
+            uid: id("-u"),
+            gid: id("-g"),
+        }
+    }
+
+    /// `program ARGS` as this user, with their groups.
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--init-groups")
+            .arg("--")
+            .arg(program)
+            .env("HOME", "/")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+        cmd
+    }
+
+    fn busctl(&self, args: &[&str]) -> Output {
+        run(self.command("busctl").arg("--system").args(args))
+    }
+
+    fn gdbus_call(&self, method: &str, args: &[&str]) -> Output {
+        run(self.command("gdbus").args(gdbus_args(method, args)))
+    }
+
+    /// What polkit answers for a process of this user (`pkcheck` on itself).
+    fn polkit_allows(&self, action: &str) -> bool {
+        run(self
+            .command("sh")
+            .args(["-c", "exec pkcheck --action-id \"$0\" --process $$", action]))
+        .status
+        .success()
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+/// polkitd stopped and not startable by the bus; on drop it is started again the way
+/// tools/setup-host.sh starts it.
+struct PolkitDown {
+    mask: Option<PlacedFile>,
+}
+
+impl PolkitDown {
+    fn stop() -> PolkitDown {
+        let mask = PlacedFile::put(
+            POLKIT_ACTIVATION_OVERRIDE.into(),
+            "# vmclone test: polkitd is stopped on purpose (removed by the test)\n\
+             [D-BUS Service]\nName=org.freedesktop.PolicyKit1\nExec=/bin/false\nUser=root\n",
+            true,
+        );
+        let pid = stdout_ok(&run(Command::new("busctl").args([
+            "--system",
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "GetConnectionUnixProcessID",
+            "s",
+            POLKIT_NAME,
+        ])));
+        let pid: i32 = pid.trim().trim_start_matches("u ").parse().unwrap();
+        let down = PolkitDown { mask: Some(mask) };
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        wait_until(Duration::from_secs(10), "polkitd to stop", || {
+            !name_has_owner(POLKIT_NAME)
+        });
+        down
+    }
+}
+
+impl Drop for PolkitDown {
+    fn drop(&mut self) {
+        // As tools/setup-host.sh: `/usr/lib/polkit-1/polkitd --no-debug >/var/log/polkitd.log 2>&1 &`
+        // (in its own session, so it outlives this test).
+        let started = Command::new("setsid")
+            .args(["-f", "sh", "-c"])
+            .arg(format!(
+                "exec {POLKITD} --no-debug >/var/log/polkitd.log 2>&1 </dev/null"
+            ))
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !name_has_owner(POLKIT_NAME) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Unmask only once it runs, so the bus does not start a second one meanwhile.
+        self.mask.take();
+        if !std::thread::panicking() {
+            assert!(
+                started.is_ok() && name_has_owner(POLKIT_NAME),
+                "could not restart polkitd ({started:?}); run tools/setup-host.sh"
+            );
+        }
+    }
+}
+
+/// Starts a `dbus-daemon` with a system-like configuration including `policy`; its
+/// address, or the daemon's complaint.
+fn start_bus_with(dir: &TempDir, policy: &Path) -> Result<String, String> {
+    let socket = dir.path().join(format!(
+        "bus-{}.sock",
+        policy.file_stem().unwrap().to_string_lossy()
+    ));
+    let config = dir.path().join("bus.conf");
+    fs::write(
+        &config,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+  </policy>
+  <include>{}</include>
+</busconfig>
+"#,
+            socket.display(),
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", config.display()))
+        .args(["--nofork", "--nopidfile", "--print-address"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dbus-daemon is installed (package dbus-daemon)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    if line.trim().is_empty() {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    } else {
+        Ok(line.trim().to_string())
+    }
+}
+
+/// Files under `dir`, relative to it, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                walk(base, &path, out);
+            } else {
+                out.push(path.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The languages in po/LINGUAS.
+fn linguas(root: &Path) -> Vec<String> {
+    fs::read_to_string(root.join("po/LINGUAS"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
