@@ -111,17 +111,16 @@ fn root_lists_and_clones_a_normal_user_lists_but_may_not_clone() {
     let user = TestUser::create("vmclone-test-user", None);
 
     // root: polkit authorizes uid 0 for every action.
-    let listed = stdout_ok(&root_call("ListVms", "", &[]));
-    assert!(listed.contains("\"h3-web\""), "ListVms as root: {listed}");
+    assert!(vm_names(&service).contains("h3-web"), "ListVms as root");
     let reply = stdout_ok(&root_call("CloneVm", "ss", &["h3-web", "h3-web-root"]));
     assert!(reply.starts_with("s \""), "CloneVm reply: {reply}");
     assert!(vm_names(&service).contains("h3-web-root"));
 
     // The normal user may read: the method, introspection, properties, Peer.
-    let before = stdout_ok(&user.busctl(&call_args("ListVms", "", &[])));
+    let before = vms(&user.busctl(&list_args()));
     assert!(
-        before.contains("\"h3-web-root\""),
-        "ListVms as user: {before}"
+        before.iter().any(|(_, name)| name == "h3-web-root"),
+        "ListVms as user: {before:?}"
     );
     stdout_ok(&user.busctl(&["introspect", BUS_NAME, OBJECT_PATH]));
     let version =
@@ -168,7 +167,7 @@ fn root_lists_and_clones_a_normal_user_lists_but_may_not_clone() {
     );
 
     // Nothing was created.
-    let after = stdout_ok(&user.busctl(&call_args("ListVms", "", &[])));
+    let after = vms(&user.busctl(&list_args()));
     assert_eq!(before, after, "a refused call changed the VM list");
     let log = service.log_text();
     assert!(log.contains("denied by polkit"), "service log:\n{log}");
@@ -241,7 +240,9 @@ fn with_polkitd_stopped_every_call_is_refused() {
     let _policies = ProjectPolicies::install();
     let host = TempDir::new("h3-host");
     let service = SystemService::start(&test_driver_uri(host.path(), HOST_XML));
-    let before = stdout_ok(&root_call("ListVms", "", &[]));
+    let before = vms(&run(Command::new("busctl")
+        .arg("--system")
+        .args(list_args())));
 
     {
         let _down = PolkitDown::stop();
@@ -264,7 +265,12 @@ fn with_polkitd_stopped_every_call_is_refused() {
     }
 
     // polkitd is back (restarted as tools/setup-host.sh starts it): nothing was created.
-    assert_eq!(stdout_ok(&root_call("ListVms", "", &[])), before);
+    assert_eq!(
+        vms(&run(Command::new("busctl")
+            .arg("--system")
+            .args(list_args()))),
+        before
+    );
     assert!(!vm_names(&service).contains("h3-web-nopolkit"));
 }
 
@@ -289,11 +295,22 @@ fn only_root_may_own_the_bus_name() {
         BUS_NAME,
         "0",
     ];
-    let err = stderr_of(&user.busctl(&request));
-    assert!(
-        err.contains("not allowed to own"),
-        "RequestName as a normal user: {err}"
-    );
+    // busctl shows only "Access denied"; gdbus shows the bus's reason.
+    let (name, message) = gdbus_error(&run(user.command("gdbus").args([
+        "call",
+        "--system",
+        "--dest",
+        "org.freedesktop.DBus",
+        "--object-path",
+        "/org/freedesktop/DBus",
+        "--method",
+        "org.freedesktop.DBus.RequestName",
+        BUS_NAME,
+        "0",
+    ])));
+    assert_eq!(name, "org.freedesktop.DBus.Error.AccessDenied", "{message}");
+    assert!(message.contains("not allowed to own"), "{message}");
+    stderr_of(&user.busctl(&request));
     // root may (1 = primary owner; the name goes when busctl exits).
     let out = stdout_ok(&run(Command::new("busctl").arg("--system").args(request)));
     assert_eq!(out.trim(), "u 1", "RequestName as root");
@@ -656,16 +673,37 @@ fn gdbus_args(method: &str, args: &[&str]) -> Vec<String> {
     argv
 }
 
+/// `busctl` arguments for ListVms with JSON output.
+fn list_args() -> Vec<&'static str> {
+    let mut argv = vec!["--json=short"];
+    argv.extend(call_args("ListVms", "", &[]));
+    argv
+}
+
+/// (id, name) of every VM in `busctl --json=short call … ListVms` output.
+fn vms(out: &Output) -> BTreeSet<(String, String)> {
+    let json: serde_json::Value = serde_json::from_str(&stdout_ok(out)).expect("busctl JSON");
+    let list = json["data"][0]
+        .as_array()
+        .expect("ListVms returns an array");
+    list.iter()
+        .map(|vm| {
+            let field = |key: &str| vm[key]["data"].as_str().unwrap_or_default().to_string();
+            (field("id"), field("name"))
+        })
+        .collect()
+}
+
 /// The VM names the service sees (asked as root).
-fn vm_names(service: &SystemService) -> String {
-    let out = root_call("ListVms", "", &[]);
+fn vm_names(service: &SystemService) -> BTreeSet<String> {
+    let out = run(Command::new("busctl").arg("--system").args(list_args()));
     assert!(
         out.status.success(),
         "ListVms as root failed: {}\nservice log:\n{}",
         String::from_utf8_lossy(&out.stderr),
         service.log_text()
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    vms(&out).into_iter().map(|(_, name)| name).collect()
 }
 
 /// Writes a file for the duration of a test, restoring what was there before.
