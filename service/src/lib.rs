@@ -1,1 +1,18 @@
-//! vmclone service library.
+//! vmclone-service: clones shut-off libvirt VMs over D-Bus.
+//!
+//! The library holds the clone engine and the D-Bus objects; the binary in
+//! `main.rs` wires them to a bus and a libvirt connection.
+
+pub mod auth;
+pub mod clone;
+pub mod domain_xml;
+pub mod error;
+pub mod events;
+pub mod host;
+pub mod job;
+pub mod journal;
+pub mod manager;
+pub mod naming;
+pub mod options;
+pub mod storage;
+pub mod template;

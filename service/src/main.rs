@@ -1,1 +1,185 @@
-fn main() {}
+//! `vmclone-service`: serves `org.vmclone.Manager` on the system bus (or a
+//! session/private bus for development and tests).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use vmclone_service::auth::Authorizer;
+use vmclone_service::clone::Engine;
+use vmclone_service::events::{self, LifecycleEvent};
+use vmclone_service::host::Host;
+use vmclone_service::journal;
+use vmclone_service::manager::{blocking, Manager, BUS_NAME, OBJECT_PATH};
+use zbus::object_server::SignalEmitter;
+
+const USAGE: &str = "\
+Usage: vmclone-service [OPTIONS]
+
+Serves org.vmclone.Manager, which clones shut-off libvirt VMs.
+
+Options:
+  --uri URI           libvirt connection (default: qemu:///system)
+  --system            serve on the system bus (default; honours DBUS_SYSTEM_BUS_ADDRESS)
+  --session           serve on the session bus
+  --address ADDRESS   serve on the bus at this D-Bus address (a private bus)
+  --no-authorization  skip polkit checks; only with --session or --address
+  --state-dir DIR     where clone journals live (default: /var/lib/vmclone)
+  --version           print the version
+  -h, --help          print this help";
+
+#[derive(Debug, PartialEq)]
+enum Bus {
+    System,
+    Session,
+    Address(String),
+}
+
+struct Args {
+    uri: String,
+    bus: Bus,
+    no_authorization: bool,
+    state_dir: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        uri: "qemu:///system".into(),
+        bus: Bus::System,
+        no_authorization: false,
+        state_dir: PathBuf::from("/var/lib/vmclone"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--uri" => args.uri = value("--uri")?,
+            "--system" => args.bus = Bus::System,
+            "--session" => args.bus = Bus::Session,
+            "--address" => args.bus = Bus::Address(value("--address")?),
+            "--no-authorization" => args.no_authorization = true,
+            "--state-dir" => args.state_dir = PathBuf::from(value("--state-dir")?),
+            "--version" => {
+                println!("vmclone-service {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument “{other}”")),
+        }
+    }
+    if args.no_authorization && args.bus == Bus::System {
+        return Err(
+            "--no-authorization is refused on the system bus; polkit always decides there".into(),
+        );
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("vmclone-service: {e}\n\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    // libvirt prints every error to stderr by default; we report them ourselves.
+    virt::error::clear_error_callback();
+    events::start_event_loop()?;
+    let uri = args.uri.clone();
+    let host = Arc::new(blocking(move || Host::open(&uri)).await?);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    events::watch_lifecycle(host.conn(), tx)?;
+
+    let state_dir = args.state_dir.clone();
+    let recovering = host.clone();
+    let rolled_back =
+        tokio::task::spawn_blocking(move || journal::recover(&state_dir, &recovering)).await??;
+    if rolled_back > 0 {
+        tracing::warn!("rolled back {rolled_back} clone(s) left unfinished by an earlier run");
+    }
+
+    let builder = match &args.bus {
+        Bus::System => zbus::connection::Builder::system()?,
+        Bus::Session => zbus::connection::Builder::session()?,
+        Bus::Address(a) => zbus::connection::Builder::address(a.as_str())?,
+    };
+    let conn = builder.build().await?;
+    let auth = if args.no_authorization {
+        tracing::warn!("AUTHORIZATION IS DISABLED: every caller on this bus may clone VMs");
+        Authorizer::disabled()
+    } else {
+        Authorizer::polkit(&conn, args.bus == Bus::System).await?
+    };
+    let engine = Arc::new(Engine::new(host.clone(), args.state_dir.clone()));
+    let manager = Manager::new(engine, auth);
+    conn.object_server()
+        .at(OBJECT_PATH, manager.clone())
+        .await?;
+    tokio::spawn(announce_state_changes(conn.clone(), host.clone(), rx));
+    // Take the name last: a client that sees it finds the service ready.
+    conn.request_name(BUS_NAME).await?;
+    tracing::info!(
+        "serving {BUS_NAME} on {:?} for libvirt {}",
+        args.bus,
+        host.uri()
+    );
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("stopping: cancelling running clones");
+    manager.cancel_all(Duration::from_secs(60)).await;
+    Ok(())
+}
+
+/// Turns libvirt lifecycle events into `VmStateChanged` signals.
+async fn announce_state_changes(
+    conn: zbus::Connection,
+    host: Arc<Host>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<LifecycleEvent>,
+) {
+    let Ok(emitter) = SignalEmitter::new(&conn, OBJECT_PATH) else {
+        return;
+    };
+    while let Some(event) = rx.recv().await {
+        let state = match event.undefined {
+            true => "undefined",
+            false => {
+                let host = host.clone();
+                let uuid = event.uuid.clone();
+                blocking(move || host.state(&host.lookup(&uuid)?))
+                    .await
+                    .unwrap_or("undefined")
+            }
+        };
+        if let Err(e) = Manager::vm_state_changed(&emitter, &event.uuid, state).await {
+            tracing::warn!("emitting VmStateChanged: {e}");
+        }
+    }
+}

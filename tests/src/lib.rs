@@ -290,5 +290,156 @@ pub fn test_driver_uri(dir: &Path, host_xml: &str) -> String {
 
 /// `data/demo-host.xml`, the libvirt test-driver host the demo uses.
 pub fn demo_host_uri() -> String {
-    format!("test://{}", workspace_root().join("data/demo-host.xml").display())
+    format!(
+        "test://{}",
+        workspace_root().join("data/demo-host.xml").display()
+    )
+}
+
+/// Signals on the bus, read by `gdbus monitor` in the background: each line
+/// is one signal as gdbus prints it.
+pub struct SignalWatch {
+    _child: ChildGuard,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl SignalWatch {
+    /// Watches everything `org.vmclone.Manager` emits. Returns once gdbus is
+    /// subscribed.
+    pub fn start(bus: &PrivateBus) -> SignalWatch {
+        use std::io::BufRead;
+        let mut child = Command::new("gdbus")
+            .args(["monitor", "--address", bus.address(), "--dest", BUS_NAME])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gdbus is installed (package libglib2.0-bin)");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // gdbus prints "Monitoring signals from all objects owned by …" once subscribed.
+        let first = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("gdbus monitor started");
+        assert!(
+            first.contains("Monitoring"),
+            "unexpected gdbus output: {first}"
+        );
+        SignalWatch {
+            _child: ChildGuard(child),
+            lines: rx,
+        }
+    }
+
+    /// The next line containing `needle`, waiting up to `timeout`.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("no signal containing {needle:?} within {timeout:?}"),
+            }
+        }
+    }
+
+    /// Every line seen so far (without waiting).
+    pub fn drain(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+}
+
+/// One VM as `ListVms` reports it, parsed from `busctl --json=short` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vm {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub vcpus: u64,
+    pub memory_mib: u64,
+    pub disks: u64,
+    pub interfaces: u64,
+    pub is_template: bool,
+}
+
+impl PrivateBus {
+    /// `ListVms` through busctl, sorted by name.
+    pub fn list_vms(&self) -> Vec<Vm> {
+        let out = stdout_ok(&self.busctl([
+            "--json=short",
+            "call",
+            BUS_NAME,
+            OBJECT_PATH,
+            INTERFACE,
+            "ListVms",
+        ]));
+        let mut vms = parse_vm_dicts(&out);
+        vms.sort_by(|a, b| a.name.cmp(&b.name));
+        vms
+    }
+
+    /// `GetVm` through busctl.
+    pub fn get_vm(&self, id: &str) -> Vm {
+        let out = stdout_ok(&self.busctl([
+            "--json=short",
+            "call",
+            BUS_NAME,
+            OBJECT_PATH,
+            INTERFACE,
+            "GetVm",
+            "s",
+            id,
+        ]));
+        let vms = parse_vm_dicts(&out);
+        assert_eq!(vms.len(), 1, "GetVm gave {out}");
+        vms.into_iter().next().expect("one VM")
+    }
+}
+
+/// Reads the VM dictionaries out of busctl's JSON output
+/// (`{"type":"aa{sv}","data":[[{key:{"type":..,"data":..}}]]}`).
+fn parse_vm_dicts(json: &str) -> Vec<Vm> {
+    let v: serde_json::Value = serde_json::from_str(json).expect("busctl JSON");
+    let data = &v["data"][0];
+    let dicts: Vec<&serde_json::Value> = match data {
+        serde_json::Value::Array(a) => a.iter().collect(),
+        obj @ serde_json::Value::Object(_) => vec![obj],
+        other => panic!("unexpected ListVms/GetVm JSON: {other}"),
+    };
+    dicts
+        .into_iter()
+        .map(|d| {
+            let s = |k: &str| {
+                d[k]["data"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{k} in {d}"))
+                    .to_string()
+            };
+            let n = |k: &str| {
+                d[k]["data"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{k} in {d}"))
+            };
+            Vm {
+                id: s("id"),
+                name: s("name"),
+                state: s("state"),
+                vcpus: n("vcpus"),
+                memory_mib: n("memory-mib"),
+                disks: n("disks"),
+                interfaces: n("interfaces"),
+                is_template: d["is-template"]["data"].as_bool().expect("is-template"),
+            }
+        })
+        .collect()
 }

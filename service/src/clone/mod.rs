@@ -1,0 +1,440 @@
+//! The clone engine: checks a request, plans the clone's identity and
+//! storage, creates everything under a journal, and defines the new domain
+//! last. Any failure or cancel rolls back all that the clone created.
+//! Everything here blocks: run it in `spawn_blocking`.
+
+pub mod identity;
+pub mod plan;
+pub mod reserve;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::domain_xml::{self, CloneEdits, DiskSource, DiskTarget, DomainInfo, NewDisk};
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::journal::{Artifact, Journal};
+use crate::naming;
+use crate::options::{CloneOptions, StorageMode};
+use crate::storage::copy::{self, CopyControl, CopyError};
+use crate::storage::{overlay, set_owner_and_mode, volume};
+use plan::{DiskOp, Planner, StoragePlan};
+use reserve::{name_key, Reservation, Reservations};
+
+pub struct CloneRequest {
+    pub source: String,
+    pub new_name: String,
+    pub options: CloneOptions,
+}
+
+/// Progress shared with the job that watches the clone.
+#[derive(Clone, Default)]
+pub struct Progress {
+    pub ctl: CopyControl,
+    pub bytes_total: Arc<AtomicU64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CloneOutcome {
+    pub source_uuid: String,
+    pub uuid: String,
+    pub name: String,
+}
+
+pub struct Engine {
+    host: Arc<Host>,
+    state_dir: PathBuf,
+    reservations: Reservations,
+}
+
+fn uuid_key(uuid: &str) -> String {
+    format!("uuid:{}", uuid.to_ascii_lowercase())
+}
+
+fn mac_key(mac: &str) -> String {
+    format!("mac:{mac}")
+}
+
+impl Engine {
+    pub fn new(host: Arc<Host>, state_dir: PathBuf) -> Engine {
+        Engine {
+            host,
+            state_dir,
+            reservations: Reservations::default(),
+        }
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Whether `name` may be given to a new clone now.
+    pub fn check_name(&self, name: &str) -> Result<()> {
+        naming::validate_vm_name(name)?;
+        if self.host.name_taken(name) {
+            return Err(name_exists(name));
+        }
+        if self.reservations.is_held(&name_key(name)) {
+            return Err(name_busy(name));
+        }
+        Ok(())
+    }
+
+    /// Makes the whole clone. Returns once the domain is defined and its
+    /// storage is complete.
+    pub fn clone_vm(&self, req: &CloneRequest, progress: &Progress) -> Result<CloneOutcome> {
+        naming::validate_vm_name(&req.new_name)?;
+        let mut reservation = self.reservations.start();
+        if !reservation.take(name_key(&req.new_name)) {
+            return Err(name_busy(&req.new_name));
+        }
+        if self.host.name_taken(&req.new_name) {
+            return Err(name_exists(&req.new_name));
+        }
+        let dom = self.host.lookup(&req.source)?;
+        let state = self.host.state(&dom)?;
+        let xml = self.host.inactive_xml(&dom)?;
+        let info = domain_xml::parse(&xml)?;
+        if state != "shutoff" {
+            return Err(Error::SourceNotShutOff(format!(
+                "“{}” is {state}. Shut it down first: vmclone only clones shut-off VMs and never stops one for you.",
+                info.name
+            )));
+        }
+        let opts = &req.options;
+        if opts.storage == StorageMode::Linked && !info.is_template {
+            return Err(Error::NotATemplate(format!(
+                "“{}” is not a template, so a linked clone of it could break when it changes. Convert it to a template first (ConvertToTemplate), or make a full copy (storage “copy”).",
+                info.name
+            )));
+        }
+        let uuid = self.pick_uuid(opts.uuid.as_deref(), &mut reservation)?;
+        let macs = self.pick_macs(&info, opts.mac_addresses.as_deref(), &mut reservation)?;
+        let plan = Planner {
+            host: &self.host,
+            reservations: &self.reservations,
+            reservation: &mut reservation,
+            info: &info,
+            new_name: &req.new_name,
+            new_uuid: &uuid,
+            target_dir: opts.target_dir.as_deref(),
+            mode: opts.storage,
+        }
+        .plan()?;
+        progress
+            .bytes_total
+            .store(bytes_to_move(&plan)?, Ordering::Relaxed);
+
+        let mut journal = Journal::create(&self.state_dir, &uuid)?;
+        let run = Run {
+            host: &self.host,
+            journal: &mut journal,
+            progress,
+            info: &info,
+            template: info.is_template,
+        };
+        match run.execute(&plan, &xml, &req.new_name, &uuid, &macs, opts) {
+            Ok(()) => {
+                journal.commit();
+                tracing::info!("cloned “{}” to “{}” ({uuid})", info.name, req.new_name);
+                Ok(CloneOutcome {
+                    source_uuid: info.uuid.clone(),
+                    uuid,
+                    name: req.new_name.clone(),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "clone of “{}” to “{}” failed: {e}; rolling back",
+                    info.name,
+                    req.new_name
+                );
+                journal.roll_back(&self.host);
+                Err(e)
+            }
+        }
+    }
+
+    fn pick_uuid(&self, given: Option<&str>, reservation: &mut Reservation) -> Result<String> {
+        if let Some(uuid) = given {
+            if self.host.uuid_taken(uuid) || !reservation.take(uuid_key(uuid)) {
+                return Err(Error::InvalidOption(format!(
+                    "Option “uuid”: {uuid} already belongs to another VM."
+                )));
+            }
+            return Ok(uuid.to_string());
+        }
+        loop {
+            let uuid = identity::new_uuid(|u| {
+                self.host.uuid_taken(u) || self.reservations.is_held(&uuid_key(u))
+            });
+            if reservation.take(uuid_key(&uuid)) {
+                return Ok(uuid);
+            }
+        }
+    }
+
+    fn pick_macs(
+        &self,
+        info: &DomainInfo,
+        given: Option<&[String]>,
+        reservation: &mut Reservation,
+    ) -> Result<Vec<String>> {
+        let in_use = self.host.macs_in_use()?;
+        let busy = |m: &str| in_use.contains(m) || self.reservations.is_held(&mac_key(m));
+        if let Some(macs) = given {
+            if macs.len() != info.interfaces.len() {
+                return Err(Error::InvalidOption(format!(
+                    "Option “mac-addresses” gives {} addresses, but “{}” has {} network interfaces; give one per interface, in order.",
+                    macs.len(),
+                    info.name,
+                    info.interfaces.len()
+                )));
+            }
+            let distinct: HashSet<&String> = macs.iter().collect();
+            if distinct.len() != macs.len() {
+                return Err(Error::InvalidOption(
+                    "Option “mac-addresses” lists the same address twice; each interface needs its own."
+                        .into(),
+                ));
+            }
+            for mac in macs {
+                if busy(mac) || !reservation.take(mac_key(mac)) {
+                    return Err(Error::MacInUse(format!(
+                        "The MAC address {mac} is already used by a network interface of another VM. Choose another one, or leave mac-addresses out to get new random ones."
+                    )));
+                }
+            }
+            return Ok(macs.to_vec());
+        }
+        let mut taken: HashSet<String> = in_use;
+        loop {
+            let macs = identity::new_macs(info.interfaces.len(), &taken);
+            let mut ok = true;
+            for mac in &macs {
+                if !reservation.take(mac_key(mac)) {
+                    taken.insert(mac.clone());
+                    ok = false;
+                }
+            }
+            if ok {
+                return Ok(macs);
+            }
+        }
+    }
+}
+
+fn name_exists(name: &str) -> Error {
+    Error::NameExists(format!(
+        "A VM named “{name}” already exists. Choose another name."
+    ))
+}
+
+fn name_busy(name: &str) -> Error {
+    Error::NameExists(format!(
+        "Another clone named “{name}” is being made right now. Choose another name."
+    ))
+}
+
+/// The bytes the plan moves, for progress: allocated data, not apparent size.
+fn bytes_to_move(plan: &StoragePlan) -> Result<u64> {
+    let mut total = 0;
+    for op in &plan.disks {
+        total += match op {
+            DiskOp::CopyFile { src, .. } => copy::allocated_bytes(src)?,
+            DiskOp::CloneVolume { source, .. } => source.info()?.allocation,
+            DiskOp::Keep | DiskOp::Overlay { .. } => 0,
+        };
+    }
+    if let Some((src, _)) = &plan.nvram {
+        if src.exists() {
+            total += copy::allocated_bytes(src)?;
+        }
+    }
+    Ok(total)
+}
+
+/// One execution of a plan, recording every artifact before making it.
+struct Run<'a> {
+    host: &'a Host,
+    journal: &'a mut Journal,
+    progress: &'a Progress,
+    info: &'a DomainInfo,
+    template: bool,
+}
+
+impl Run<'_> {
+    fn check_cancel(&self) -> Result<()> {
+        match self.progress.ctl.cancelled.load(Ordering::Relaxed) {
+            true => Err(Error::Cancelled),
+            false => Ok(()),
+        }
+    }
+
+    fn execute(
+        mut self,
+        plan: &StoragePlan,
+        xml: &str,
+        new_name: &str,
+        uuid: &str,
+        macs: &[String],
+        opts: &CloneOptions,
+    ) -> Result<()> {
+        let mut new_disks = Vec::with_capacity(plan.disks.len());
+        for (op, disk) in plan.disks.iter().zip(&self.info.disks) {
+            self.check_cancel()?;
+            new_disks.push(self.make_disk(op, &disk.source)?);
+        }
+        if let Some((src, dst)) = &plan.nvram {
+            if src.exists() {
+                self.copy_file(src, dst)?;
+            }
+        }
+        if let Some((src, dst)) = &plan.tpm {
+            self.check_cancel()?;
+            self.journal.record(Artifact::Tree(dst.clone()))?;
+            copy::copy_tree(src, dst, &self.progress.ctl).map_err(|e| match e {
+                CopyError::Cancelled => Error::Cancelled,
+                other => {
+                    Error::Storage(format!("Copying the TPM state {}: {other}", src.display()))
+                }
+            })?;
+        }
+        self.check_cancel()?;
+        let edits = CloneEdits {
+            new_name,
+            new_uuid: uuid,
+            macs,
+            disks: &new_disks,
+            nvram: plan.nvram.as_ref().map(|(_, dst)| dst.as_path()),
+            vcpus: opts.vcpus,
+            memory_kib: opts.memory_mib.map(|m| m * 1024),
+        };
+        let new_xml = domain_xml::rewrite(xml, &edits)?;
+        self.journal.record(Artifact::Domain {
+            uuid: uuid.to_string(),
+        })?;
+        self.host.define(&new_xml)?;
+        Ok(())
+    }
+
+    fn copy_file(&mut self, src: &Path, dst: &Path) -> Result<()> {
+        self.journal.record(Artifact::File(dst.to_path_buf()))?;
+        match copy::copy_file(src, dst, &self.progress.ctl) {
+            Ok(method) => {
+                tracing::info!("copied {} to {} ({method:?})", src.display(), dst.display());
+                Ok(())
+            }
+            Err(CopyError::Exists { path }) => {
+                // Someone else made it after we planned: not ours to remove.
+                self.journal.forget_last()?;
+                Err(Error::Storage(format!(
+                    "{} appeared while the clone was being made; vmclone never overwrites a file. Try again.",
+                    path.display()
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn make_disk(&mut self, op: &DiskOp, source: &DiskSource) -> Result<Option<NewDisk>> {
+        let new = match op {
+            DiskOp::Keep => return Ok(None),
+            DiskOp::CopyFile { src, dst, volume } => {
+                self.copy_file(src, dst)?;
+                if self.template {
+                    // The template's images are read-only; its full copies are ordinary disks.
+                    let mode = dst.metadata().map(|m| {
+                        use std::os::unix::fs::PermissionsExt;
+                        m.permissions().mode() | 0o200
+                    });
+                    mode.and_then(|m| set_owner_and_mode(dst, src, m))
+                        .map_err(|e| {
+                            Error::Storage(format!("Making {} writable: {e}", dst.display()))
+                        })?;
+                }
+                self.host.refresh_pool_of(dst);
+                let target = match volume {
+                    Some((pool, volume)) => DiskTarget::Volume {
+                        pool: pool.clone(),
+                        volume: volume.clone(),
+                    },
+                    None => DiskTarget::File(dst.clone()),
+                };
+                NewDisk {
+                    target,
+                    driver_type: None,
+                    overlay: false,
+                }
+            }
+            DiskOp::CloneVolume {
+                source: vol,
+                pool,
+                new_name,
+                format,
+                by_name,
+            } => {
+                self.journal.record(Artifact::Volume {
+                    pool: pool.clone(),
+                    name: new_name.clone(),
+                })?;
+                let pool_obj = vol.lookup_storage_pool()?;
+                let made = volume::clone_volume(&pool_obj, vol, new_name, format.as_deref())
+                    .map_err(|e| {
+                        Error::Storage(format!(
+                            "libvirt could not copy volume “{}” in pool “{pool}”: {}",
+                            vol.name().unwrap_or_default(),
+                            e.message()
+                        ))
+                    })?;
+                self.progress.ctl.bytes_done.fetch_add(
+                    vol.info().map(|i| i.allocation).unwrap_or(0),
+                    Ordering::Relaxed,
+                );
+                let target = if *by_name {
+                    DiskTarget::Volume {
+                        pool: pool.clone(),
+                        volume: new_name.clone(),
+                    }
+                } else {
+                    let path = PathBuf::from(made.path()?);
+                    match source {
+                        DiskSource::Block(_) => DiskTarget::Block(path),
+                        _ => DiskTarget::File(path),
+                    }
+                };
+                NewDisk {
+                    target,
+                    driver_type: None,
+                    overlay: false,
+                }
+            }
+            DiskOp::Overlay {
+                backing,
+                backing_format,
+                dst,
+            } => {
+                self.journal.record(Artifact::File(dst.clone()))?;
+                overlay::create(dst, backing, backing_format)
+                    .map_err(|e| Error::Storage(e.to_string()))?;
+                let mode = backing.metadata().map(|m| {
+                    use std::os::unix::fs::PermissionsExt;
+                    (m.permissions().mode() & 0o777) | 0o200
+                });
+                mode.and_then(|m| set_owner_and_mode(dst, backing, m))
+                    .map_err(|e| {
+                        Error::Storage(format!("Setting the owner of {}: {e}", dst.display()))
+                    })?;
+                self.host.refresh_pool_of(dst);
+                NewDisk {
+                    target: DiskTarget::File(dst.clone()),
+                    driver_type: Some("qcow2".into()),
+                    overlay: true,
+                }
+            }
+        };
+        Ok(Some(new))
+    }
+}

@@ -1,0 +1,259 @@
+//! The storage plan of one clone: for every disk, whether it is shared,
+//! copied, cloned as a pool volume or given an overlay, and where the result
+//! goes; plus the NVRAM file and TPM state. Planning only reads and reserves;
+//! nothing is created until the plan runs.
+
+use std::path::{Path, PathBuf};
+
+use virt::storage_vol::StorageVol;
+
+use crate::clone::reserve::{path_key, volume_key, Reservation, Reservations};
+use crate::domain_xml::{Disk, DiskSource, DomainInfo};
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::naming;
+use crate::options::StorageMode;
+use crate::storage::{occupied, SWTPM_STATE_DIR};
+
+/// What happens to one disk.
+pub enum DiskOp {
+    /// Shared with the source, unchanged.
+    Keep,
+    /// A byte copy by our copy engine into `dst`; `volume` names the pool
+    /// volume it becomes when the disk refers to volumes by name.
+    CopyFile {
+        src: PathBuf,
+        dst: PathBuf,
+        volume: Option<(String, String)>,
+    },
+    /// A copy made by libvirt's storage API in the source volume's pool.
+    CloneVolume {
+        source: StorageVol,
+        pool: String,
+        new_name: String,
+        format: Option<String>,
+        /// The disk names the volume by pool/volume (else by path).
+        by_name: bool,
+    },
+    /// A qcow2 overlay in `dst` backed by `backing`.
+    Overlay {
+        backing: PathBuf,
+        backing_format: String,
+        dst: PathBuf,
+    },
+}
+
+pub struct StoragePlan {
+    pub disks: Vec<DiskOp>,
+    /// (source, new path); the source may be missing: libvirt then recreates it.
+    pub nvram: Option<(PathBuf, PathBuf)>,
+    /// (source folder, new folder) of swtpm state.
+    pub tpm: Option<(PathBuf, PathBuf)>,
+}
+
+pub struct Planner<'a> {
+    pub host: &'a Host,
+    pub reservations: &'a Reservations,
+    pub reservation: &'a mut Reservation,
+    pub info: &'a DomainInfo,
+    pub new_name: &'a str,
+    pub new_uuid: &'a str,
+    pub target_dir: Option<&'a Path>,
+    pub mode: StorageMode,
+}
+
+impl Planner<'_> {
+    pub fn plan(mut self) -> Result<StoragePlan> {
+        let mut disks = Vec::with_capacity(self.info.disks.len());
+        for disk in &self.info.disks {
+            let op = if disk.is_shared() {
+                DiskOp::Keep
+            } else {
+                match self.mode {
+                    StorageMode::Copy => self.plan_copy(disk)?,
+                    StorageMode::Linked => self.plan_overlay(disk)?,
+                }
+            };
+            disks.push(op);
+        }
+        let nvram = match &self.info.nvram {
+            Some(src) => {
+                let src = PathBuf::from(src);
+                let dst = naming::nvram_clone_path(&src, self.new_name);
+                if occupied(&dst) || !self.reservation.take(path_key(&dst)) {
+                    return Err(Error::Storage(format!(
+                        "The clone's UEFI variables file {} already exists. Remove it if it is left over from an old VM, or choose another name.",
+                        dst.display()
+                    )));
+                }
+                Some((src, dst))
+            }
+            None => None,
+        };
+        let tpm = match self.info.tpm_emulator {
+            true => {
+                let src = Path::new(SWTPM_STATE_DIR).join(&self.info.uuid);
+                let dst = Path::new(SWTPM_STATE_DIR).join(self.new_uuid);
+                // No state yet (never started): libvirt creates it at first start.
+                (src.is_dir() && !occupied(&dst)).then_some((src, dst))
+            }
+            false => None,
+        };
+        Ok(StoragePlan { disks, nvram, tpm })
+    }
+
+    /// A free path for a copy of `src`, reserved.
+    fn free_path(&mut self, src: &Path, ext: Option<&str>) -> PathBuf {
+        let reservations = self.reservations;
+        loop {
+            let taken = |p: &Path| {
+                let p = match ext {
+                    Some(e) => p.with_extension(e),
+                    None => p.to_path_buf(),
+                };
+                occupied(&p) || reservations.is_held(&path_key(&p))
+            };
+            let mut dst = naming::disk_clone_path(
+                src,
+                &self.info.name,
+                self.new_name,
+                self.target_dir,
+                taken,
+            );
+            if let Some(e) = ext {
+                dst = dst.with_extension(e);
+            }
+            if self.reservation.take(path_key(&dst)) {
+                return dst;
+            }
+        }
+    }
+
+    fn plan_copy(&mut self, disk: &Disk) -> Result<DiskOp> {
+        match &disk.source {
+            DiskSource::File(path) | DiskSource::Block(path) => {
+                let is_block = matches!(disk.source, DiskSource::Block(_));
+                if self.target_dir.is_none() {
+                    if let Some(vol) = self.host.volume_at(&path.to_string_lossy()) {
+                        return self.plan_volume(disk, vol, false);
+                    }
+                    if is_block {
+                        return Err(Error::Storage(format!(
+                            "The block device {} is not a volume of a libvirt storage pool, so vmclone cannot make a new one for the clone. Use the target-dir option to copy it into a file instead.",
+                            path.display()
+                        )));
+                    }
+                }
+                if !path.exists() {
+                    return Err(Error::Storage(format!(
+                        "The disk image {} of “{}” does not exist, so it cannot be copied.",
+                        path.display(),
+                        self.info.name
+                    )));
+                }
+                Ok(DiskOp::CopyFile {
+                    src: path.clone(),
+                    dst: self.free_path(path, None),
+                    volume: None,
+                })
+            }
+            DiskSource::Volume { pool, volume } => {
+                let vol = self
+                    .host
+                    .conn()
+                    .lookup_storage_pool_by_name(pool)
+                    .and_then(|p| p.lookup_storage_vol_by_name(volume))
+                    .map_err(|e| {
+                        Error::Storage(format!(
+                            "The disk volume “{volume}” in pool “{pool}” cannot be found: {}",
+                            e.message()
+                        ))
+                    })?;
+                self.plan_volume(disk, vol, true)
+            }
+            other => Err(not_cloneable(other, disk, &self.info.name)),
+        }
+    }
+
+    fn plan_volume(&mut self, disk: &Disk, vol: StorageVol, by_name: bool) -> Result<DiskOp> {
+        let pool = vol.lookup_storage_pool()?;
+        let pool_name = pool.name()?;
+        let src_name = vol.name()?;
+        let host = self.host;
+        let reservations = self.reservations;
+        loop {
+            let new_name =
+                naming::volume_clone_name(&src_name, &self.info.name, self.new_name, |n| {
+                    host.volume_exists(&pool, n) || reservations.is_held(&volume_key(&pool_name, n))
+                });
+            if self.reservation.take(volume_key(&pool_name, &new_name)) {
+                // A volume that is a plain file we can read is copied by our
+                // engine (sparse, reflinked, cancellable) into the pool's folder.
+                let src_path = PathBuf::from(vol.path()?);
+                if src_path.is_file() {
+                    let dst = src_path.with_file_name(&new_name);
+                    if !occupied(&dst) && self.reservation.take(path_key(&dst)) {
+                        return Ok(DiskOp::CopyFile {
+                            src: src_path,
+                            dst,
+                            volume: by_name.then(|| (pool_name.clone(), new_name.clone())),
+                        });
+                    }
+                    continue;
+                }
+                return Ok(DiskOp::CloneVolume {
+                    source: vol,
+                    pool: pool_name,
+                    new_name,
+                    format: disk.driver_type.clone(),
+                    by_name,
+                });
+            }
+        }
+    }
+
+    fn plan_overlay(&mut self, disk: &Disk) -> Result<DiskOp> {
+        let backing = match &disk.source {
+            DiskSource::File(p) | DiskSource::Block(p) => p.clone(),
+            DiskSource::Volume { pool, volume } => PathBuf::from(
+                self.host
+                    .conn()
+                    .lookup_storage_pool_by_name(pool)
+                    .and_then(|p| p.lookup_storage_vol_by_name(volume))
+                    .and_then(|v| v.path())?,
+            ),
+            other => return Err(not_cloneable(other, disk, &self.info.name)),
+        };
+        if !backing.exists() {
+            return Err(Error::Storage(format!(
+                "The template's disk image {} does not exist, so no linked clone can be made from it.",
+                backing.display()
+            )));
+        }
+        if matches!(disk.source, DiskSource::Block(_)) && self.target_dir.is_none() {
+            return Err(Error::Storage(format!(
+                "The template's disk {} is a block device; give the target-dir option to say where the linked clone's overlay file goes.",
+                backing.display()
+            )));
+        }
+        let backing_format = disk.driver_type.clone().unwrap_or_else(|| "raw".into());
+        let dst = self.free_path(&backing, Some("qcow2"));
+        Ok(DiskOp::Overlay {
+            backing,
+            backing_format,
+            dst,
+        })
+    }
+}
+
+fn not_cloneable(source: &DiskSource, disk: &Disk, vm: &str) -> Error {
+    let target = disk.target_dev.as_deref().unwrap_or("?");
+    let what = match source {
+        DiskSource::Network { protocol } => format!("a network disk ({protocol})"),
+        DiskSource::Dir(p) => format!("a host folder ({})", p.display()),
+        _ => "of a kind vmclone cannot copy".into(),
+    };
+    Error::Storage(format!(
+        "Disk {target} of “{vm}” is {what} and cannot be cloned. Mark it read-only or shareable to share it with the clone, or remove it from the VM first."
+    ))
+}

@@ -1,0 +1,84 @@
+//! In-process reservations, so that concurrent clones never pick the same
+//! name, path or volume: the second one sees it as taken.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+#[derive(Default, Clone)]
+pub struct Reservations {
+    held: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Releases its keys when dropped.
+pub struct Reservation {
+    held: Arc<Mutex<HashSet<String>>>,
+    keys: Vec<String>,
+}
+
+impl Reservations {
+    pub fn is_held(&self, key: &str) -> bool {
+        self.held.lock().expect("reservations lock").contains(key)
+    }
+
+    /// An empty reservation to add keys to.
+    pub fn start(&self) -> Reservation {
+        Reservation {
+            held: self.held.clone(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+impl Reservation {
+    /// Takes `key`; false when someone else holds it.
+    pub fn take(&mut self, key: String) -> bool {
+        let fresh = self
+            .held
+            .lock()
+            .expect("reservations lock")
+            .insert(key.clone());
+        if fresh {
+            self.keys.push(key);
+        }
+        fresh
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().expect("reservations lock");
+        for k in &self.keys {
+            held.remove(k);
+        }
+    }
+}
+
+pub fn name_key(name: &str) -> String {
+    format!("name:{name}")
+}
+
+pub fn path_key(path: &std::path::Path) -> String {
+    format!("path:{}", path.display())
+}
+
+pub fn volume_key(pool: &str, volume: &str) -> String {
+    format!("volume:{pool}/{volume}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_held_once_and_released_on_drop() {
+        let r = Reservations::default();
+        let mut a = r.start();
+        assert!(a.take(name_key("web")));
+        let mut b = r.start();
+        assert!(!b.take(name_key("web")));
+        assert!(r.is_held(&name_key("web")));
+        drop(a);
+        assert!(!r.is_held(&name_key("web")));
+        assert!(b.take(name_key("web")));
+    }
+}

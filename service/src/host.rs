@@ -1,0 +1,286 @@
+//! The libvirt side: one connection for the service's lifetime, and the
+//! blocking calls the clone engine and the D-Bus API make on it. Every
+//! function here blocks; callers run them in `spawn_blocking`.
+
+use std::collections::{HashMap, HashSet};
+
+use virt::connect::Connect;
+use virt::domain::{Domain, DomainState};
+use virt::error::ErrorNumber;
+use zbus::zvariant::{OwnedValue, Value};
+
+use crate::domain_xml::{self, DomainInfo, METADATA_NS, METADATA_PREFIX, TEMPLATE_ELEMENT};
+use crate::error::{Error, Result};
+use crate::options::normalize_uuid;
+
+/// The flags for the XML a clone starts from: the persistent definition,
+/// including secrets such as VNC passwords (they belong to the copy too).
+const INACTIVE_SECURE_XML: u32 =
+    virt::sys::VIR_DOMAIN_XML_INACTIVE | virt::sys::VIR_DOMAIN_XML_SECURE;
+
+pub struct Host {
+    conn: Connect,
+    uri: String,
+}
+
+/// What `ListVms`/`GetVm` report for one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSummary {
+    pub id: String,
+    pub name: String,
+    pub state: &'static str,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disks: u32,
+    pub interfaces: u32,
+    pub is_template: bool,
+}
+
+impl VmSummary {
+    pub fn to_dict(&self) -> HashMap<String, OwnedValue> {
+        let entries: [(&str, Value<'_>); 8] = [
+            ("id", self.id.as_str().into()),
+            ("name", self.name.as_str().into()),
+            ("state", self.state.into()),
+            ("vcpus", self.vcpus.into()),
+            ("memory-mib", self.memory_mib.into()),
+            ("disks", self.disks.into()),
+            ("interfaces", self.interfaces.into()),
+            ("is-template", self.is_template.into()),
+        ];
+        entries
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    OwnedValue::try_from(v).expect("plain values have no fds"),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The word `ListVms` uses for a libvirt domain state.
+pub fn state_word(state: DomainState) -> &'static str {
+    match state {
+        DomainState::Running | DomainState::Blocked => "running",
+        DomainState::Paused => "paused",
+        DomainState::Shutoff => "shutoff",
+        DomainState::Crashed => "crashed",
+        DomainState::PMSuspended => "suspended",
+        DomainState::NoState | DomainState::Shutdown => "other",
+    }
+}
+
+pub fn is_no_domain(e: &virt::error::Error) -> bool {
+    matches!(
+        e.code(),
+        virt::error::ErrorNumberEnum::Known(ErrorNumber::NoDomain)
+    )
+}
+
+fn is_no_storage_vol(e: &virt::error::Error) -> bool {
+    matches!(
+        e.code(),
+        virt::error::ErrorNumberEnum::Known(ErrorNumber::NoStorageVolume)
+    )
+}
+
+impl Host {
+    pub fn open(uri: &str) -> Result<Host> {
+        let conn = Connect::open(Some(uri)).map_err(|e| {
+            Error::Libvirt(format!(
+                "Cannot connect to libvirt at {uri}: {}. Is libvirtd running?",
+                e.message()
+            ))
+        })?;
+        Ok(Host {
+            conn,
+            uri: uri.to_string(),
+        })
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    pub fn conn(&self) -> &Connect {
+        &self.conn
+    }
+
+    /// The domain with this UUID or name.
+    pub fn lookup(&self, id_or_name: &str) -> Result<Domain> {
+        let by_uuid = normalize_uuid(id_or_name)
+            .and_then(|u| self.conn.lookup_domain_by_uuid_string(&u).ok());
+        if let Some(dom) = by_uuid {
+            return Ok(dom);
+        }
+        self.conn
+            .lookup_domain_by_name(id_or_name)
+            .map_err(|e| match is_no_domain(&e) {
+                true => Error::NotFound(format!(
+                    "No VM named or with UUID “{id_or_name}” exists on {}.",
+                    self.uri
+                )),
+                false => e.into(),
+            })
+    }
+
+    pub fn name_taken(&self, name: &str) -> bool {
+        self.conn.lookup_domain_by_name(name).is_ok()
+    }
+
+    pub fn uuid_taken(&self, uuid: &str) -> bool {
+        self.conn.lookup_domain_by_uuid_string(uuid).is_ok()
+    }
+
+    pub fn inactive_xml(&self, dom: &Domain) -> Result<String> {
+        Ok(dom.xml_desc(INACTIVE_SECURE_XML)?)
+    }
+
+    pub fn state(&self, dom: &Domain) -> Result<&'static str> {
+        let (state, _) = dom.state()?;
+        Ok(state.known().map(state_word).unwrap_or("other"))
+    }
+
+    pub fn summary(&self, dom: &Domain) -> Result<VmSummary> {
+        let state = self.state(dom)?;
+        let info = domain_xml::parse(&dom.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)?)?;
+        Ok(summary_of(&info, state))
+    }
+
+    /// Every domain on the connection. Domains that vanish while we look are skipped.
+    pub fn list(&self) -> Result<Vec<VmSummary>> {
+        let mut out = Vec::new();
+        for dom in self.conn.list_all_domains(0)? {
+            match self.summary(&dom) {
+                Ok(s) => out.push(s),
+                Err(Error::Libvirt(m)) => tracing::debug!("skipping a domain that went away: {m}"),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The MAC addresses of every interface of every domain, lower case.
+    pub fn macs_in_use(&self) -> Result<HashSet<String>> {
+        let mut macs = HashSet::new();
+        for dom in self.conn.list_all_domains(0)? {
+            let Ok(xml) = dom.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE) else {
+                continue;
+            };
+            let info = domain_xml::parse(&xml)?;
+            macs.extend(
+                info.interfaces
+                    .iter()
+                    .filter_map(|i| i.mac.as_ref())
+                    .map(|m| m.to_ascii_lowercase()),
+            );
+            // A running domain's live MACs can differ from its definition.
+            if dom.is_active().unwrap_or(false) {
+                if let Ok(live) = dom.xml_desc(0).map(|x| domain_xml::parse(&x)) {
+                    macs.extend(
+                        live?
+                            .interfaces
+                            .iter()
+                            .filter_map(|i| i.mac.as_ref())
+                            .map(|m| m.to_ascii_lowercase()),
+                    );
+                }
+            }
+        }
+        Ok(macs)
+    }
+
+    pub fn define(&self, xml: &str) -> Result<Domain> {
+        self.conn.define_domain_xml(xml).map_err(|e| {
+            let msg = e.message().to_string();
+            if matches!(
+                e.code(),
+                virt::error::ErrorNumberEnum::Known(ErrorNumber::DomExist)
+                    | virt::error::ErrorNumberEnum::Known(ErrorNumber::OperationFailed)
+            ) && msg.contains("already exists")
+            {
+                Error::NameExists(format!("A VM with that name already exists: {msg}"))
+            } else {
+                Error::Libvirt(format!("libvirt refused the clone's definition: {msg}"))
+            }
+        })
+    }
+
+    /// Removes the definition of the domain with this UUID, if there is one,
+    /// leaving its NVRAM and TPM state to the caller.
+    pub fn undefine_uuid(&self, uuid: &str) -> Result<()> {
+        let dom = match self.conn.lookup_domain_by_uuid_string(uuid) {
+            Ok(d) => d,
+            Err(e) if is_no_domain(&e) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let keep =
+            virt::sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | virt::sys::VIR_DOMAIN_UNDEFINE_KEEP_TPM;
+        dom.undefine_flags(keep)
+            .or_else(|_| dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM))
+            .or_else(|_| dom.undefine())?;
+        Ok(())
+    }
+
+    /// Marks the domain as a template in our libvirt metadata namespace.
+    pub fn mark_template(&self, dom: &Domain) -> Result<()> {
+        dom.set_metadata(
+            virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+            Some(TEMPLATE_ELEMENT),
+            Some(METADATA_PREFIX),
+            Some(METADATA_NS),
+            virt::sys::VIR_DOMAIN_AFFECT_CONFIG,
+        )?;
+        Ok(())
+    }
+
+    /// The storage volume at `path`, if a pool holds it.
+    pub fn volume_at(&self, path: &str) -> Option<virt::storage_vol::StorageVol> {
+        self.conn.lookup_storage_vol_by_path(path).ok()
+    }
+
+    /// Whether the pool already has a volume of that name.
+    pub fn volume_exists(&self, pool: &virt::storage_pool::StoragePool, name: &str) -> bool {
+        pool.lookup_storage_vol_by_name(name).is_ok()
+    }
+
+    /// Deletes a volume by pool and name; a missing one is fine.
+    pub fn delete_volume(&self, pool: &str, name: &str) -> Result<()> {
+        let pool = self.conn.lookup_storage_pool_by_name(pool)?;
+        match pool.lookup_storage_vol_by_name(name) {
+            Ok(vol) => Ok(vol.delete(0)?),
+            Err(e) if is_no_storage_vol(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Re-reads the pools whose folder holds `path`, so a file we created or
+    /// removed there shows up (or vanishes) as a volume.
+    pub fn refresh_pool_of(&self, path: &std::path::Path) {
+        let Some(dir) = path.parent().and_then(|d| d.to_str()) else {
+            return;
+        };
+        if let Ok(pool) = self.conn.lookup_storage_pool_by_target_path(dir) {
+            if pool.is_active().unwrap_or(false) {
+                if let Err(e) = pool.refresh(0) {
+                    tracing::warn!("refreshing the pool of {dir}: {}", e.message());
+                }
+            }
+        }
+    }
+}
+
+pub fn summary_of(info: &DomainInfo, state: &'static str) -> VmSummary {
+    VmSummary {
+        id: info.uuid.clone(),
+        name: info.name.clone(),
+        state,
+        vcpus: info.vcpus,
+        memory_mib: info.memory_kib / 1024,
+        disks: info.disks.len() as u32,
+        interfaces: info.interfaces.len() as u32,
+        is_template: info.is_template,
+    }
+}

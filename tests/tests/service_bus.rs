@@ -1,0 +1,441 @@
+//! End-to-end: the real `vmclone-service` on a private `dbus-daemon`, backed
+//! by libvirt's test driver loaded from `data/demo-host.xml`, driven with
+//! `busctl` (and `gdbus` where the D-Bus error name must be seen).
+
+use std::time::Duration;
+
+use vmclone_tests::*;
+
+fn start() -> (PrivateBus, Service) {
+    let bus = PrivateBus::start();
+    let service = Service::start(&bus, &demo_host_uri(), &[]);
+    (bus, service)
+}
+
+fn names(vms: &[Vm]) -> Vec<String> {
+    vms.iter().map(|v| v.name.clone()).collect()
+}
+
+/// The UUID in busctl's plain reply `s "UUID"`.
+fn reply_string(out: &std::process::Output) -> String {
+    let text = stdout_ok(out);
+    text.trim()
+        .strip_prefix("s \"")
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("not a string reply: {text}"))
+        .to_string()
+}
+
+#[test]
+fn list_vms_reports_the_demo_host() {
+    let (bus, _service) = start();
+    let vms = bus.list_vms();
+    assert_eq!(
+        names(&vms),
+        ["build01", "db01", "debian12-template", "web01", "win11"]
+    );
+    let db01 = vms.iter().find(|v| v.name == "db01").unwrap();
+    assert_eq!(
+        db01,
+        &Vm {
+            id: "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f".into(),
+            name: "db01".into(),
+            state: "shutoff".into(),
+            vcpus: 4,
+            memory_mib: 4096,
+            disks: 2,
+            interfaces: 2,
+            is_template: false,
+        }
+    );
+    let build01 = vms.iter().find(|v| v.name == "build01").unwrap();
+    assert_eq!(build01.state, "running");
+    assert!(
+        vms.iter()
+            .find(|v| v.name == "debian12-template")
+            .unwrap()
+            .is_template
+    );
+    // GetVm answers by name and by UUID alike.
+    assert_eq!(bus.get_vm("db01"), *db01);
+    assert_eq!(bus.get_vm(&db01.id), *db01);
+}
+
+#[test]
+fn clone_vm_defines_an_independent_copy_and_signals_it() {
+    let (bus, _service) = start();
+    let signals = SignalWatch::start(&bus);
+    let before = bus.list_vms();
+    let uuid = reply_string(&bus.call("CloneVm", "ss", &["web01", "web02"]));
+    let web01 = before.iter().find(|v| v.name == "web01").unwrap();
+    assert_ne!(uuid, web01.id);
+    let clone = bus.get_vm("web02");
+    assert_eq!(clone.id, uuid);
+    assert_eq!(clone.state, "shutoff");
+    assert_eq!(
+        (clone.vcpus, clone.memory_mib, clone.disks, clone.interfaces),
+        (web01.vcpus, web01.memory_mib, web01.disks, web01.interfaces)
+    );
+    let after = bus.list_vms();
+    assert_eq!(after.len(), before.len() + 1);
+    // The source is unchanged.
+    assert_eq!(after.iter().find(|v| v.name == "web01").unwrap(), web01);
+    let signal = signals.wait_for("VmCloned", Duration::from_secs(10));
+    assert!(
+        signal.contains(&web01.id) && signal.contains(&uuid) && signal.contains("'web02'"),
+        "VmCloned carries source, clone and name: {signal}"
+    );
+    assert!(signal.contains("uint64"), "and a timestamp: {signal}");
+}
+
+#[test]
+fn options_change_what_was_asked_and_nothing_else() {
+    let (bus, _service) = start();
+    let out = bus.gdbus_call(
+        "CloneVmWithOptions",
+        &[
+            "db01",
+            "db02",
+            "{'vcpus': <uint32 2>, 'memory-mib': <uint64 1024>, 'uuid': <'12345678-1234-4234-8234-123456789abc'>, 'mac-addresses': <['52:54:00:aa:00:01', '52:54:00:aa:00:02']>}",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clone = bus.get_vm("db02");
+    assert_eq!(clone.id, "12345678-1234-4234-8234-123456789abc");
+    assert_eq!(
+        (clone.vcpus, clone.memory_mib, clone.disks, clone.interfaces),
+        (2, 1024, 2, 2)
+    );
+    // The given MACs are now in use: a second clone asking for one is refused.
+    let again = bus.gdbus_call(
+        "CloneVmWithOptions",
+        &[
+            "db01",
+            "db03",
+            "{'mac-addresses': <['52:54:00:aa:00:02', '52:54:00:aa:00:03']>}",
+        ],
+    );
+    let (name, message) = gdbus_error(&again);
+    assert_eq!(name, "org.vmclone.Error.MacInUse");
+    assert!(message.contains("52:54:00:aa:00:02"), "{message}");
+}
+
+#[test]
+fn errors_are_named_and_explain_themselves() {
+    let (bus, _service) = start();
+    let before = bus.list_vms();
+    let cases: &[(&str, &[&str], &str, &str)] = &[
+        (
+            "CloneVm",
+            &["nope", "x"],
+            "org.vmclone.Error.NotFound",
+            "nope",
+        ),
+        (
+            "CloneVm",
+            &["web01", "a/b"],
+            "org.vmclone.Error.InvalidName",
+            "/",
+        ),
+        (
+            "CloneVm",
+            &["web01", ""],
+            "org.vmclone.Error.InvalidName",
+            "",
+        ),
+        (
+            "CloneVm",
+            &["web01", " lead"],
+            "org.vmclone.Error.InvalidName",
+            "space",
+        ),
+        (
+            "CloneVm",
+            &["web01", "db01"],
+            "org.vmclone.Error.NameExists",
+            "db01",
+        ),
+        (
+            "CloneVm",
+            &["build01", "build02"],
+            "org.vmclone.Error.SourceNotShutOff",
+            "running",
+        ),
+        (
+            "CloneVmWithOptions",
+            &["web01", "w3", "{'colour': <'red'>}"],
+            "org.vmclone.Error.InvalidOption",
+            "colour",
+        ),
+        (
+            "CloneVmWithOptions",
+            &["web01", "w3", "{'vcpus': <'four'>}"],
+            "org.vmclone.Error.InvalidOption",
+            "vcpus",
+        ),
+        (
+            "CloneVmWithOptions",
+            &["web01", "w3", "{'mac-addresses': <['52:54:00:1e:02:01']>}"],
+            "org.vmclone.Error.MacInUse",
+            "52:54:00:1e:02:01",
+        ),
+        (
+            "CloneVmWithOptions",
+            &["web01", "w3", "{'storage': <'linked'>}"],
+            "org.vmclone.Error.NotATemplate",
+            "template",
+        ),
+        ("GetVm", &["nope"], "org.vmclone.Error.NotFound", "nope"),
+        (
+            "CheckName",
+            &["db01"],
+            "org.vmclone.Error.NameExists",
+            "db01",
+        ),
+    ];
+    for (method, args, want, mention) in cases {
+        let out = bus.gdbus_call(method, args);
+        let (name, message) = gdbus_error(&out);
+        assert_eq!(&name, want, "{method} {args:?}: {message}");
+        assert!(
+            message.len() > 20,
+            "a message a person can act on: {message:?}"
+        );
+        assert!(
+            message.contains(mention),
+            "{method} {args:?}: {message:?} should mention {mention:?}"
+        );
+    }
+    // A 101-character name is too long; 100 is fine.
+    let long = "x".repeat(101);
+    let (name, _) = gdbus_error(&bus.gdbus_call("CheckName", &[&long]));
+    assert_eq!(name, "org.vmclone.Error.InvalidName");
+    assert!(bus
+        .gdbus_call("CheckName", &[&"x".repeat(100)])
+        .status
+        .success());
+    // Nothing was created by any of the failures.
+    assert_eq!(bus.list_vms(), before);
+}
+
+#[test]
+fn awkward_names_round_trip() {
+    let (bus, _service) = start();
+    for name in ["a&b <\"x'>", "Ünïcødé VM ☃", "with  inner  spaces"] {
+        let uuid = reply_string(&bus.call("CloneVm", "ss", &["web01", name]));
+        let vm = bus.get_vm(name);
+        assert_eq!(vm.name, name);
+        assert_eq!(vm.id, uuid);
+    }
+}
+
+#[test]
+fn same_source_cloned_again_and_again() {
+    let (bus, _service) = start();
+    for n in 0..3 {
+        reply_string(&bus.call("CloneVm", "ss", &["db01", &format!("db01-copy{n}")]));
+    }
+    let vms = bus.list_vms();
+    assert!(["db01-copy0", "db01-copy1", "db01-copy2"]
+        .iter()
+        .all(|n| vms.iter().any(|v| &v.name == n)));
+}
+
+#[test]
+fn two_concurrent_clones_to_one_name_exactly_one_wins() {
+    let (bus, _service) = start();
+    let before = bus.list_vms().len();
+    let outs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| bus.gdbus_call("CloneVm", &["db01", "twin"])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(ok, 1, "exactly one clone succeeds");
+    let failed = outs.iter().find(|o| !o.status.success()).unwrap();
+    assert_eq!(gdbus_error(failed).0, "org.vmclone.Error.NameExists");
+    let vms = bus.list_vms();
+    assert_eq!(vms.len(), before + 1);
+    assert_eq!(vms.iter().filter(|v| v.name == "twin").count(), 1);
+}
+
+#[test]
+fn batch_validates_every_name_first_then_reports_per_name() {
+    let (bus, _service) = start();
+    let before = bus.list_vms();
+    // One bad name: nothing at all is made.
+    let (name, message) =
+        gdbus_error(&bus.gdbus_call("CloneVms", &["web01", "['ok1', 'db01', 'ok2']", "{}"]));
+    assert_eq!(name, "org.vmclone.Error.NameExists");
+    assert!(message.contains("db01"), "{message}");
+    assert_eq!(bus.list_vms(), before);
+    let out =
+        stdout_ok(&bus.gdbus_call("CloneVms", &["web01", "['web-a', 'web-b', 'web-c']", "{}"]));
+    for n in ["web-a", "web-b", "web-c"] {
+        let vm = bus.get_vm(n);
+        assert!(out.contains(&vm.id), "{out} lists {n}'s UUID");
+    }
+}
+
+#[test]
+fn a_failing_clone_leaves_the_host_as_it_was() {
+    let dir = TempDir::new("fail");
+    let disk = dir.path().join("ok.raw");
+    std::fs::write(&disk, vec![7u8; 1 << 20]).unwrap();
+    // The second disk is a network disk, which cannot be copied.
+    let host = format!(
+        r#"<node>
+  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <test:runstate>5</test:runstate>
+    <name>mixed</name>
+    <memory>65536</memory>
+    <os><type>hvm</type></os>
+    <devices>
+      <disk type='file' device='disk'><source file='{}'/><target dev='vda'/></disk>
+      <disk type='network' device='disk'>
+        <source protocol='http' name='/disk.img'><host name='example.org' port='80'/></source>
+        <target dev='vdb'/>
+      </disk>
+    </devices>
+  </domain>
+</node>"#,
+        disk.display()
+    );
+    let uri = test_driver_uri(dir.path(), &host);
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &uri, &[]);
+    let files_before = list_dir(dir.path());
+    let vms_before = bus.list_vms();
+    let (name, message) = gdbus_error(&bus.gdbus_call("CloneVm", &["mixed", "mixed2"]));
+    assert_eq!(name, "org.vmclone.Error.Storage");
+    assert!(
+        message.contains("vdb") && message.contains("network"),
+        "{message}"
+    );
+    assert_eq!(list_dir(dir.path()), files_before);
+    assert_eq!(bus.list_vms(), vms_before);
+}
+
+fn list_dir(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn start_clone_returns_a_job_that_reports_and_finishes() {
+    let (bus, _service) = start();
+    let signals = SignalWatch::start(&bus);
+    let out = stdout_ok(&bus.call("StartClone", "ssa{sv}", &["db01", "db-job", "0"]));
+    let path = out
+        .trim()
+        .strip_prefix("o \"")
+        .and_then(|t| t.strip_suffix('"'))
+        .expect("object path")
+        .to_string();
+    assert!(path.starts_with("/org/vmclone/Manager/jobs/"), "{path}");
+    let finished = signals.wait_for("org.vmclone.Job.Finished", Duration::from_secs(20));
+    assert!(
+        finished.contains(&path) && finished.contains("'succeeded'"),
+        "{finished}"
+    );
+    let prop = |name: &str| {
+        stdout_ok(&bus.busctl(["get-property", BUS_NAME, &path, "org.vmclone.Job", name]))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(prop("State"), "s \"succeeded\"");
+    assert_eq!(prop("NewName"), "s \"db-job\"");
+    assert_eq!(prop("SourceVmId"), "s \"db01\"");
+    let id = bus.get_vm("db-job").id;
+    assert_eq!(prop("ClonedVmId"), format!("s \"{id}\""));
+    assert_eq!(prop("Error"), "s \"\"");
+    // db01's volumes hold 400 + 1200 MiB in the demo pool; the job counted them.
+    assert_eq!(prop("BytesTotal"), format!("t {}", 1600u64 << 20));
+    assert_eq!(prop("BytesDone"), prop("BytesTotal"));
+    // A failing job says why, by name.
+    let out = stdout_ok(&bus.call("StartClone", "ssa{sv}", &["build01", "nope", "0"]));
+    let path = out
+        .trim()
+        .strip_prefix("o \"")
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    let finished = signals.wait_for(
+        &format!("{path}: org.vmclone.Job.Finished"),
+        Duration::from_secs(20),
+    );
+    assert!(finished.contains("'failed'"), "{finished}");
+    let name = stdout_ok(&bus.busctl([
+        "get-property",
+        BUS_NAME,
+        &path,
+        "org.vmclone.Job",
+        "ErrorName",
+    ]));
+    assert_eq!(name.trim(), "s \"org.vmclone.Error.SourceNotShutOff\"");
+}
+
+#[test]
+fn the_service_answers_while_a_clone_runs() {
+    // ListVms is answered while CloneVms works through several clones.
+    let (bus, _service) = start();
+    std::thread::scope(|s| {
+        let batch =
+            s.spawn(|| bus.gdbus_call("CloneVms", &["db01", "['b1', 'b2', 'b3', 'b4']", "{}"]));
+        for _ in 0..5 {
+            assert!(!bus.list_vms().is_empty());
+        }
+        assert!(batch.join().unwrap().status.success());
+    });
+}
+
+#[test]
+fn lifecycle_events_become_vm_state_changed() {
+    let (bus, _service) = start();
+    let signals = SignalWatch::start(&bus);
+    let uuid = reply_string(&bus.call("CloneVm", "ss", &["web01", "web-events"]));
+    let line = signals.wait_for("VmStateChanged", Duration::from_secs(10));
+    assert!(line.contains(&uuid) && line.contains("'shutoff'"), "{line}");
+}
+
+#[test]
+fn properties_tell_version_and_uri() {
+    let (bus, _service) = start();
+    let version =
+        stdout_ok(&bus.busctl(["get-property", BUS_NAME, OBJECT_PATH, INTERFACE, "Version"]));
+    assert_eq!(
+        version.trim(),
+        format!("s \"{}\"", env!("CARGO_PKG_VERSION"))
+    );
+    let uri = stdout_ok(&bus.busctl([
+        "get-property",
+        BUS_NAME,
+        OBJECT_PATH,
+        INTERFACE,
+        "LibvirtUri",
+    ]));
+    assert_eq!(uri.trim(), format!("s \"{}\"", demo_host_uri()));
+}
+
+#[test]
+fn templates_are_reported_and_made() {
+    let (bus, _service) = start();
+    assert!(!bus.get_vm("db01").is_template);
+    stdout_ok(&bus.call("ConvertToTemplate", "s", &["db01"]));
+    assert!(bus.get_vm("db01").is_template);
+    // A running VM cannot become a template.
+    let (name, _) = gdbus_error(&bus.gdbus_call("ConvertToTemplate", &["build01"]));
+    assert_eq!(name, "org.vmclone.Error.SourceNotShutOff");
+    // A full copy of a template is an ordinary VM.
+    reply_string(&bus.call("CloneVm", "ss", &["debian12-template", "deb-full"]));
+    assert!(!bus.get_vm("deb-full").is_template);
+}
