@@ -1141,6 +1141,54 @@ fn our_random_macs_and_uuids_are_fresh_each_time() {
     }
 }
 
+/// libvirt itself accepts every clone we write: each one is defined (then
+/// undefined again) in the test driver, which runs inside `virsh` on an
+/// empty host: no daemon needed.
+#[test]
+fn libvirt_accepts_every_clone() {
+    let dir = std::env::temp_dir().join(format!("vmclone-conformance-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let node = dir.join("node.xml");
+    std::fs::write(&node, "<node/>\n").unwrap();
+    let mut script = String::new();
+    for c in CASES {
+        let file = dir.join(format!("case-{}.xml", c.number));
+        std::fs::write(&file, check(c).ours_xml).unwrap();
+        script.push_str(&format!(
+            "define {}; undefine {}; ",
+            file.display(),
+            c.new_name
+        ));
+    }
+    let out = std::process::Command::new("virsh")
+        .arg("-c")
+        .arg(format!("test://{}", node.display()))
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("this test needs virsh (Debian package libvirt-clients) to ask libvirt: {e}")
+        });
+    std::fs::remove_dir_all(&dir).ok();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "libvirt refused a clone:\n{stderr}"
+    );
+    for c in CASES {
+        assert!(
+            stdout.contains(&format!("Domain '{}' defined from", c.new_name)),
+            "case {}: not defined:\n{stdout}",
+            c.number
+        );
+    }
+    assert_eq!(
+        stdout.matches(" defined from ").count(),
+        CASES.len(),
+        "{stdout}"
+    );
+}
+
 /// The network disks virt-clone refuses to clone are not shared by us
 /// either, and the XML layer refuses to give them a new source: the engine
 /// must report them (as virt-clone does: "'http' is not cloneable").

@@ -811,3 +811,72 @@ fn random_uuids_are_version_4_and_distinct() {
     assert!(is_v4_uuid(&a), "{a}");
     assert_ne!(a, b);
 }
+
+/// libvirt accepts both fixtures and their clones (with overlays, new NVRAM,
+/// vcpus and memory): each is defined in the test driver inside `virsh`.
+#[test]
+fn libvirt_accepts_the_fixtures_and_their_clones() {
+    let dir = std::env::temp_dir().join(format!("vmclone-domain-xml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let node = dir.join("node.xml");
+    std::fs::write(&node, "<node/>\n").unwrap();
+    let mut script = String::new();
+    let mut names = Vec::new();
+    for (i, src) in [WEB01, ODD].into_iter().enumerate() {
+        let info = parse(src).unwrap();
+        let macs = macs(info.interfaces.len());
+        let disks: Vec<Option<NewDisk>> = info
+            .disks
+            .iter()
+            .map(|d| {
+                let copyable = matches!(d.source, DiskSource::File(_) | DiskSource::Volume { .. });
+                (!d.is_shared() && copyable).then(|| NewDisk {
+                    target: DiskTarget::File(format!("/i/clone-{i}.qcow2").into()),
+                    driver_type: Some("qcow2".into()),
+                    overlay: true,
+                })
+            })
+            .collect();
+        let new_name = format!("{} clone ☃", info.name);
+        let nvram = PathBuf::from(format!("/nvram/{new_name}_VARS.fd"));
+        let edits = CloneEdits {
+            new_uuid: &random_uuid(),
+            nvram: Some(&nvram),
+            vcpus: Some(3),
+            memory_kib: Some(1_048_576),
+            ..plain_edits(&new_name, &macs, &disks)
+        };
+        let out = rewrite(src, &edits).unwrap();
+        // The test driver only runs domains of type 'test'.
+        for (tag, xml) in [("src", src.to_owned()), ("clone", out)] {
+            let xml = xml.replacen("<domain type='kvm'", "<domain type='test'", 1);
+            let xml = xml.replacen("<domain type=\"kvm\"", "<domain type=\"test\"", 1);
+            let file = dir.join(format!("{i}-{tag}.xml"));
+            std::fs::write(&file, xml).unwrap();
+            script.push_str(&format!("define {}; ", file.display()));
+        }
+        names.push(info.name);
+        names.push(new_name);
+    }
+    let out = std::process::Command::new("virsh")
+        .arg("-c")
+        .arg(format!("test://{}", node.display()))
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("this test needs virsh (Debian package libvirt-clients) to ask libvirt: {e}")
+        });
+    std::fs::remove_dir_all(&dir).ok();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "libvirt refused:\n{stderr}"
+    );
+    for name in names {
+        assert!(
+            stdout.contains(&format!("Domain '{name}' defined from")),
+            "{name} not defined:\n{stdout}"
+        );
+    }
+}
