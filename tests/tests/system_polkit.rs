@@ -234,6 +234,74 @@ fn a_polkit_rule_grants_cloning_to_a_group() {
 
 #[test]
 #[ignore = "needs root, the system bus and polkitd"]
+fn interactive_authorization_asks_the_agent_for_an_admin_password() {
+    let _serial = system_lock();
+    require_system();
+    let _policies = ProjectPolicies::install();
+    let host = TempDir::new("h3-host");
+    let service = SystemService::start(&test_driver_uri(host.path(), HOST_XML));
+    let user = TestUser::create("vmclone-test-user", None);
+    let admin = TestUser::create("vmclone-test-admin", None);
+    let password = format!("pw-{}-{:?}", std::process::id(), Instant::now());
+    admin.set_password(&password);
+    // The admin polkit asks for (only this one, so the agent asks no questions), and a
+    // canary that shows the file is loaded.
+    let _admin_rule = PlacedFile::put(
+        Path::new(RULES_DIR).join("40-vmclone-test-admin.rules"),
+        format!(
+            "// vmclone test rule (removed by the test)\n\
+             polkit.addAdminRule(function(action, subject) {{\n\
+             \x20   return [\"unix-user:{0}\"];\n\
+             }});\n\
+             polkit.addRule(function(action, subject) {{\n\
+             \x20   if (action.id == \"org.vmclone.list-vms\" && subject.user == \"{0}\") {{\n\
+             \x20       return polkit.Result.NO;\n\
+             \x20   }}\n\
+             }});\n",
+            admin.name
+        ),
+        false,
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "polkitd to load the admin rule",
+        || !admin.polkit_allows("org.vmclone.list-vms"),
+    );
+
+    // An agent runs, but the call does not allow interaction: polkit must not ask.
+    let (ok, transcript) = user.call_with_agent(false, "h3-web-noflag", Some(&password));
+    assert!(!ok, "cloned without authentication:\n{transcript}");
+    assert!(!transcript.contains("AUTHENTICATING"), "{transcript}");
+    assert!(transcript.contains("org.vmclone.clone-vm"), "{transcript}");
+
+    // Interaction allowed, wrong password: refused.
+    let (ok, transcript) = user.call_with_agent(true, "h3-web-wrongpw", Some("not-the-password"));
+    assert!(!ok, "cloned with a wrong password:\n{transcript}");
+    assert!(
+        transcript.contains("AUTHENTICATING FOR org.vmclone.clone-vm")
+            && transcript.contains(&format!("Authenticating as: {}", admin.name)),
+        "the agent was not asked for the admin's password:\n{transcript}"
+    );
+    assert!(transcript.contains("not authorized"), "{transcript}");
+
+    // Interaction allowed, the admin's password: the clone is made.
+    let (ok, transcript) = user.call_with_agent(true, "h3-web-interactive", Some(&password));
+    assert!(ok, "interactive authorization failed:\n{transcript}");
+    assert!(
+        transcript.contains("AUTHENTICATION COMPLETE"),
+        "{transcript}"
+    );
+
+    let names = vm_names(&service);
+    assert!(names.contains("h3-web-interactive"), "{names:?}");
+    assert!(
+        !names.contains("h3-web-noflag") && !names.contains("h3-web-wrongpw"),
+        "{names:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, the system bus and polkitd"]
 fn with_polkitd_stopped_every_call_is_refused() {
     let _serial = system_lock();
     require_system();
@@ -902,6 +970,110 @@ impl TestUser {
 
     fn gdbus_call(&self, method: &str, args: &[&str]) -> Output {
         run(self.command("gdbus").args(gdbus_args(method, args)))
+    }
+
+    /// Sets the user's login password (for polkit's admin authentication).
+    fn set_password(&self, password: &str) {
+        let mut child = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("chpasswd");
+        std::io::Write::write_all(
+            child.stdin.as_mut().unwrap(),
+            format!("{}:{password}\n", self.name).as_bytes(),
+        )
+        .unwrap();
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success(), "chpasswd failed");
+    }
+
+    /// `busctl CloneVm h3-web NEW_NAME` as this user, with a polkit text agent (pkttyagent)
+    /// registered for the busctl process, on a pseudo-terminal (`script`); types `password`
+    /// when the agent asks. Returns whether the call succeeded and what the terminal showed.
+    fn call_with_agent(
+        &self,
+        interactive: bool,
+        new_name: &str,
+        password: Option<&str>,
+    ) -> (bool, String) {
+        // `exec` keeps the shell's pid and start time, the process the agent serves.
+        let script = format!(
+            "d=$(mktemp -d) && mkfifo \"$d/ready\" || exit 90\n\
+             pkttyagent --process $$ --notify-fd 3 3>\"$d/ready\" &\n\
+             echo \"agent-pid=$!\"\n\
+             cat \"$d/ready\" >/dev/null; rm -r \"$d\"\n\
+             exec busctl --system --allow-interactive-authorization={} call {BUS_NAME} \
+             {OBJECT_PATH} {INTERFACE} CloneVm ss h3-web {new_name}\n",
+            if interactive { "yes" } else { "no" }
+        );
+        let mut child = self
+            .command("script")
+            .args(["-q", "-e", "-c", &script, "/dev/null"])
+            .env("SHELL", "/bin/sh")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script is installed (package bsdutils)");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdin = child.stdin.take();
+        let mut transcript = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            while let Ok(chunk) = rx.try_recv() {
+                transcript.extend_from_slice(&chunk);
+            }
+            if let (Some(pw), true) = (
+                password,
+                String::from_utf8_lossy(&transcript).contains("Password:"),
+            ) {
+                if let Some(mut input) = stdin.take() {
+                    std::io::Write::write_all(&mut input, format!("{pw}\n").as_bytes()).unwrap();
+                }
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "busctl with a polkit agent hung:\n{}",
+                    String::from_utf8_lossy(&transcript)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(stdin);
+        std::thread::sleep(Duration::from_millis(100));
+        while let Ok(chunk) = rx.try_recv() {
+            transcript.extend_from_slice(&chunk);
+        }
+        let transcript = String::from_utf8_lossy(&transcript).into_owned();
+        // The agent outlives the call it served; stop it (by its pid) before userdel.
+        if let Some(pid) = transcript
+            .split("agent-pid=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        {
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "pkttyagent" {
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+        (status.success(), transcript)
     }
 
     /// What polkit answers for a process of this user (`pkcheck` on itself).
