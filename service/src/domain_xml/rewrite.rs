@@ -25,7 +25,7 @@ use crate::naming::rename_in_file_name;
 ///   loses `<target dev>`;
 /// - `<sysinfo>` values equal to the old UUID take the new one; a non-empty
 ///   `<genid>` gets a new random value;
-/// - `<graphics>` with fixed ports become automatic;
+/// - `<graphics>` with fixed ports and a fixed vsock CID become automatic;
 /// - unix channels with libvirt-generated socket paths lose the path;
 ///   serial/console/channel/parallel files and sockets named after the VM are
 ///   renamed;
@@ -254,11 +254,7 @@ impl<'x, 'e> Rewriter<'x, 'e> {
         }
         if let Event::Text(t) = &ev {
             if t.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) {
-                let ws = String::from(&**t);
-                if let Some(prev) = self.pending_ws.take() {
-                    self.emit(Event::Text(BytesText::from_escaped(prev)))?;
-                }
-                self.pending_ws = Some(ws);
+                self.pending_ws.get_or_insert_with(String::new).push_str(t);
                 return Ok(());
             }
         }
@@ -340,8 +336,6 @@ impl<'x, 'e> Rewriter<'x, 'e> {
                 if let Some(ws) = self.pending_ws.take() {
                     held.push(Event::Text(BytesText::from_escaped(ws)));
                 }
-                // Write any earlier held-back metadata first (cannot nest, but be safe).
-                self.flush_metadata()?;
                 held.push(Event::Start(start));
                 self.metadata = Some(held);
                 self.push(name);
@@ -373,15 +367,6 @@ impl<'x, 'e> Rewriter<'x, 'e> {
             name,
             child_ws: None,
         });
-    }
-
-    fn flush_metadata(&mut self) -> Result<(), XmlError> {
-        if let Some(held) = self.metadata.take() {
-            for e in held {
-                self.out.write_event(e)?;
-            }
-        }
-        Ok(())
     }
 
     fn on_end(&mut self, end: BytesEnd) -> Result<(), XmlError> {
@@ -692,6 +677,10 @@ impl<'x, 'e> Rewriter<'x, 'e> {
             };
         }
 
+        if self.at(&["domain", "devices", "vsock"]) && name == "cid" {
+            return Ok(Action::Keep(vsock_cid(e, self.quote)?));
+        }
+
         if self.at(&["domain", "devices", "interface"]) {
             return match name {
                 "mac" => {
@@ -770,6 +759,19 @@ fn is_generated_socket(path: &str) -> bool {
     path.contains("/libvirt/qemu/channel/")
         || path.contains("/libvirt/qemu/lib/channel/")
         || path.split('/').any(domain_dir)
+}
+
+/// `<vsock><cid>`: a fixed CID is unique per host, so the clone gets an
+/// automatic one (or it could never run next to its source).
+fn vsock_cid(e: &BytesStart, quote: char) -> Result<BytesStart<'static>, Bad> {
+    if attr(e, "auto")?.as_deref() == Some("yes") {
+        return Ok(e.to_owned().into_owned());
+    }
+    tag::edit(
+        e,
+        &[Edit::Set("auto", "yes"), Edit::Remove("address")],
+        quote,
+    )
 }
 
 /// `<graphics>`: fixed ports become automatic.

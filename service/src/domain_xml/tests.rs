@@ -394,6 +394,11 @@ fn rewrite_of_a_virt_manager_vm_changes_exactly_the_clone_rules() {
         "<graphics type='vnc' port='5910' autoport='no' websocket='5710' listen='127.0.0.1'>",
         "<graphics type='vnc' port='-1' autoport='yes' websocket='-1' listen='127.0.0.1'>",
     );
+    r(
+        &mut want,
+        "<cid auto='no' address='3'/>",
+        "<cid auto='yes'/>",
+    );
     assert_eq!(out, want);
 
     // And the result reads back as the clone.
@@ -627,6 +632,29 @@ fn automatic_graphics_ports_are_left_as_they_are() {
 }
 
 #[test]
+fn a_fixed_vsock_cid_becomes_automatic() {
+    let xml = |cid: &str| {
+        format!(
+            "<domain><name>v</name><uuid>{NEW_UUID}</uuid><memory>1</memory><devices>\
+             <vsock model='virtio'>{cid}</vsock></devices></domain>"
+        )
+    };
+    let out = rewrite(
+        &xml("<cid auto='no' address='3'/>"),
+        &plain_edits("w", &[], &[]),
+    )
+    .unwrap();
+    assert!(
+        out.contains("<vsock model='virtio'><cid auto='yes'/></vsock>"),
+        "{out}"
+    );
+    let out = rewrite(&xml("<cid address='7'/>"), &plain_edits("w", &[], &[])).unwrap();
+    assert!(out.contains("<cid auto='yes'/>"), "{out}");
+    let out = rewrite(&xml("<cid auto='yes'/>"), &plain_edits("w", &[], &[])).unwrap();
+    assert!(out.contains("<cid auto='yes'/>"), "{out}");
+}
+
+#[test]
 fn only_generated_channel_sockets_lose_their_path() {
     let xml = format!(
         "<domain><name>web01</name><uuid>{NEW_UUID}</uuid><memory>1</memory><devices>\
@@ -797,6 +825,7 @@ fn a_minimal_clone_changes_only_the_fixed_rules() {
             "<source mode='bind' path='/srv/sockets/web01-app.sock'/>",
             "<graphics type='spice' port='5901' tlsPort='5902' autoport='no'>",
             "<graphics type='vnc' port='5910' autoport='no' websocket='5710' listen='127.0.0.1'>",
+            "<cid auto='no' address='3'/>",
         ]
     );
     // Files named after the VM follow it, spaces and all.
