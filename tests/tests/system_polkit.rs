@@ -480,6 +480,28 @@ fn polkit_policy_is_valid_against_polkits_dtd() {
         6,
         "every description and message is translatable in the vmclone domain"
     );
+
+    // What `make install` installs: the translations from po/ merged in.
+    let root = workspace_root();
+    if !linguas(&root).is_empty() {
+        let dir = TempDir::new("h3-policy");
+        let merged = dir.path().join("org.vmclone.policy");
+        stdout_ok(&run(Command::new("msgfmt")
+            .arg("--xml")
+            .arg(format!("--template={}", policy.display()))
+            .arg("-d")
+            .arg(root.join("po"))
+            .arg("-o")
+            .arg(&merged)));
+        let out = run(Command::new("xmllint")
+            .args(["--noout", "--dtdvalid", POLKIT_DTD])
+            .arg(&merged));
+        assert!(
+            out.status.success(),
+            "the policy with translations merged does not validate:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -605,6 +627,17 @@ fn make_install_puts_every_file_in_place() {
         }
         let installed: BTreeSet<String> = files_under(dest.path()).into_iter().collect();
         assert_eq!(installed, expected, "make install prefix={prefix}");
+        let policy = fs::read_to_string(
+            dest.path()
+                .join("usr/share/polkit-1/actions/org.vmclone.policy"),
+        )
+        .unwrap();
+        for lang in &linguas {
+            assert!(
+                policy.contains(&format!("xml:lang=\"{lang}\"")),
+                "the installed polkit policy lacks the {lang} translation"
+            );
+        }
 
         let exec = format!("{prefix}/libexec/vmclone-service");
         let activation = fs::read_to_string(dest.path().join(format!(
