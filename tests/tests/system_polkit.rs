@@ -24,6 +24,8 @@ const BUS_POLICY: &str = "/etc/dbus-1/system.d/org.vmclone.Manager.conf";
 const POLKIT_ACTIONS: &str = "/usr/share/polkit-1/actions/org.vmclone.policy";
 const POLKIT_DTD: &str = "/usr/share/polkit-1/policyconfig-1.dtd";
 const RULES_DIR: &str = "/etc/polkit-1/rules.d";
+/// Read by the system bus before /usr/share/dbus-1/system-services.
+const ACTIVATION_DIR: &str = "/usr/local/share/dbus-1/system-services";
 const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
 const POLKIT_NAME: &str = "org.freedesktop.PolicyKit1";
 /// A higher-precedence activation file than polkit's own in /usr/share: while it is in
@@ -340,6 +342,87 @@ fn with_polkitd_stopped_every_call_is_refused() {
         before
     );
     assert!(!vm_names(&service).contains("h3-web-nopolkit"));
+}
+
+/// The activation file as shipped (only `Exec=` pointed at the built binary and the test
+/// host, as `make install` points it at $(libexecdir)): the first call starts the service.
+#[test]
+#[ignore = "needs root, the system bus and polkitd"]
+fn the_bus_starts_the_service_on_first_call() {
+    let _serial = system_lock();
+    require_system();
+    assert!(
+        !name_has_owner(BUS_NAME),
+        "{BUS_NAME} is already owned on the system bus (an installed vmclone?); stop it first"
+    );
+    let _policies = ProjectPolicies::install();
+    let host = TempDir::new("h3-host");
+    let state = TempDir::new("h3-state");
+    let shipped =
+        fs::read_to_string(workspace_root().join("data/org.vmclone.Manager.service")).unwrap();
+    let exec = format!(
+        "Exec={} --uri {} --state-dir {}",
+        built_binary("vmclone-service").display(),
+        test_driver_uri(host.path(), HOST_XML),
+        state.path().display()
+    );
+    let activation: String = shipped
+        .lines()
+        .map(|l| {
+            if l.starts_with("Exec=") {
+                exec.as_str()
+            } else {
+                l
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let _activation = PlacedFile::put(
+        Path::new(ACTIVATION_DIR).join("org.vmclone.Manager.service"),
+        activation,
+        true,
+    );
+    let activatable = stdout_ok(&run(Command::new("busctl").args([
+        "--system",
+        "call",
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "ListActivatableNames",
+    ])));
+    assert!(
+        activatable.contains(&format!("\"{BUS_NAME}\"")),
+        "{activatable}"
+    );
+
+    let out = run(Command::new("busctl").arg("--system").args(list_args()));
+    // Stop what the bus started (by its pid) whatever the outcome.
+    if name_has_owner(BUS_NAME) {
+        let pid = stdout_ok(&run(Command::new("busctl").args([
+            "--system",
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "GetConnectionUnixProcessID",
+            "s",
+            BUS_NAME,
+        ])));
+        let pid: i32 = pid.trim().trim_start_matches("u ").parse().unwrap();
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        wait_until(
+            Duration::from_secs(70),
+            "the activated service to stop",
+            || !name_has_owner(BUS_NAME),
+        );
+    }
+    let names: BTreeSet<String> = vms(&out).into_iter().map(|(_, name)| name).collect();
+    assert!(
+        names.contains("h3-web"),
+        "ListVms through activation: {names:?}"
+    );
 }
 
 #[test]
@@ -811,12 +894,20 @@ fn vm_names(service: &SystemService) -> BTreeSet<String> {
 struct PlacedFile {
     path: PathBuf,
     previous: Option<Vec<u8>>,
+    /// Folders made for the file, innermost first; removed again.
+    created_dirs: Vec<PathBuf>,
     reload_bus: bool,
 }
 
 impl PlacedFile {
     fn put(path: PathBuf, contents: impl AsRef<[u8]>, reload_bus: bool) -> PlacedFile {
         let previous = fs::read(&path).ok();
+        let created_dirs: Vec<PathBuf> = path
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| !dir.exists())
+            .map(Path::to_path_buf)
+            .collect();
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         if reload_bus {
@@ -825,6 +916,7 @@ impl PlacedFile {
         PlacedFile {
             path,
             previous,
+            created_dirs,
             reload_bus,
         }
     }
@@ -836,6 +928,9 @@ impl Drop for PlacedFile {
             Some(bytes) => fs::write(&self.path, bytes),
             None => fs::remove_file(&self.path),
         };
+        for dir in &self.created_dirs {
+            let _ = fs::remove_dir(dir);
+        }
         if self.reload_bus {
             reload_system_bus();
         }
