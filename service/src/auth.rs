@@ -214,3 +214,58 @@ fn polkit_failure(e: &zbus::Error) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Action; 3] = [Action::ListVms, Action::CloneVm, Action::ManageTemplates];
+
+    #[test]
+    fn every_action_is_declared_in_the_polkit_policy() {
+        let policy = include_str!("../../data/org.vmclone.policy");
+        for action in ALL {
+            assert!(
+                policy.contains(&format!("<action id=\"{}\">", action.id())),
+                "{} is not in data/org.vmclone.policy",
+                action.id()
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_action() {
+        for action in ALL {
+            let denied = AuthError::Denied {
+                action: action.id(),
+            }
+            .to_string();
+            assert!(
+                denied.contains(action.id()) && denied.contains("rules.d"),
+                "{denied}"
+            );
+            let unavailable = AuthError::Unavailable {
+                action: action.id(),
+                reason: "polkit is unreachable".into(),
+            }
+            .to_string();
+            assert!(unavailable.contains(action.id()), "{unavailable}");
+        }
+    }
+
+    #[tokio::test]
+    async fn disabled_allows_every_action() {
+        let msg = zbus::Message::method_call("/org/vmclone/Manager", "CloneVm")
+            .unwrap()
+            .sender(":1.42")
+            .unwrap()
+            .build(&())
+            .unwrap();
+        for action in ALL {
+            assert!(Authorizer::disabled()
+                .check(&msg.header(), action)
+                .await
+                .is_ok());
+        }
+    }
+}
