@@ -1,0 +1,85 @@
+//! The application: one main window, the About window, keyboard shortcuts.
+
+use adw::prelude::*;
+use gettextrs::gettext;
+use gtk::{gio, glib};
+
+use crate::client::Client;
+use crate::config;
+use crate::window::Window;
+
+/// Builds the application. `bus_address` selects a bus other than the system
+/// bus (tests use a private one).
+pub fn new(bus_address: Option<String>) -> adw::Application {
+    let app = adw::Application::builder()
+        .application_id(config::APP_ID)
+        .resource_base_path(config::RESOURCE_BASE)
+        .build();
+    app.connect_activate(move |app| {
+        if let Some(window) = app.active_window() {
+            GtkWindowExt::present(&window);
+            return;
+        }
+        let (client, events) = Client::start(bus_address.clone());
+        let window = Window::new(app, client, events);
+        if std::env::var_os("VMCLONE_BENCH_FIRST_FRAME").is_some() {
+            report_first_frame_with_rows(app, &window);
+        }
+        GtkWindowExt::present(&window);
+    });
+    let about = gio::ActionEntry::builder("about")
+        .activate(|app: &adw::Application, _, _| show_about(app))
+        .build();
+    let quit = gio::ActionEntry::builder("quit")
+        .activate(|app: &adw::Application, _, _| app.quit())
+        .build();
+    app.add_action_entries([about, quit]);
+    app.set_accels_for_action("app.quit", &["<Control>q"]);
+    app.set_accels_for_action("window.close", &["<Control>w"]);
+    app
+}
+
+fn show_about(app: &adw::Application) {
+    let about = adw::AboutWindow::builder()
+        .application_name(gettext("VM Clone"))
+        .application_icon(config::APP_ID)
+        .developer_name(gettext("The vmclone developers"))
+        .version(config::VERSION)
+        .comments(gettext(
+            "Make independent, bootable copies of shut-off virtual machines",
+        ))
+        .license_type(gtk::License::Gpl20)
+        // Translators: put your names here, one per line
+        .translator_credits(gettext("translator-credits"))
+        .modal(true)
+        .build();
+    if let Some(window) = app.active_window() {
+        about.set_transient_for(Some(&window));
+    }
+    about.present();
+}
+
+/// For tools/bench-gui.sh: once a frame showing VM rows has been painted,
+/// print the wall-clock time (µs since the epoch) and quit. The script
+/// compares it with the time it launched the process.
+fn report_first_frame_with_rows(app: &adw::Application, window: &Window) {
+    let app = app.clone();
+    window.add_tick_callback(move |window, clock| {
+        if window.visible_rows().is_empty() {
+            return glib::ControlFlow::Continue;
+        }
+        let app = app.clone();
+        let rows = window.visible_rows().len();
+        let handler = std::rc::Rc::new(std::cell::Cell::new(None));
+        let slot = handler.clone();
+        let id = clock.connect_after_paint(move |clock| {
+            println!("first-frame-with-rows {} rows={rows}", glib::real_time());
+            if let Some(id) = slot.take() {
+                clock.disconnect(id);
+            }
+            app.quit();
+        });
+        handler.set(Some(id));
+        glib::ControlFlow::Break
+    });
+}

@@ -1,0 +1,21 @@
+//! VM Clone, the GNOME app of vmclone: lists libvirt VMs through the vmclone
+//! service and clones them, with live updates, progress and cancel.
+
+pub mod application;
+pub mod client;
+pub mod clone_dialog;
+pub mod config;
+pub mod i18n;
+pub mod job_bar;
+pub mod vm_object;
+pub mod vm_row;
+pub mod window;
+
+use gtk::gio;
+
+/// Registers the compiled-in UI files, style and icons. Idempotent.
+pub fn register_resources() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| gio::resources_register_include!("vmclone.gresource").expect("resources"));
+}

@@ -1,0 +1,588 @@
+//! The main window: the live VM list, search, status pages, jobs and toasts.
+
+use adw::prelude::*;
+use adw::subclass::prelude::*;
+use gettextrs::gettext;
+use gtk::{gio, glib};
+
+use crate::client::{Client, ClientError, JobEvent, JobOutcome, ServiceEvent, Storage, VmInfo};
+use crate::clone_dialog::CloneDialog;
+use crate::job_bar::JobBar;
+use crate::vm_object::VmObject;
+use crate::vm_row::VmRow;
+
+mod imp {
+    use std::cell::{Cell, OnceCell};
+
+    use adw::subclass::prelude::*;
+    use gtk::{gio, glib};
+
+    use crate::client::Client;
+
+    #[derive(Default, gtk::CompositeTemplate)]
+    #[template(resource = "/org/vmclone/VmClone/window.ui")]
+    pub struct Window {
+        #[template_child]
+        pub toast_overlay: TemplateChild<adw::ToastOverlay>,
+        #[template_child]
+        pub search_button: TemplateChild<gtk::ToggleButton>,
+        #[template_child]
+        pub search_bar: TemplateChild<gtk::SearchBar>,
+        #[template_child]
+        pub search_entry: TemplateChild<gtk::SearchEntry>,
+        #[template_child]
+        pub jobs_box: TemplateChild<gtk::Box>,
+        #[template_child]
+        pub stack: TemplateChild<gtk::Stack>,
+        #[template_child]
+        pub list_view: TemplateChild<gtk::ListView>,
+        #[template_child]
+        pub unreachable_page: TemplateChild<adw::StatusPage>,
+        #[template_child]
+        pub unauthorized_page: TemplateChild<adw::StatusPage>,
+        pub client: OnceCell<Client>,
+        pub store: OnceCell<gio::ListStore>,
+        pub filter: OnceCell<gtk::StringFilter>,
+        pub filtered: OnceCell<gtk::FilterListModel>,
+        pub selection: OnceCell<gtk::SingleSelection>,
+        /// The list arrived and no error page is up.
+        pub loaded: Cell<bool>,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for Window {
+        const NAME: &'static str = "VmCloneWindow";
+        type Type = super::Window;
+        type ParentType = adw::ApplicationWindow;
+
+        fn class_init(klass: &mut Self::Class) {
+            klass.bind_template();
+            klass.install_action("win.reload", None, |win, _, _| win.reload());
+            klass.install_action("win.clone", Some(glib::VariantTy::STRING), |win, _, id| {
+                if let Some(id) = id.and_then(|v| v.str()) {
+                    win.open_clone_dialog(id);
+                }
+            });
+            klass.install_action(
+                "win.select-vm",
+                Some(glib::VariantTy::STRING),
+                |win, _, id| {
+                    if let Some(id) = id.and_then(|v| v.str()) {
+                        win.select_vm(id);
+                    }
+                },
+            );
+            klass.install_action(
+                "win.show-error",
+                Some(glib::VariantTy::new("(ss)").expect("a valid type")),
+                |win, _, details| {
+                    if let Some((heading, message)) =
+                        details.and_then(|v| v.get::<(String, String)>())
+                    {
+                        win.show_error(&heading, &message);
+                    }
+                },
+            );
+            klass.install_action("win.search", None, |win, _, _| {
+                use gtk::prelude::ToggleButtonExt;
+                let button = &win.imp().search_button;
+                button.set_active(!button.is_active());
+            });
+            klass.add_binding_action(
+                gtk::gdk::Key::f,
+                gtk::gdk::ModifierType::CONTROL_MASK,
+                "win.search",
+            );
+            klass.add_binding_action(
+                gtk::gdk::Key::r,
+                gtk::gdk::ModifierType::CONTROL_MASK,
+                "win.reload",
+            );
+        }
+
+        fn instance_init(obj: &glib::subclass::InitializingObject<Self>) {
+            obj.init_template();
+        }
+    }
+
+    impl ObjectImpl for Window {}
+    impl WidgetImpl for Window {}
+    impl WindowImpl for Window {}
+    impl ApplicationWindowImpl for Window {}
+    impl AdwApplicationWindowImpl for Window {}
+}
+
+glib::wrapper! {
+    pub struct Window(ObjectSubclass<imp::Window>)
+        @extends gtk::Widget, gtk::Window, gtk::ApplicationWindow, adw::ApplicationWindow,
+        @implements gio::ActionGroup, gio::ActionMap, gtk::Buildable,
+            gtk::ConstraintTarget, gtk::Native, gtk::Root, gtk::ShortcutManager;
+}
+
+/// Which page the window shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Loading,
+    List,
+    Empty,
+    NoResults,
+    Unreachable,
+    Unauthorized,
+}
+
+impl Page {
+    fn name(self) -> &'static str {
+        match self {
+            Page::Loading => "loading",
+            Page::List => "list",
+            Page::Empty => "empty",
+            Page::NoResults => "no-results",
+            Page::Unreachable => "unreachable",
+            Page::Unauthorized => "unauthorized",
+        }
+    }
+}
+
+impl Window {
+    /// A window listing the VMs of the service `client` talks to; `events`
+    /// are the service's signals, which keep the list current.
+    pub fn new(
+        app: &impl IsA<gtk::Application>,
+        client: Client,
+        events: async_channel::Receiver<ServiceEvent>,
+    ) -> Window {
+        let win: Window = glib::Object::builder().property("application", app).build();
+        win.imp().client.set(client).ok();
+        win.setup_list();
+        win.setup_search();
+        let this = win.downgrade();
+        glib::spawn_future_local(async move {
+            while let Ok(event) = events.recv().await {
+                let Some(win) = this.upgrade() else { return };
+                win.on_service_event(event);
+            }
+        });
+        win.reload();
+        win
+    }
+
+    fn client(&self) -> Client {
+        self.imp()
+            .client
+            .get()
+            .expect("client is set in new")
+            .clone()
+    }
+
+    fn store(&self) -> &gio::ListStore {
+        self.imp().store.get().expect("set up in new")
+    }
+
+    fn setup_list(&self) {
+        let imp = self.imp();
+        let store = gio::ListStore::new::<VmObject>();
+        let filter = gtk::StringFilter::builder()
+            .expression(gtk::PropertyExpression::new(
+                VmObject::static_type(),
+                gtk::Expression::NONE,
+                "name",
+            ))
+            .ignore_case(true)
+            .match_mode(gtk::StringFilterMatchMode::Substring)
+            .build();
+        let filtered = gtk::FilterListModel::new(Some(store.clone()), Some(filter.clone()));
+        let selection = gtk::SingleSelection::builder()
+            .model(&filtered)
+            .autoselect(false)
+            .can_unselect(true)
+            .build();
+
+        let factory = gtk::SignalListItemFactory::new();
+        factory.connect_setup(|_, item| {
+            let item = item.downcast_ref::<gtk::ListItem>().expect("a ListItem");
+            item.set_child(Some(&VmRow::default()));
+        });
+        factory.connect_bind(|_, item| {
+            let item = item.downcast_ref::<gtk::ListItem>().expect("a ListItem");
+            let vm = item.item().and_downcast::<VmObject>().expect("a VmObject");
+            let row = item.child().and_downcast::<VmRow>().expect("a VmRow");
+            row.bind(&vm);
+        });
+        imp.list_view.set_factory(Some(&factory));
+        imp.list_view.set_model(Some(&selection));
+
+        let this = self.downgrade();
+        filtered.connect_items_changed(move |_, _, _, _| {
+            if let Some(win) = this.upgrade() {
+                win.update_page();
+            }
+        });
+        imp.store.set(store).ok();
+        imp.filter.set(filter).ok();
+        imp.filtered.set(filtered).ok();
+        imp.selection.set(selection).ok();
+    }
+
+    fn setup_search(&self) {
+        let imp = self.imp();
+        imp.search_bar.connect_entry(&*imp.search_entry);
+        imp.search_bar.set_key_capture_widget(Some(self));
+        let filter = imp.filter.get().expect("set up").clone();
+        imp.search_entry.connect_search_changed(move |entry| {
+            filter.set_search(Some(&entry.text()));
+        });
+        let entry = imp.search_entry.get();
+        imp.search_bar
+            .connect_search_mode_enabled_notify(move |bar| {
+                if !bar.is_search_mode() {
+                    entry.set_text("");
+                }
+            });
+    }
+
+    /// Fetches the whole list again (at start, on Retry, when the service reappears).
+    pub fn reload(&self) {
+        if !self.imp().loaded.get() {
+            self.show_page(Page::Loading);
+        }
+        let client = self.client();
+        let this = self.downgrade();
+        glib::spawn_future_local(async move {
+            let result = client.list_vms().await;
+            let Some(win) = this.upgrade() else { return };
+            match result {
+                Ok(vms) => win.set_vms(vms),
+                Err(err) => win.show_error_page(&err),
+            }
+        });
+    }
+
+    fn show_error_page(&self, err: &ClientError) {
+        let imp = self.imp();
+        imp.loaded.set(false);
+        match err {
+            ClientError::NotAuthorized(_) => {
+                imp.unauthorized_page.set_description(Some(&gettext(
+                    "Your account may not manage virtual machines on this computer. Ask an administrator for access, then try again.",
+                )));
+                self.show_page(Page::Unauthorized);
+            }
+            ClientError::Unreachable(_) => {
+                imp.unreachable_page.set_description(Some(&gettext(
+                    "The vmclone service is not running or not installed. Start it with “systemctl start vmclone”, then retry.",
+                )));
+                self.show_page(Page::Unreachable);
+            }
+            ClientError::Service { message, .. } => {
+                imp.unreachable_page.set_description(Some(message));
+                self.show_page(Page::Unreachable);
+            }
+        }
+    }
+
+    fn show_page(&self, page: Page) {
+        self.imp().stack.set_visible_child_name(page.name());
+    }
+
+    /// The page on screen.
+    pub fn page(&self) -> Page {
+        let name = self.imp().stack.visible_child_name().unwrap_or_default();
+        [
+            Page::Loading,
+            Page::List,
+            Page::Empty,
+            Page::NoResults,
+            Page::Unreachable,
+            Page::Unauthorized,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
+        .unwrap_or(Page::Loading)
+    }
+
+    fn update_page(&self) {
+        let imp = self.imp();
+        if !imp.loaded.get() {
+            return;
+        }
+        let filtered = imp.filtered.get().expect("set up");
+        let page = if self.store().n_items() == 0 {
+            Page::Empty
+        } else if filtered.n_items() == 0 {
+            Page::NoResults
+        } else {
+            Page::List
+        };
+        self.show_page(page);
+    }
+
+    /// Replaces the list with `vms`, keeping the objects of unchanged VMs so
+    /// rows, selection and scroll position stay put.
+    fn set_vms(&self, mut vms: Vec<VmInfo>) {
+        let store = self.store();
+        vms.sort_by_cached_key(|vm| sort_key(&vm.name));
+        let unchanged = store.n_items() as usize == vms.len()
+            && vms
+                .iter()
+                .enumerate()
+                .all(|(i, vm)| self.vm_at(i as u32).is_some_and(|o| o.info() == *vm));
+        if !unchanged {
+            let objects: Vec<VmObject> = vms.into_iter().map(VmObject::new).collect();
+            store.splice(0, store.n_items(), &objects);
+        }
+        self.imp().loaded.set(true);
+        self.update_page();
+    }
+
+    fn vm_at(&self, position: u32) -> Option<VmObject> {
+        self.store().item(position).and_downcast::<VmObject>()
+    }
+
+    fn position_of(&self, id: &str) -> Option<u32> {
+        (0..self.store().n_items()).find(|&i| self.vm_at(i).is_some_and(|vm| vm.id() == id))
+    }
+
+    fn on_service_event(&self, event: ServiceEvent) {
+        match event {
+            ServiceEvent::VmChanged(info) => {
+                if self.imp().loaded.get() {
+                    self.upsert(info);
+                }
+            }
+            ServiceEvent::VmRemoved(id) => {
+                if let Some(pos) = self.position_of(&id) {
+                    self.store().remove(pos);
+                }
+            }
+            ServiceEvent::ServiceLost => {
+                self.show_error_page(&ClientError::Unreachable("the service left the bus".into()))
+            }
+            ServiceEvent::ServiceAppeared => self.reload(),
+        }
+    }
+
+    fn upsert(&self, info: VmInfo) {
+        let store = self.store();
+        if let Some(pos) = self.position_of(&info.id) {
+            if self.vm_at(pos).is_some_and(|vm| vm.info() == info) {
+                return;
+            }
+            store.remove(pos);
+        }
+        let key = sort_key(&info.name);
+        // Binary search for the first row sorting after the new one.
+        let (mut lo, mut hi) = (0, store.n_items());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let after = self
+                .vm_at(mid)
+                .is_some_and(|vm| sort_key(&vm.info().name) > key);
+            if after {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        store.insert(lo, &VmObject::new(info));
+    }
+
+    fn open_clone_dialog(&self, id: &str) {
+        let Some(vm) = self.position_of(id).and_then(|p| self.vm_at(p)) else {
+            return;
+        };
+        let info = vm.info();
+        let dialog = CloneDialog::new(self, self.client(), &info);
+        let this = self.downgrade();
+        dialog.connect_response(Some("clone"), move |dialog, _| {
+            if let Some(win) = this.upgrade() {
+                win.start_clone(&info, dialog.new_name(), dialog.storage());
+            }
+        });
+        dialog.present();
+        dialog.name_row().grab_focus();
+    }
+
+    /// The clone dialog on screen, if any.
+    pub fn clone_dialog(&self) -> Option<CloneDialog> {
+        self.list_toplevels_dialog()
+    }
+
+    fn list_toplevels_dialog(&self) -> Option<CloneDialog> {
+        let toplevels = gtk::Window::toplevels();
+        (0..toplevels.n_items())
+            .filter_map(|i| toplevels.item(i).and_downcast::<CloneDialog>())
+            .find(|d| d.is_visible() && d.transient_for().as_ref() == Some(self.upcast_ref()))
+    }
+
+    fn start_clone(&self, source: &VmInfo, new_name: String, storage: Storage) {
+        let client = self.client();
+        let this = self.downgrade();
+        let source = source.clone();
+        glib::spawn_future_local(async move {
+            let started = client.start_clone(&source.id, &new_name, storage).await;
+            let Some(win) = this.upgrade() else { return };
+            let job = match started {
+                Ok(job) => job,
+                Err(err) => {
+                    win.clone_failed(&source.name, &err);
+                    return;
+                }
+            };
+            let events = job.events.clone();
+            let bar = JobBar::new(&source.name, &new_name, move || job.cancel());
+            win.imp().jobs_box.append(&bar);
+            drop(win);
+            while let Ok(event) = events.recv().await {
+                let Some(win) = this.upgrade() else { return };
+                match event {
+                    JobEvent::Progress { done, total } => bar.set_progress(done, total),
+                    JobEvent::Finished(outcome) => {
+                        win.imp().jobs_box.remove(&bar);
+                        win.job_finished(&source.name, &new_name, outcome);
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    fn job_finished(&self, source: &str, new_name: &str, outcome: JobOutcome) {
+        match outcome {
+            JobOutcome::Succeeded { cloned_vm_id } => {
+                let toast = adw::Toast::new(&markup(
+                    &gettext("“{name}” is ready").replace("{name}", new_name),
+                ));
+                toast.set_button_label(Some(&gettext("_Show")));
+                toast.set_action_name(Some("win.select-vm"));
+                toast.set_action_target_value(Some(&cloned_vm_id.to_variant()));
+                self.add_toast(toast);
+            }
+            JobOutcome::Cancelled => {
+                self.add_toast(adw::Toast::new(&markup(
+                    &gettext("Cloning “{name}” was cancelled; nothing was left behind")
+                        .replace("{name}", source),
+                )));
+            }
+            JobOutcome::Failed(err) => self.clone_failed(source, &err),
+        }
+    }
+
+    /// A toast with the service's own words; Details shows them in full
+    /// when a long message does not fit the toast.
+    fn clone_failed(&self, source: &str, err: &ClientError) {
+        let heading = gettext("Could not clone “{name}”").replace("{name}", source);
+        let message = err.to_string();
+        let toast = adw::Toast::new(&markup(&message));
+        toast.set_button_label(Some(&gettext("_Details")));
+        toast.set_action_name(Some("win.show-error"));
+        toast.set_action_target_value(Some(&(heading, message).to_variant()));
+        // An error stays until it has been read.
+        toast.set_timeout(0);
+        self.add_toast(toast);
+    }
+
+    fn show_error(&self, heading: &str, message: &str) {
+        let dialog = adw::MessageDialog::new(Some(self), Some(heading), Some(message));
+        dialog.add_response("close", &gettext("_Close"));
+        dialog.set_default_response(Some("close"));
+        dialog.set_close_response("close");
+        dialog.present();
+    }
+
+    fn add_toast(&self, toast: adw::Toast) {
+        self.imp().toast_overlay.add_toast(toast);
+    }
+
+    /// Shows and selects the VM `id` (the success toast's button).
+    pub fn select_vm(&self, id: &str) {
+        let imp = self.imp();
+        imp.search_button.set_active(false);
+        let selection = imp.selection.get().expect("set up");
+        let Some(pos) = (0..selection.n_items()).find(|&i| {
+            selection
+                .item(i)
+                .and_downcast::<VmObject>()
+                .is_some_and(|vm| vm.id() == id)
+        }) else {
+            return;
+        };
+        selection.set_selected(pos);
+        let _ = imp
+            .list_view
+            .activate_action("list.scroll-to-item", Some(&pos.to_variant()));
+        imp.list_view.grab_focus();
+    }
+
+    /// The VM currently selected, if any.
+    pub fn selected_vm(&self) -> Option<VmInfo> {
+        let selection = self.imp().selection.get()?;
+        selection
+            .selected_item()
+            .and_downcast::<VmObject>()
+            .map(|vm| vm.info())
+    }
+
+    /// The VMs in list order (after search filtering).
+    pub fn shown_vms(&self) -> Vec<VmInfo> {
+        let filtered = self.imp().filtered.get().expect("set up");
+        (0..filtered.n_items())
+            .filter_map(|i| filtered.item(i).and_downcast::<VmObject>())
+            .map(|vm| vm.info())
+            .collect()
+    }
+
+    /// The rows the list view has built (only those near the visible area).
+    pub fn visible_rows(&self) -> Vec<VmRow> {
+        let mut rows = Vec::new();
+        collect_rows(self.imp().list_view.upcast_ref(), &mut rows);
+        rows
+    }
+
+    pub fn job_bars(&self) -> Vec<JobBar> {
+        let mut bars = Vec::new();
+        let mut child = self.imp().jobs_box.first_child();
+        while let Some(widget) = child {
+            child = widget.next_sibling();
+            if let Ok(bar) = widget.downcast::<JobBar>() {
+                bars.push(bar);
+            }
+        }
+        bars
+    }
+
+    pub fn search_entry(&self) -> gtk::SearchEntry {
+        self.imp().search_entry.get()
+    }
+
+    pub fn search_button(&self) -> gtk::ToggleButton {
+        self.imp().search_button.get()
+    }
+
+    pub fn status_page(&self, page: Page) -> Option<adw::StatusPage> {
+        self.imp()
+            .stack
+            .child_by_name(page.name())
+            .and_downcast::<adw::StatusPage>()
+    }
+}
+
+fn collect_rows(widget: &gtk::Widget, rows: &mut Vec<VmRow>) {
+    let mut child = widget.first_child();
+    while let Some(w) = child {
+        child = w.next_sibling();
+        match w.clone().downcast::<VmRow>() {
+            Ok(row) => rows.push(row),
+            Err(w) => collect_rows(&w, rows),
+        }
+    }
+}
+
+/// Sort by name the way people read, then exactly, so the order is total.
+fn sort_key(name: &str) -> (String, String) {
+    (name.to_lowercase(), name.to_owned())
+}
+
+/// Toast titles are Pango markup in libadwaita 1.2; VM names may hold `&<>`.
+fn markup(text: &str) -> String {
+    glib::markup_escape_text(text).to_string()
+}

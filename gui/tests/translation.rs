@@ -1,0 +1,71 @@
+//! With LANGUAGE=de the window speaks German: the catalog is compiled by
+//! build.rs from po/de.po and loaded through gettext at run time, for strings
+//! from the Rust code and from the .ui templates alike.
+
+mod support;
+
+use std::time::Duration;
+
+use adw::prelude::*;
+use support::*;
+use vmclone::window::Page;
+use vmclone_tests::{demo_host_uri, PrivateBus, Service};
+
+fn main() {
+    // SAFETY: single-threaded; before gettext and GTK read the environment.
+    unsafe {
+        std::env::set_var("LANGUAGE", "de");
+        // gettext ignores LANGUAGE in the "C" locale; C.UTF-8 is always present.
+        std::env::set_var("LC_ALL", "C.UTF-8");
+    }
+    let desktop = Desktop::start();
+    let app = &desktop.app;
+    let ok = run_scenarios(&[("window_speaks_german_with_language_de", &|| {
+        german_window(app)
+    })]);
+    drop(desktop);
+    if !ok {
+        std::process::exit(1);
+    }
+}
+
+fn german_window(app: &adw::Application) {
+    let bus = PrivateBus::start();
+    let service = Service::start(&bus, &demo_host_uri(), &[]);
+    let window = open_window(app, &bus);
+    assert_eq!(window.page(), Page::List);
+
+    // From the .ui template.
+    assert_eq!(window.title().as_deref(), Some("VM-Klon"));
+    // From Rust code, with plurals.
+    wait_for(Duration::from_secs(30), "rows", || {
+        !window.visible_rows().is_empty()
+    });
+    let details: Vec<String> = window
+        .visible_rows()
+        .iter()
+        .map(|r| r.details_text().to_string())
+        .collect();
+    assert!(
+        details.iter().any(|d| d.contains("Ausgeschaltet")),
+        "state words are German: {details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d.contains("Datenträger")),
+        "disk counts are German: {details:?}"
+    );
+    let labels = label_texts(window.upcast_ref());
+    assert!(
+        labels.iter().any(|l| l == "_Klonen …"),
+        "the Clone button is German: {labels:?}"
+    );
+    screenshot(&window, "main-window-de");
+
+    drop(service);
+    wait_for(Duration::from_secs(30), "the unreachable page", || {
+        window.page() == Page::Unreachable
+    });
+    let page = window.status_page(Page::Unreachable).unwrap();
+    assert_eq!(page.title(), "Klon-Dienst nicht erreichbar");
+    screenshot(&window, "unreachable-de");
+}

@@ -1,0 +1,435 @@
+//! The real app in a real window (Xvfb) against the real service on a private
+//! bus with libvirt's test driver. Each scenario saves screenshots under
+//! target/screenshots/.
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use adw::prelude::*;
+use support::*;
+use vmclone::window::{Page, Window};
+use vmclone_tests::{demo_host_uri, test_driver_uri, PrivateBus, Service, TempDir};
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn main() {
+    let desktop = Desktop::start();
+    let app = &desktop.app;
+    let ok = run_scenarios(&[
+        (
+            "rows_match_list_vms_and_running_vm_cannot_be_cloned",
+            &|| rows_match_list_vms(app),
+        ),
+        (
+            "clone_dialog_validates_the_name_and_clones_with_a_toast",
+            &|| clone_dialog(app),
+        ),
+        ("clone_made_with_busctl_appears_without_a_click", &|| {
+            busctl_clone_appears(app)
+        }),
+        ("failed_clone_shows_the_service_message", &|| {
+            failed_clone(app)
+        }),
+        ("progress_bar_and_cancel_leave_nothing_behind", &|| {
+            progress_and_cancel(app)
+        }),
+        (
+            "stopped_service_shows_unreachable_page_and_recovers",
+            &|| service_stopped(app),
+        ),
+        ("host_without_vms_shows_empty_page", &|| empty_host(app)),
+    ]);
+    drop(desktop);
+    if !ok {
+        std::process::exit(1);
+    }
+}
+
+fn names(window: &Window) -> Vec<String> {
+    window.shown_vms().into_iter().map(|vm| vm.name).collect()
+}
+
+fn row_named(window: &Window, name: &str) -> vmclone::vm_row::VmRow {
+    window
+        .visible_rows()
+        .into_iter()
+        .find(|row| row.name_text() == name)
+        .unwrap_or_else(|| panic!("no row shows {name}"))
+}
+
+fn rows_match_list_vms(app: &adw::Application) {
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &demo_host_uri(), &[]);
+    let window = open_window(app, &bus);
+    assert_eq!(window.page(), Page::List);
+
+    let expected = busctl_list_vms(&bus);
+    assert!(expected.len() >= 3, "the demo host lists VMs: {expected:?}");
+    let mut shown: Vec<_> = window
+        .shown_vms()
+        .into_iter()
+        .map(|vm| (vm.name, vm.state, vm.is_template))
+        .collect();
+    shown.sort();
+    assert_eq!(shown, expected, "the window lists what ListVms returns");
+
+    // Every VM has a drawn row with its name, state word and size.
+    wait_for(LONG, "a row per VM", || {
+        window.visible_rows().len() == expected.len()
+    });
+    for (name, state, is_template) in &expected {
+        let row = row_named(&window, name);
+        let (word, _) = vmclone::vm_row::state_label(state);
+        assert!(
+            row.details_text().contains(&word),
+            "{name}: {:?} names its state {word}",
+            row.details_text()
+        );
+        assert!(row.details_text().contains("vCPU"), "{name}: vCPUs shown");
+        assert_eq!(
+            row.is_template_shown(),
+            *is_template,
+            "{name}: template badge"
+        );
+        let button = row.clone_button();
+        if state == "shutoff" {
+            assert!(
+                button.is_sensitive(),
+                "{name} is shut off: Clone is offered"
+            );
+        } else {
+            assert!(
+                !button.is_sensitive(),
+                "{name} is {state}: Clone is insensitive"
+            );
+            let tip = button.tooltip_text().unwrap_or_default();
+            assert!(
+                tip.contains("Shut the VM down"),
+                "{name}: tooltip says why: {tip}"
+            );
+        }
+    }
+    assert!(
+        expected.iter().any(|(_, state, _)| state == "running"),
+        "the demo host has a running VM to check"
+    );
+    screenshot(&window, "main-window");
+
+    // Search by name, and the page for no match.
+    let search = window.search_entry();
+    window.search_button().set_active(true);
+    search.set_text("DB");
+    wait_for(LONG, "the search to filter", || names(&window) == ["db01"]);
+    screenshot(&window, "search");
+    search.set_text("no such vm");
+    wait_for(LONG, "the no-results page", || {
+        window.page() == Page::NoResults
+    });
+    window.search_button().set_active(false);
+    wait_for(LONG, "the full list after search", || {
+        names(&window).len() == expected.len() && window.page() == Page::List
+    });
+}
+
+fn open_dialog_for(window: &Window, name: &str) -> vmclone::clone_dialog::CloneDialog {
+    wait_for(LONG, "the row to be drawn", || {
+        window.visible_rows().iter().any(|r| r.name_text() == name)
+    });
+    row_named(window, name).clone_button().emit_clicked();
+    let mut dialog = None;
+    wait_for(LONG, "the clone dialog", || {
+        dialog = window.clone_dialog();
+        dialog.is_some()
+    });
+    dialog.unwrap()
+}
+
+fn type_name(dialog: &vmclone::clone_dialog::CloneDialog, text: &str) {
+    dialog.name_row().set_text(text);
+}
+
+fn press_enter(dialog: &vmclone::clone_dialog::CloneDialog) {
+    dialog.name_row().emit_by_name::<()>("entry-activated", &[]);
+}
+
+fn clone_dialog(app: &adw::Application) {
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &demo_host_uri(), &[]);
+    let window = open_window(app, &bus);
+
+    let dialog = open_dialog_for(&window, "web01");
+    assert_eq!(dialog.name_row().text(), "web01-clone", "pre-filled");
+    wait_for(LONG, "the service to accept web01-clone", || {
+        dialog.can_clone()
+    });
+    assert!(
+        !dialog.storage_row().is_sensitive(),
+        "linked storage is only offered for templates"
+    );
+    screenshot(&dialog, "clone-dialog");
+
+    type_name(&dialog, "");
+    assert!(!dialog.can_clone(), "an empty name disables Clone at once");
+    assert_eq!(dialog.problem(), None);
+    press_enter(&dialog);
+    settle(Duration::from_millis(200));
+    assert!(dialog.is_visible(), "Enter does nothing with an empty name");
+
+    type_name(&dialog, "db01");
+    assert!(!dialog.can_clone(), "Clone waits for the service's verdict");
+    wait_for(LONG, "the taken name to be refused", || {
+        dialog.problem().is_some()
+    });
+    assert!(!dialog.can_clone(), "a taken name disables Clone");
+    let problem = dialog.problem().unwrap();
+    assert!(
+        problem.contains("db01"),
+        "the reason names the VM: {problem}"
+    );
+    screenshot(&dialog, "clone-dialog-name-taken");
+
+    type_name(&dialog, "bad/name");
+    wait_for(LONG, "the invalid name to be refused", || {
+        dialog.problem().is_some_and(|p| p != problem)
+    });
+    assert!(!dialog.can_clone(), "an invalid name disables Clone");
+
+    type_name(&dialog, "web01-copy");
+    wait_for(LONG, "the new name to be accepted", || dialog.can_clone());
+    assert_eq!(dialog.problem(), None);
+    press_enter(&dialog);
+    wait_for(LONG, "the dialog to close on Enter", || {
+        !dialog.is_visible()
+    });
+    wait_for(LONG, "the success toast", || {
+        toast_texts(&window)
+            .iter()
+            .any(|t| t.contains("web01-copy"))
+    });
+    wait_for(LONG, "the new row", || {
+        names(&window).contains(&"web01-copy".to_string())
+    });
+    assert!(
+        busctl_list_vms(&bus).iter().any(|vm| vm.0 == "web01-copy"),
+        "the service has the clone"
+    );
+    screenshot(&window, "clone-done");
+
+    // The toast's button selects the new VM.
+    let button = toast_button(&window, "web01-copy").expect("the toast has a button");
+    button.emit_clicked();
+    wait_for(LONG, "the new VM to be selected", || {
+        window
+            .selected_vm()
+            .is_some_and(|vm| vm.name == "web01-copy")
+    });
+
+    // Esc cancels: the dialog closes and nothing is cloned.
+    let dialog = open_dialog_for(&window, "web01");
+    wait_for(LONG, "the proposed name to be checked", || {
+        dialog.can_clone()
+    });
+    gtk::prelude::WidgetExt::activate_action(&dialog, "window.close", None)
+        .expect("dialogs close on Esc through window.close");
+    wait_for(LONG, "the dialog to close", || !dialog.is_visible());
+    settle(Duration::from_millis(300));
+    assert!(
+        !busctl_list_vms(&bus).iter().any(|vm| vm.0 == "web01-clone"),
+        "cancelling the dialog clones nothing"
+    );
+
+    // A template offers linked storage, selected by default.
+    let dialog = open_dialog_for(&window, "debian12-template");
+    assert!(dialog.storage_row().is_sensitive());
+    assert_eq!(dialog.storage(), vmclone::client::Storage::Linked);
+    screenshot(&dialog, "clone-dialog-template");
+    dialog.close();
+}
+
+fn busctl_clone_appears(app: &adw::Application) {
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &demo_host_uri(), &[]);
+    let window = open_window(app, &bus);
+    assert!(!names(&window).contains(&"web01-by-busctl".to_string()));
+    vmclone_tests::stdout_ok(&bus.call("CloneVm", "ss", &["web01", "web01-by-busctl"]));
+    // No click, no reload: the VmCloned signal alone brings the row.
+    wait_for(LONG, "the clone made with busctl to appear", || {
+        names(&window).contains(&"web01-by-busctl".to_string())
+    });
+    assert_eq!(window.page(), Page::List);
+}
+
+fn failed_clone(app: &adw::Application) {
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &demo_host_uri(), &[]);
+    let window = open_window(app, &bus);
+    let dialog = open_dialog_for(&window, "web01");
+    type_name(&dialog, "taken-meanwhile");
+    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    // Someone else takes the name between the check and the click.
+    vmclone_tests::stdout_ok(&bus.call("CloneVm", "ss", &["web01", "taken-meanwhile"]));
+    let (error, message) =
+        vmclone_tests::gdbus_error(&bus.gdbus_call("CheckName", &["taken-meanwhile"]));
+    assert_eq!(error, "org.vmclone.Error.NameExists");
+    press_enter(&dialog);
+    wait_for(LONG, "the error toast", || {
+        toast_texts(&window).iter().any(|t| t.contains(&message))
+    });
+    screenshot(&window, "error");
+    // Details shows the whole message, which a toast may cut short.
+    toast_button(&window, &message)
+        .expect("the error toast has a Details button")
+        .emit_clicked();
+    let mut details = None;
+    wait_for(LONG, "the error details", || {
+        details = visible_dialogs().into_iter().find(|d| d.body() == message);
+        details.is_some()
+    });
+    let details = details.unwrap();
+    let heading = details.heading().unwrap_or_default();
+    assert!(
+        heading.contains("web01"),
+        "the heading names the VM: {heading}"
+    );
+    screenshot(&details, "error-details");
+    details.close();
+}
+
+fn visible_dialogs() -> Vec<adw::MessageDialog> {
+    let toplevels = gtk::Window::toplevels();
+    (0..toplevels.n_items())
+        .filter_map(|i| toplevels.item(i).and_downcast::<adw::MessageDialog>())
+        .filter(|d| d.is_visible())
+        .collect()
+}
+
+/// A host whose one VM has a real raw disk of `gib` GiB of data in `dir`.
+fn host_with_big_disk(dir: &Path, gib: u64) -> String {
+    let disk = dir.join("big01.raw");
+    let mut file = std::fs::File::create(&disk).expect("create the disk image");
+    let block = vec![0xa5u8; 1 << 20];
+    for _ in 0..gib * 1024 {
+        file.write_all(&block).expect("write the disk image");
+    }
+    file.sync_all().expect("sync the disk image");
+    test_driver_uri(
+        dir,
+        &format!(
+            "<node>
+  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <test:runstate>5</test:runstate>
+    <name>big01</name>
+    <uuid>0b5e1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d</uuid>
+    <memory unit='MiB'>512</memory>
+    <vcpu>1</vcpu>
+    <os><type arch='x86_64'>hvm</type></os>
+    <devices>
+      <disk type='file' device='disk'>
+        <driver name='qemu' type='raw'/>
+        <source file='{}'/>
+        <target dev='vda' bus='virtio'/>
+      </disk>
+    </devices>
+  </domain>
+</node>",
+            disk.display()
+        ),
+    )
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn progress_and_cancel(app: &adw::Application) {
+    let dir = TempDir::new("gui-progress");
+    let uri = host_with_big_disk(dir.path(), 4);
+    let before = files_in(dir.path());
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &uri, &[]);
+    let window = open_window(app, &bus);
+
+    let dialog = open_dialog_for(&window, "big01");
+    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    press_enter(&dialog);
+    let mut bar = None;
+    wait_for(LONG, "the progress bar to move", || {
+        bar = window.job_bars().into_iter().next();
+        bar.as_ref()
+            .is_some_and(|b| b.progress_bar().fraction() > 0.0)
+    });
+    let bar = bar.unwrap();
+    let fraction = bar.progress_bar().fraction();
+    assert!(fraction < 1.0, "caught mid-copy: {fraction}");
+    screenshot(&window, "progress");
+    // The window stays responsive while the copy runs: search still filters.
+    window.search_button().set_active(true);
+    window.search_entry().set_text("big");
+    wait_for(LONG, "search during the copy", || {
+        names(&window) == ["big01"]
+    });
+    window.search_button().set_active(false);
+
+    bar.cancel_button().emit_clicked();
+    wait_for(LONG, "the cancelled toast", || {
+        toast_texts(&window).iter().any(|t| t.contains("cancelled"))
+    });
+    assert!(window.job_bars().is_empty(), "the bar goes with the job");
+    assert_eq!(names(&window), ["big01"], "no clone row after cancel");
+    assert_eq!(files_in(dir.path()), before, "nothing left behind");
+}
+
+fn service_stopped(app: &adw::Application) {
+    let bus = PrivateBus::start();
+    let service = Service::start(&bus, &demo_host_uri(), &[]);
+    let window = open_window(app, &bus);
+    assert_eq!(window.page(), Page::List);
+    drop(service);
+    // No click: the service leaving the bus is enough.
+    wait_for(LONG, "the unreachable page", || {
+        window.page() == Page::Unreachable
+    });
+    screenshot(&window, "unreachable");
+    let _service = Service::start(&bus, &demo_host_uri(), &[]);
+    wait_for(
+        LONG,
+        "the list to come back when the service returns",
+        || window.page() == Page::List,
+    );
+
+    // Started while nothing serves: the unreachable page, then Retry works.
+    let empty_bus = PrivateBus::start();
+    let window = open_window(app, &empty_bus);
+    assert_eq!(window.page(), Page::Unreachable);
+    let page = window.status_page(Page::Unreachable).unwrap();
+    let _service = Service::start(&empty_bus, &demo_host_uri(), &[]);
+    // The service appearing reloads by itself; Retry must work as well.
+    let retry = find_by_type(page.upcast_ref(), "GtkButton")
+        .and_downcast::<gtk::Button>()
+        .expect("the page has a Retry button");
+    retry.emit_clicked();
+    wait_for(LONG, "the list after Retry", || window.page() == Page::List);
+}
+
+fn empty_host(app: &adw::Application) {
+    let dir = TempDir::new("gui-empty");
+    let uri = test_driver_uri(dir.path(), "<node></node>");
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &uri, &[]);
+    let window = open_window(app, &bus);
+    assert_eq!(window.page(), Page::Empty);
+    screenshot(&window, "empty-state");
+}
