@@ -168,8 +168,8 @@ impl Job {
     }
 }
 
-/// Publishes `BytesDone`/`BytesTotal` while the job runs, at most every
-/// [`PROGRESS_INTERVAL`], and only when they changed.
+/// Publishes `BytesDone`/`BytesTotal` while the job runs, every
+/// [`PROGRESS_INTERVAL`] when they changed, and once more at the end.
 pub async fn publish_progress(conn: Connection, path: String, shared: Arc<JobShared>) {
     let Ok(iface) = conn
         .object_server()
@@ -178,10 +178,11 @@ pub async fn publish_progress(conn: Connection, path: String, shared: Arc<JobSha
     else {
         return;
     };
-    let mut last = (u64::MAX, u64::MAX);
+    let mut last = (0, 0);
     let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
-    while shared.state() == JobState::Running {
+    loop {
         tick.tick().await;
+        let running = shared.state() == JobState::Running;
         let now = (
             shared.progress.ctl.bytes_done.load(Ordering::Relaxed),
             shared.progress.bytes_total.load(Ordering::Relaxed),
@@ -192,14 +193,20 @@ pub async fn publish_progress(conn: Connection, path: String, shared: Arc<JobSha
             if now.1 != last.1 {
                 let _ = job.bytes_total_changed(emitter).await;
             }
-            let _ = job.bytes_done_changed(emitter).await;
+            if now.0 != last.0 {
+                let _ = job.bytes_done_changed(emitter).await;
+            }
             last = now;
+        }
+        if !running {
+            return;
         }
     }
 }
 
-/// Announces the end of a job: final properties, then `Finished`; and takes
-/// the object off the bus after [`KEEP_FINISHED`].
+/// Announces the end of a job (after its progress publisher has finished):
+/// final properties, then `Finished`; and takes the object off the bus after
+/// [`KEEP_FINISHED`].
 pub async fn announce_finish(conn: Connection, path: String, state: JobState) {
     if let Ok(iface) = conn
         .object_server()
@@ -208,8 +215,6 @@ pub async fn announce_finish(conn: Connection, path: String, state: JobState) {
     {
         let job = iface.get().await;
         let emitter = iface.signal_emitter();
-        let _ = job.bytes_total_changed(emitter).await;
-        let _ = job.bytes_done_changed(emitter).await;
         let _ = job.cloned_vm_id_changed(emitter).await;
         let _ = job.error_changed(emitter).await;
         let _ = job.error_name_changed(emitter).await;

@@ -93,7 +93,7 @@ impl Manager {
             .lock()
             .expect("jobs lock")
             .insert(n, shared.clone());
-        tokio::spawn(job::publish_progress(
+        let publisher = tokio::spawn(job::publish_progress(
             conn.clone(),
             path.clone(),
             shared.clone(),
@@ -108,6 +108,7 @@ impl Manager {
             let result = blocking(move || engine.clone_vm(&request, &progress)).await;
             let state = shared.finish(result.as_ref().map(|o| o.uuid.as_str()));
             running.lock().expect("jobs lock").remove(&n);
+            let _ = publisher.await;
             if let Ok(outcome) = &result {
                 announce_clone(&conn, outcome).await;
             }

@@ -353,6 +353,25 @@ impl SignalWatch {
         }
     }
 
+    /// Every line up to and including the first one containing `needle`.
+    pub fn collect_until(&self, needle: &str, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains(needle);
+                    out.push(line);
+                    if done {
+                        return out;
+                    }
+                }
+                Err(_) => panic!("no signal containing {needle:?} within {timeout:?}; saw {out:?}"),
+            }
+        }
+    }
+
     /// Every line seen so far (without waiting).
     pub fn drain(&self) -> Vec<String> {
         self.lines.try_iter().collect()

@@ -1,0 +1,744 @@
+//! End-to-end on the real thing: `libvirtd` with QEMU (`qemu:///system`),
+//! real disk images made by `qemu-img`, the real service on a private bus,
+//! `busctl`/`gdbus` as clients. VMs boot without a guest OS: QEMU runs its
+//! firmware, which is enough to prove that a clone starts beside its source.
+//!
+//! These tests need root and a running libvirtd (`sudo make check` sets both
+//! up); they are `#[ignore]`d in the quick run and fail loudly when libvirtd
+//! is missing.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use vmclone_tests::*;
+
+const URI: &str = "qemu:///system";
+const SWTPM: &str = "/var/lib/libvirt/swtpm";
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn virsh(args: &[&str]) -> String {
+    let mut all = vec!["-c", URI];
+    all.extend_from_slice(args);
+    run("virsh", &all)
+}
+
+fn require_libvirtd() {
+    let ok = Command::new("virsh")
+        .args(["-c", URI, "version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "libvirtd is not reachable at {URI}: run `sudo tools/setup-host.sh` (or `sudo make check`)"
+    );
+}
+
+/// A folder for one test's images, under libvirt's image folder so QEMU may
+/// open them; removed (with every VM named with its prefix) on drop.
+struct Lab {
+    dir: PathBuf,
+    prefix: String,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        require_libvirtd();
+        let prefix = format!("vmclone-e2e-{tag}-{}", std::process::id());
+        let dir = PathBuf::from("/var/lib/libvirt/images").join(&prefix);
+        std::fs::create_dir_all(&dir).unwrap();
+        Lab { dir, prefix }
+    }
+
+    fn name(&self, n: &str) -> String {
+        format!("{}-{n}", self.prefix)
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Defines a small QEMU VM from `devices` (XML inside <devices>) and `os` extra.
+    fn define(&self, name: &str, os_extra: &str, devices: &str) -> String {
+        let xml = format!(
+            "<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type>{os_extra}<boot dev='hd'/></os>
+  <features><acpi/></features>
+  <devices>
+    <graphics type='vnc' port='5999' autoport='no' listen='127.0.0.1'/>
+    {devices}
+  </devices>
+</domain>"
+        );
+        let file = self.dir.join(format!("{name}.xml"));
+        std::fs::write(&file, xml).unwrap();
+        virsh(&["define", file.to_str().unwrap()]);
+        virsh(&["domuuid", name]).trim().to_string()
+    }
+
+    fn vms(&self) -> Vec<String> {
+        let mut v: Vec<String> = virsh(&["list", "--all", "--name"])
+            .lines()
+            .filter(|l| l.starts_with(&self.prefix))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every file below the lab folder with its size.
+    fn files(&self) -> BTreeMap<PathBuf, u64> {
+        tree(&self.dir)
+    }
+}
+
+fn tree(dir: &Path) -> BTreeMap<PathBuf, u64> {
+    let mut out = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                out.extend(tree(&p));
+            } else {
+                out.insert(p, m.len());
+            }
+        }
+    }
+    out
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let names = Command::new("virsh")
+            .args(["-c", URI, "list", "--all", "--name"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for name in names.lines().filter(|l| l.starts_with(&self.prefix)) {
+            let uuid = Command::new("virsh")
+                .args(["-c", URI, "domuuid", name])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default();
+            let _ = Command::new("virsh")
+                .args(["-c", URI, "destroy", name])
+                .output();
+            let _ = Command::new("virsh")
+                .args(["-c", URI, "undefine", name, "--nvram", "--tpm"])
+                .output();
+            if !uuid.is_empty() {
+                let _ = std::fs::remove_dir_all(Path::new(SWTPM).join(uuid));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_service() -> (PrivateBus, Service) {
+    let bus = PrivateBus::start();
+    let service = Service::start(&bus, URI, &[]);
+    (bus, service)
+}
+
+fn qemu_img(args: &[&str]) -> String {
+    run("qemu-img", args)
+}
+
+fn disk_xml(path: &Path, format: &str) -> String {
+    format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='{format}'/>\
+         <source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+        path.display()
+    )
+}
+
+const NIC: &str = "<interface type='user'><model type='virtio'/></interface>";
+
+fn macs_of(name: &str) -> Vec<String> {
+    virsh(&["domiflist", name])
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.matches(':').count() == 5)
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+fn disk_paths_of(name: &str) -> Vec<String> {
+    virsh(&["domblklist", name, "--details"])
+        .lines()
+        .filter(|l| l.contains(" disk "))
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect()
+}
+
+fn reply_string(out: &std::process::Output) -> String {
+    stdout_ok(out)
+        .trim()
+        .trim_start_matches("s \"")
+        .trim_end_matches('"')
+        .to_string()
+}
+
+fn wait_running(name: &str) {
+    wait_until(Duration::from_secs(30), &format!("{name} running"), || {
+        virsh(&["domstate", name]).trim() == "running"
+    });
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn a_clone_boots_beside_its_source_with_its_own_disk_and_macs() {
+    let lab = Lab::new("boot");
+    let img = lab.path("src.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", img.to_str().unwrap(), "256M"]);
+    run(
+        "qemu-io",
+        &[
+            "-f",
+            "qcow2",
+            "-c",
+            "write -P 0x5a 1M 8M",
+            img.to_str().unwrap(),
+        ],
+    );
+    let src = lab.name("src");
+    let nics = format!("{NIC}{NIC}");
+    lab.define(&src, "", &format!("{}{nics}", disk_xml(&img, "qcow2")));
+    let (bus, _service) = start_service();
+    let clone = lab.name("clone");
+    let uuid = reply_string(&bus.call("CloneVm", "ss", &[&src, &clone]));
+    assert_eq!(virsh(&["domuuid", &clone]).trim(), uuid);
+
+    let (src_disk, clone_disk) = (disk_paths_of(&src), disk_paths_of(&clone));
+    assert_eq!(src_disk, [img.to_str().unwrap()]);
+    assert_eq!(clone_disk.len(), 1);
+    assert_ne!(clone_disk, src_disk, "the clone has its own disk");
+    assert!(clone_disk[0].contains("clone"), "{clone_disk:?}");
+    let compare = qemu_img(&["compare", &src_disk[0], &clone_disk[0]]);
+    assert!(compare.contains("identical"), "{compare}");
+    assert_eq!(
+        qemu_img(&["info", &clone_disk[0]]).contains("file format: qcow2"),
+        true
+    );
+
+    let (src_macs, clone_macs) = (macs_of(&src), macs_of(&clone));
+    assert_eq!((src_macs.len(), clone_macs.len()), (2, 2));
+    assert!(clone_macs
+        .iter()
+        .all(|m| !src_macs.contains(m) && m.starts_with("52:54:00:")));
+    assert_ne!(clone_macs[0], clone_macs[1]);
+    // The fixed VNC port became automatic, so both can run.
+    assert!(virsh(&["dumpxml", "--inactive", &clone]).contains("autoport='yes'"));
+
+    virsh(&["start", &src]);
+    virsh(&["start", &clone]);
+    wait_running(&src);
+    wait_running(&clone);
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn a_raw_sparse_disk_is_copied_byte_exact_and_stays_sparse() {
+    let lab = Lab::new("sparse");
+    let img = lab.path("data.raw");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    run(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0x11 0 4M",
+            "-c",
+            "write -P 0x22 1G 3M",
+            "-c",
+            "write -P 0x33 2047M 1M",
+            img.to_str().unwrap(),
+        ],
+    );
+    std::os::unix::fs::chown(&img, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&img, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let src = lab.name("src");
+    lab.define(&src, "", &format!("{}{NIC}", disk_xml(&img, "raw")));
+    let (bus, _service) = start_service();
+    let clone = lab.name("data");
+    reply_string(&bus.call("CloneVm", "ss", &[&src, &clone]));
+    let copy = PathBuf::from(&disk_paths_of(&clone)[0]);
+    // The basename did not contain the VM's name: the new name goes before the extension.
+    assert_eq!(copy, lab.path(&format!("data-{clone}.raw")));
+    let (a, b) = (img.metadata().unwrap(), copy.metadata().unwrap());
+    assert_eq!(a.len(), b.len());
+    assert!(
+        b.blocks() <= a.blocks(),
+        "holes stay holes: {} > {}",
+        b.blocks(),
+        a.blocks()
+    );
+    assert_eq!((b.uid(), b.gid(), b.mode() & 0o7777), (65534, 65534, 0o640));
+    assert!(qemu_img(&[
+        "compare",
+        "-f",
+        "raw",
+        "-F",
+        "raw",
+        img.to_str().unwrap(),
+        copy.to_str().unwrap()
+    ])
+    .contains("identical"));
+    // Cloning again picks the next free path, never overwriting.
+    let again = reply_string(&bus.call("CloneVm", "ss", &[&src, &lab.name("data2")]));
+    assert!(!again.is_empty());
+    assert_eq!(
+        disk_paths_of(&lab.name("data2"))[0],
+        lab.path(&format!("data-{}.raw", lab.name("data2")))
+            .to_str()
+            .unwrap()
+    );
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn uefi_vars_are_copied_and_the_clone_boots() {
+    let lab = Lab::new("uefi");
+    let img = lab.path("uefi.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", img.to_str().unwrap(), "64M"]);
+    let vars = lab.path("uefi-src_VARS.fd");
+    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
+    // A marker the firmware does not care about, to prove these bytes travel.
+    let mut bytes = std::fs::read(&vars).unwrap();
+    let n = bytes.len();
+    bytes[n - 16..].copy_from_slice(b"vmclone-nvram-ok");
+    std::fs::write(&vars, &bytes).unwrap();
+    let src = lab.name("uefi-src");
+    // The newer <nvram type='file'><source file=...> form; the classic one is in the unit tests.
+    let os = format!(
+        "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\
+         <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd' type='file'><source file='{}'/></nvram>",
+        vars.display()
+    );
+    lab.define(&src, &os, &format!("{}{NIC}", disk_xml(&img, "qcow2")));
+    let (bus, _service) = start_service();
+    let clone = lab.name("uefi-dst");
+    reply_string(&bus.call("CloneVm", "ss", &[&src, &clone]));
+    let new_vars = lab.path(&format!("{clone}_VARS.fd"));
+    assert_eq!(
+        std::fs::read(&new_vars).unwrap(),
+        bytes,
+        "NVRAM bytes copied"
+    );
+    assert!(virsh(&["dumpxml", "--inactive", &clone]).contains(new_vars.to_str().unwrap()));
+    virsh(&["start", &clone]);
+    wait_running(&clone);
+}
+
+#[test]
+#[ignore = "needs root, libvirtd, QEMU and swtpm"]
+fn tpm_state_is_copied_to_the_new_uuid() {
+    let lab = Lab::new("tpm");
+    let img = lab.path("tpm.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", img.to_str().unwrap(), "64M"]);
+    let src = lab.name("tpm-src");
+    let tpm = "<tpm model='tpm-tis'><backend type='emulator' version='2.0'/></tpm>";
+    let src_uuid = lab.define(&src, "", &format!("{}{NIC}{tpm}", disk_xml(&img, "qcow2")));
+    // One boot makes swtpm create the state.
+    virsh(&["start", &src]);
+    wait_running(&src);
+    virsh(&["destroy", &src]);
+    let src_state = Path::new(SWTPM).join(&src_uuid);
+    let before = tree(&src_state);
+    assert!(
+        !before.is_empty(),
+        "swtpm made state in {}",
+        src_state.display()
+    );
+    let (bus, _service) = start_service();
+    let clone = lab.name("tpm-dst");
+    let uuid = reply_string(&bus.call("CloneVm", "ss", &[&src, &clone]));
+    let new_state = Path::new(SWTPM).join(&uuid);
+    for (path, size) in &before {
+        let rel = path.strip_prefix(&src_state).unwrap();
+        let copy = new_state.join(rel);
+        let (a, b) = (path.metadata().unwrap(), copy.metadata().unwrap());
+        assert_eq!(b.len(), *size);
+        assert_eq!(
+            (a.uid(), a.gid(), a.mode()),
+            (b.uid(), b.gid(), b.mode()),
+            "{}",
+            rel.display()
+        );
+        assert_eq!(std::fs::read(path).unwrap(), std::fs::read(&copy).unwrap());
+    }
+    virsh(&["start", &clone]);
+    wait_running(&clone);
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn a_template_gives_linked_clones_that_run_together() {
+    let lab = Lab::new("linked");
+    let img = lab.path("base.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", img.to_str().unwrap(), "1G"]);
+    run(
+        "qemu-io",
+        &[
+            "-f",
+            "qcow2",
+            "-c",
+            "write -P 0x42 0 2M",
+            img.to_str().unwrap(),
+        ],
+    );
+    let tpl = lab.name("tpl");
+    lab.define(&tpl, "", &format!("{}{NIC}", disk_xml(&img, "qcow2")));
+    let (bus, _service) = start_service();
+    // Not a template yet: a linked clone is refused, with the way out.
+    let (name, message) = gdbus_error(&bus.gdbus_call(
+        "CloneVmWithOptions",
+        &[&tpl, &lab.name("early"), "{'storage': <'linked'>}"],
+    ));
+    assert_eq!(name, "org.vmclone.Error.NotATemplate");
+    assert!(message.contains("ConvertToTemplate"), "{message}");
+
+    stdout_ok(&bus.call("ConvertToTemplate", "s", &[&tpl]));
+    assert!(bus.get_vm(&tpl).is_template);
+    assert_eq!(
+        img.metadata().unwrap().mode() & 0o222,
+        0,
+        "template image is read-only"
+    );
+
+    let mut clones = Vec::new();
+    for n in ["l1", "l2"] {
+        let name = lab.name(n);
+        let out = bus.gdbus_call(
+            "CloneVmWithOptions",
+            &[&tpl, &name, "{'storage': <'linked'>}"],
+        );
+        stdout_ok(&out);
+        let overlay = disk_paths_of(&name)[0].clone();
+        let info = qemu_img(&["info", "--output=json", &overlay]);
+        assert!(
+            info.contains(&format!("\"backing-filename\": \"{}\"", img.display())),
+            "{info}"
+        );
+        assert!(
+            info.contains("\"backing-filename-format\": \"qcow2\""),
+            "{info}"
+        );
+        // O(1): the overlay holds no data of its own.
+        assert!(std::fs::metadata(&overlay).unwrap().len() < 1 << 20);
+        assert!(!bus.get_vm(&name).is_template);
+        clones.push(name);
+    }
+    for c in &clones {
+        virsh(&["start", c]);
+    }
+    for c in &clones {
+        wait_running(c);
+    }
+}
+
+/// Makes a VM whose raw disk holds `data_mib` MiB of real data in a file of `size_gib` GiB.
+fn big_vm(lab: &Lab, dir: &Path, name: &str, size_gib: u64, data_mib: u64) -> PathBuf {
+    let img = dir.join(format!("{name}.raw"));
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(size_gib << 30)
+        .unwrap();
+    // A non-zero pattern: zero blocks could legitimately be skipped by a copy.
+    // qemu-io writes at most 2 GiB at once.
+    let writes: Vec<String> = (0..data_mib)
+        .step_by(1024)
+        .map(|at| format!("write -P 0xa5 {at}M {}M", (data_mib - at).min(1024)))
+        .collect();
+    let mut args = vec!["-f", "raw"];
+    for w in &writes {
+        args.extend(["-c", w.as_str()]);
+    }
+    args.push(img.to_str().unwrap());
+    run("qemu-io", &args);
+    lab.define(name, "", &format!("{}{NIC}", disk_xml(&img, "raw")));
+    img
+}
+
+fn job_path(out: &std::process::Output) -> String {
+    stdout_ok(out)
+        .trim()
+        .trim_start_matches("o \"")
+        .trim_end_matches('"')
+        .to_string()
+}
+
+/// Waits until the job at `path` reports that bytes have moved.
+fn wait_for_bytes(signals: &SignalWatch, path: &str) {
+    let needle = format!("{path}: org.freedesktop.DBus.Properties.PropertiesChanged");
+    loop {
+        let line = signals.wait_for(&needle, Duration::from_secs(60));
+        if bytes_done_in(&line).is_some_and(|b| b > 0) {
+            return;
+        }
+    }
+}
+
+/// BytesDone values in PropertiesChanged lines of `path`.
+fn bytes_done_in(line: &str) -> Option<u64> {
+    let at = line.find("'BytesDone': <uint64 ")? + "'BytesDone': <uint64 ".len();
+    line[at..].split('>').next()?.parse().ok()
+}
+
+fn job_prop(bus: &PrivateBus, path: &str, prop: &str) -> String {
+    stdout_ok(&bus.busctl(["get-property", BUS_NAME, path, "org.vmclone.Job", prop]))
+        .trim()
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn progress_is_published_while_bytes_move() {
+    let lab = Lab::new("progress");
+    let src = lab.name("big");
+    big_vm(&lab, &lab.dir, &src, 4, 1536);
+    let (bus, _service) = start_service();
+    let signals = SignalWatch::start(&bus);
+    let path = job_path(&bus.call("StartClone", "ssa{sv}", &[&src, &lab.name("big2"), "0"]));
+    let lines = signals.collect_until(
+        &format!("{path}: org.vmclone.Job.Finished"),
+        Duration::from_secs(120),
+    );
+    assert!(lines.last().unwrap().contains("'succeeded'"), "{lines:?}");
+    let done: Vec<u64> = lines
+        .iter()
+        .filter(|l| l.starts_with(&format!("{path}:")))
+        .filter_map(|l| bytes_done_in(l))
+        .filter(|&b| b > 0)
+        .collect();
+    let total: u64 = job_prop(&bus, &path, "BytesTotal")
+        .trim_start_matches("t ")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        total,
+        1536 << 20,
+        "BytesTotal counts allocated data, not the 4 GiB apparent size"
+    );
+    assert!(
+        done.len() >= 3,
+        "several progress updates while copying: {done:?}"
+    );
+    assert!(
+        done.windows(2).all(|w| w[0] < w[1]),
+        "BytesDone only grows: {done:?}"
+    );
+    assert_eq!(*done.last().unwrap(), total);
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn cancel_mid_copy_leaves_the_host_as_it_was() {
+    let lab = Lab::new("cancel");
+    let src = lab.name("big");
+    big_vm(&lab, &lab.dir, &src, 8, 2048);
+    let (bus, _service) = start_service();
+    let (files, vms) = (lab.files(), lab.vms());
+    let signals = SignalWatch::start(&bus);
+    let path = job_path(&bus.call("StartClone", "ssa{sv}", &[&src, &lab.name("never"), "0"]));
+    wait_for_bytes(&signals, &path);
+    stdout_ok(&bus.busctl(["call", BUS_NAME, &path, "org.vmclone.Job", "Cancel"]));
+    let finished = signals.wait_for(
+        &format!("{path}: org.vmclone.Job.Finished"),
+        Duration::from_secs(60),
+    );
+    assert!(finished.contains("'cancelled'"), "{finished}");
+    let done: u64 = job_prop(&bus, &path, "BytesDone")
+        .trim_start_matches("t ")
+        .parse()
+        .unwrap();
+    assert!(done < 2048 << 20, "cancelled before the end ({done} bytes)");
+    assert_eq!(
+        job_prop(&bus, &path, "ErrorName"),
+        "s \"org.vmclone.Error.Cancelled\""
+    );
+    assert_eq!(lab.files(), files, "no file left behind");
+    assert_eq!(lab.vms(), vms, "no domain left behind");
+}
+
+/// A tmpfs of `size` mounted for one test; unmounted on drop.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(dir: &Path, size: &str) -> Mount {
+        std::fs::create_dir_all(dir).unwrap();
+        run(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+                dir.to_str().unwrap(),
+            ],
+        );
+        Mount(dir.to_path_buf())
+    }
+
+    /// A loop-mounted XFS with reflink, made in `image`.
+    fn xfs(image: &Path, dir: &Path) -> Option<Mount> {
+        std::fs::File::create(image)
+            .unwrap()
+            .set_len(20 << 30)
+            .unwrap();
+        run(
+            "mkfs.xfs",
+            &["-q", "-m", "reflink=1", image.to_str().unwrap()],
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-o", "loop", image.to_str().unwrap(), dir.to_str().unwrap()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        ok.then(|| Mount(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+#[ignore = "needs root (tmpfs mount), libvirtd and QEMU"]
+fn a_full_filesystem_fails_the_clone_and_leaves_nothing() {
+    let lab = Lab::new("enospc");
+    let src = lab.name("src");
+    big_vm(&lab, &lab.dir, &src, 1, 128);
+    let small = lab.path("small");
+    let _mount = Mount::tmpfs(&small, "48m");
+    let (bus, _service) = start_service();
+    let (vms, free_before) = (lab.vms(), tree(&small));
+    let opts = format!("{{'target-dir': <'{}'>}}", small.display());
+    let (name, message) =
+        gdbus_error(&bus.gdbus_call("CloneVmWithOptions", &[&src, &lab.name("dst"), &opts]));
+    assert_eq!(name, "org.vmclone.Error.Storage");
+    assert!(message.to_lowercase().contains("space"), "{message}");
+    assert_eq!(tree(&small), free_before, "the partial copy is gone");
+    assert!(free_before.is_empty());
+    assert_eq!(lab.vms(), vms);
+    let df = run("df", &["--output=used", small.to_str().unwrap()]);
+    assert_eq!(
+        df.lines().nth(1).unwrap().trim(),
+        "0",
+        "tmpfs is empty again: {df}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn a_service_killed_mid_copy_cleans_up_at_next_start() {
+    let lab = Lab::new("kill9");
+    let src = lab.name("big");
+    big_vm(&lab, &lab.dir, &src, 8, 2048);
+    let bus = PrivateBus::start();
+    let service = Service::start(&bus, URI, &[]);
+    let (files, vms) = (lab.files(), lab.vms());
+    let signals = SignalWatch::start(&bus);
+    let path = job_path(&bus.call("StartClone", "ssa{sv}", &[&src, &lab.name("orphan"), "0"]));
+    wait_for_bytes(&signals, &path);
+    let state = service.kill9();
+    assert_ne!(
+        lab.files(),
+        files,
+        "the copy was under way when the service died"
+    );
+    let journals = tree(&state.path().join("journal"));
+    assert_eq!(
+        journals.len(),
+        1,
+        "one unfinished clone in the journal: {journals:?}"
+    );
+    let service = Service::start_with_state(&bus, URI, &[], state);
+    assert_eq!(lab.files(), files, "the restart removed the partial copy");
+    assert_eq!(lab.vms(), vms);
+    assert!(tree(&service.state_dir.path().join("journal")).is_empty());
+    assert!(
+        service.log_text().contains("rolled back"),
+        "{}",
+        service.log_text()
+    );
+}
+
+#[test]
+#[ignore = "needs root (loop mount), libvirtd and QEMU"]
+fn on_xfs_a_big_disk_is_reflinked() {
+    let lab = Lab::new("reflink");
+    let mnt = lab.path("xfs");
+    let Some(_mount) = Mount::xfs(&lab.path("xfs.img"), &mnt) else {
+        if std::env::var("VMCLONE_ALLOW_NO_LOOP").as_deref() == Ok("1") {
+            eprintln!(
+                "\n!!!! SKIPPED: this machine cannot loop-mount XFS; reflink is NOT tested !!!!\n"
+            );
+            return;
+        }
+        panic!("cannot loop-mount an XFS image here (set VMCLONE_ALLOW_NO_LOOP=1 to skip loudly)");
+    };
+    let src = lab.name("big");
+    let img = big_vm(&lab, &mnt, &src, 8, 1024);
+    let (bus, service) = start_service();
+    let clone = lab.name("big-reflink");
+    reply_string(&bus.call("CloneVm", "ss", &[&src, &clone]));
+    let copy = disk_paths_of(&clone)[0].clone();
+    assert!(copy.starts_with(mnt.to_str().unwrap()));
+    assert!(
+        service.log_text().contains("Reflink"),
+        "{}",
+        service.log_text()
+    );
+    // Shared extents: the filesystem's used space did not grow by the 1 GiB of data.
+    let used = |p: &Path| -> u64 {
+        run("df", &["--output=used", "-B1", p.to_str().unwrap()])
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(used(&mnt) < (1024 + 512) << 20, "used {} bytes", used(&mnt));
+    assert!(qemu_img(&[
+        "compare",
+        "-f",
+        "raw",
+        "-F",
+        "raw",
+        img.to_str().unwrap(),
+        &copy
+    ])
+    .contains("identical"));
+}
