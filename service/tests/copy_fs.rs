@@ -404,10 +404,15 @@ fn awkward_sparse_layout() -> Layout {
 /// Copies the awkward sparse file in `dir` starting with `first`, checks everything a user
 /// cares about, and returns the method that did the work.
 fn check_sparse_copy(dir: &Path, first: CopyMethod) -> CopyMethod {
+    check_sparse_copy_to(dir, dir, first)
+}
+
+/// `check_sparse_copy` with the copy made in `dst_dir`.
+fn check_sparse_copy_to(dir: &Path, dst_dir: &Path, first: CopyMethod) -> CopyMethod {
     let layout = awkward_sparse_layout();
     let (src, dst) = (
         dir.join(format!("src-{first}.img").replace('/', "-")),
-        dir.join("copy.img"),
+        dst_dir.join("copy.img"),
     );
     let src = src.as_path();
     layout.create(src);
@@ -734,6 +739,23 @@ fn a_full_filesystem_gives_no_space_and_leaves_nothing_behind() {
 }
 
 #[test]
+#[ignore = "needs root: mounts"]
+fn a_copy_to_another_filesystem_falls_back_by_itself() {
+    require_root("mounts a tmpfs");
+    let dir = TempDir::new("crossfs");
+    let mnt = dir.join("mnt");
+    let _mount = Mount::tmpfs(&mnt, "64m");
+    // No filesystem reflinks across filesystems: the kernel answers EXDEV, and the copy goes on.
+    let method = check_sparse_copy_to(dir.path(), &mnt, CopyMethod::Reflink);
+    eprintln!(
+        "copy from {} to a tmpfs used {method}",
+        std::env::temp_dir().display()
+    );
+    assert_ne!(method, CopyMethod::Reflink);
+    assert!(names_in(&mnt).is_empty());
+}
+
+#[test]
 fn an_existing_destination_is_never_overwritten() {
     let dir = TempDir::new("exists");
     let src = dir.join("src");
@@ -772,7 +794,7 @@ fn an_existing_destination_is_never_overwritten() {
 }
 
 #[test]
-fn sources_that_are_not_files_are_refused_by_name() {
+fn sources_of_the_wrong_kind_are_refused_by_name() {
     let dir = TempDir::new("fifo");
     let fifo = dir.join("fifo");
     let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
@@ -785,6 +807,12 @@ fn sources_that_are_not_files_are_refused_by_name() {
     assert_gone(&dst);
     let err = copy_file(dir.path(), &dst, &CopyControl::new()).unwrap_err();
     assert!(matches!(err, CopyError::Unsupported { .. }), "{err:?}");
+    assert_gone(&dst);
+    let err = copy_tree(&fifo, &dst, &CopyControl::new()).unwrap_err();
+    assert!(
+        matches!(err, CopyError::NotADirectory { ref path } if *path == fifo),
+        "{err:?}"
+    );
     assert_gone(&dst);
 }
 

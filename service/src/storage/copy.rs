@@ -91,7 +91,7 @@ pub enum CopyError {
     #[error("the copy was cancelled")]
     Cancelled,
     #[error(
-        "no space left on the filesystem holding {}: free some space there or clone to another storage pool",
+        "no space left for {}: its filesystem (or your quota on it) is full; free some space there or clone to another storage pool",
         path.display()
     )]
     NoSpace { path: PathBuf },
@@ -101,10 +101,12 @@ pub enum CopyError {
     )]
     Exists { path: PathBuf },
     #[error(
-        "{} is {kind}; only regular files and block devices (and, inside a directory tree, directories and symlinks) can be copied",
+        "{} is {kind}: vmclone copies only regular files, block devices, directories and symlinks",
         path.display()
     )]
     Unsupported { path: PathBuf, kind: &'static str },
+    #[error("cannot copy {} as a directory tree: it is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
     #[error("cannot {op} {}: {source}", path.display())]
     Io {
         op: &'static str,
@@ -187,9 +189,8 @@ pub fn copy_tree(src: &Path, dst: &Path, ctl: &CopyControl) -> Result<(), CopyEr
     ctl.check()?;
     let meta = fs::metadata(src).map_err(|e| io_error("read", src, e))?;
     if !meta.is_dir() {
-        return Err(CopyError::Unsupported {
+        return Err(CopyError::NotADirectory {
             path: src.to_owned(),
-            kind: "not a directory",
         });
     }
     make_private_dir(dst)?;
@@ -468,12 +469,15 @@ fn start_writeback(out: &File, pos: u64, len: u64) {
 }
 
 fn reflink(src: &File, dst: &File) -> io::Result<()> {
-    // SAFETY: FICLONE takes the source descriptor as its argument and touches no memory of ours.
-    let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-    if rc == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
+    loop {
+        // SAFETY: FICLONE takes the source descriptor as its argument and touches no memory of ours.
+        if unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 
