@@ -59,27 +59,27 @@ fn show_about(app: &adw::Application) {
     about.present();
 }
 
-/// For tools/bench-gui.sh: once a frame showing VM rows has been painted,
-/// print the wall-clock time (µs since the epoch) and quit. The script
+/// For tools/bench-gui.sh: after the first frame whose paint included VM
+/// rows, print the wall-clock time (µs since the epoch) and quit. The script
 /// compares it with the time it launched the process.
 fn report_first_frame_with_rows(app: &adw::Application, window: &Window) {
     let app = app.clone();
+    // The first tick hands us the frame clock; rows exist once a layout made them,
+    // and a row existing at after-paint was drawn in that same frame.
     window.add_tick_callback(move |window, clock| {
-        if window.visible_rows().is_empty() {
-            return glib::ControlFlow::Continue;
-        }
         let app = app.clone();
-        let rows = window.visible_rows().len();
-        let handler = std::rc::Rc::new(std::cell::Cell::new(None));
-        let slot = handler.clone();
-        let id = clock.connect_after_paint(move |clock| {
-            println!("first-frame-with-rows {} rows={rows}", glib::real_time());
-            if let Some(id) = slot.take() {
-                clock.disconnect(id);
+        let window = window.downgrade();
+        let reported = std::cell::Cell::new(false);
+        clock.connect_after_paint(move |_| {
+            let Some(window) = window.upgrade() else {
+                return;
+            };
+            let rows = window.visible_rows().len();
+            if rows > 0 && !reported.replace(true) {
+                println!("first-frame-with-rows {} rows={rows}", glib::real_time());
+                app.quit();
             }
-            app.quit();
         });
-        handler.set(Some(id));
         glib::ControlFlow::Break
     });
 }

@@ -5,7 +5,8 @@
 //! signature), replies with values of the XML's out types, serves properties
 //! of the XML's types and emits every XML signal. Each proxy method, property
 //! and signal is used once, so a proxy that drifts from the XML (a missing or
-//! extra member, a wrong argument or return type) fails here.
+//! extra member, a wrong argument or return type) fails here. Every call to
+//! the service also has to allow interactive authorization.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -164,6 +165,14 @@ async fn stand_in(conn: Connection, interfaces: Arc<BTreeMap<String, Interface>>
         let member = header.member().map(|m| m.to_string()).unwrap_or_default();
         let signature = msg.body().signature().to_string_no_parens();
         let mut record = (iface.clone(), member.clone(), signature);
+        // So the desktop's polkit agent may prompt instead of a flat refusal.
+        let interactive = msg
+            .primary_header()
+            .flags()
+            .contains(zbus::message::Flags::AllowInteractiveAuth);
+        if iface.starts_with("org.vmclone.") && !interactive {
+            record.1 = format!("{member} WITHOUT allow-interactive-authorization");
+        }
         let reply = zbus::Message::method_return(&header).expect("reply builder");
         let reply = match (iface.as_str(), member.as_str()) {
             ("org.freedesktop.DBus.Properties", "Get") => {

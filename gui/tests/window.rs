@@ -41,6 +41,9 @@ fn main() {
             &|| service_stopped(app),
         ),
         ("host_without_vms_shows_empty_page", &|| empty_host(app)),
+        ("refused_calls_show_the_not_authorized_page", &|| {
+            not_authorized(app)
+        }),
     ]);
     drop(desktop);
     if !ok {
@@ -432,4 +435,68 @@ fn empty_host(app: &adw::Application) {
     let window = open_window(app, &bus);
     assert_eq!(window.page(), Page::Empty);
     screenshot(&window, "empty-state");
+}
+
+/// A bus whose policy lets the service own its name but refuses every call
+/// to it, as a system bus does for a caller it does not trust.
+fn not_authorized(app: &adw::Application) {
+    let dir = TempDir::new("gui-deny");
+    let socket = dir.path().join("bus.sock");
+    let config = dir.path().join("bus.conf");
+    std::fs::write(
+        &config,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+    <deny send_destination="org.vmclone.Manager" send_interface="org.vmclone.Manager"/>
+  </policy>
+</busconfig>
+"#,
+            socket.display()
+        ),
+    )
+    .expect("write the bus config");
+    let daemon = std::process::Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", config.display()))
+        .args(["--nofork", "--nopidfile"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("dbus-daemon is installed");
+    let _daemon = vmclone_tests::ChildGuard(daemon);
+    vmclone_tests::wait_until(LONG, "the strict bus", || socket.exists());
+    let address = format!("unix:path={}", socket.display());
+    let service = std::process::Command::new(vmclone_tests::built_binary("vmclone-service"))
+        .args(["--address", &address, "--no-authorization", "--uri"])
+        .arg(demo_host_uri())
+        .arg("--state-dir")
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start vmclone-service");
+    let _service = vmclone_tests::ChildGuard(service);
+    vmclone_tests::wait_until(LONG, "the service on the strict bus", || {
+        std::process::Command::new("busctl")
+            .arg(format!("--address={address}"))
+            .args(["status", "org.vmclone.Manager"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+
+    let window = open_window_at(app, &address);
+    assert_eq!(window.page(), Page::Unauthorized);
+    let page = window.status_page(Page::Unauthorized).unwrap();
+    let description = page.description().unwrap_or_default();
+    assert!(
+        description.contains("administrator"),
+        "the page says what to do: {description}"
+    );
+    screenshot(&window, "not-authorized");
 }

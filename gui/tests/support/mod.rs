@@ -258,7 +258,12 @@ fn close_all_windows() {
 
 /// A shown window on a service at `bus`, with the list loaded or an error page up.
 pub fn open_window(app: &adw::Application, bus: &PrivateBus) -> vmclone::window::Window {
-    let (client, events) = vmclone::client::Client::start(Some(bus.address().to_string()));
+    open_window_at(app, bus.address())
+}
+
+/// As [`open_window`], for the bus at `address`.
+pub fn open_window_at(app: &adw::Application, address: &str) -> vmclone::window::Window {
+    let (client, events) = vmclone::client::Client::start(Some(address.to_string()));
     let window = vmclone::window::Window::new(app, client, events);
     window.present();
     wait_for(
