@@ -415,6 +415,8 @@ fn copy_contents(
     out.set_len(source.len)
         .map_err(|e| io_error("set the size of", dst, e))?;
     let mut buf = Vec::new();
+    // Start of the copied bytes not yet handed to writeback.
+    let mut unflushed = 0;
     for extent in source.extents() {
         let (mut pos, end) =
             extent.map_err(|e| io_error("find the data extents of", &source.path, e))?;
@@ -450,16 +452,20 @@ fn copy_contents(
                     Err(e) => return Err(io_error("copy data into", dst, e)),
                 }
             };
-            start_writeback(out, pos, moved);
             pos += moved;
             ctl.advance(moved);
+            if pos - unflushed >= RANGE_CHUNK {
+                start_writeback(out, unflushed, pos - unflushed);
+                unflushed = pos;
+            }
         }
     }
     Ok(method)
 }
 
-/// Starts writing a range just copied to disk, so the final fsync has little left to wait for.
-/// Only a hint: a failure here shows again, and is reported, at that fsync.
+/// Starts writing a range just copied to disk (in large pieces: small ones slow the copy down),
+/// so the final fsync has little left to wait for. Only a hint: a failure here shows again, and
+/// is reported, at that fsync.
 fn start_writeback(out: &File, pos: u64, len: u64) {
     let (Ok(pos), Ok(len)) = (i64::try_from(pos), i64::try_from(len)) else {
         return;
