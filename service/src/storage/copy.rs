@@ -21,8 +21,8 @@ use tracing::{debug, info, warn};
 /// Bytes handed to one `copy_file_range` call: bounds how long a cancel waits and how coarse
 /// progress is.
 const RANGE_CHUNK: u64 = 8 << 20;
-/// The read/write loop's one buffer.
-const BUF_LEN: usize = 1 << 20;
+/// The read/write loop's one buffer: small enough to stay in cache (1 MiB made it 2-3x slower).
+const BUF_LEN: usize = 128 << 10;
 /// Granularity at which the read/write loop leaves all-zero data as holes.
 const ZERO_BLOCK: usize = 4096;
 
