@@ -20,7 +20,7 @@ PACKAGES=(
     build-essential pkg-config git
     libvirt-dev libvirt-daemon-system libvirt-clients
     qemu-system-x86 qemu-utils qemu-block-extra swtpm swtpm-tools ovmf
-    dbus dbus-daemon polkitd pkexec
+    dbus dbus-daemon dbus-bin polkitd pkexec systemd libglib2.0-bin libxml2-utils bc
     xfsprogs util-linux coreutils
     virtinst
     libgtk-4-dev libadwaita-1-dev gettext desktop-file-utils appstream

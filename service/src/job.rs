@@ -54,6 +54,8 @@ pub struct JobShared {
     pub source_vm_id: String,
     pub new_name: String,
     status: Mutex<Status>,
+    /// Wakes the progress publisher as soon as the job ends.
+    ended: tokio::sync::Notify,
 }
 
 impl JobShared {
@@ -68,6 +70,7 @@ impl JobShared {
                 error: String::new(),
                 error_name: String::new(),
             }),
+            ended: tokio::sync::Notify::new(),
         })
     }
 
@@ -96,6 +99,7 @@ impl JobShared {
                 s.error_name = e.dbus_name();
             }
         }
+        self.ended.notify_one();
         s.state
     }
 }
@@ -181,7 +185,10 @@ pub async fn publish_progress(conn: Connection, path: String, shared: Arc<JobSha
     let mut last = (0, 0);
     let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shared.ended.notified() => {}
+        }
         let running = shared.state() == JobState::Running;
         let now = (
             shared.progress.ctl.bytes_done.load(Ordering::Relaxed),

@@ -238,10 +238,7 @@ fn a_clone_boots_beside_its_source_with_its_own_disk_and_macs() {
     assert!(clone_disk[0].contains("clone"), "{clone_disk:?}");
     let compare = qemu_img(&["compare", &src_disk[0], &clone_disk[0]]);
     assert!(compare.contains("identical"), "{compare}");
-    assert_eq!(
-        qemu_img(&["info", &clone_disk[0]]).contains("file format: qcow2"),
-        true
-    );
+    assert!(qemu_img(&["info", &clone_disk[0]]).contains("file format: qcow2"));
 
     let (src_macs, clone_macs) = (macs_of(&src), macs_of(&clone));
     assert_eq!((src_macs.len(), clone_macs.len()), (2, 2));

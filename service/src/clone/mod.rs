@@ -295,12 +295,24 @@ impl Run<'_> {
         if let Some((src, dst)) = &plan.tpm {
             self.check_cancel()?;
             self.journal.record(Artifact::Tree(dst.clone()))?;
-            copy::copy_tree(src, dst, &self.progress.ctl).map_err(|e| match e {
-                CopyError::Cancelled => Error::Cancelled,
-                other => {
-                    Error::Storage(format!("Copying the TPM state {}: {other}", src.display()))
+            match copy::copy_tree(src, dst, &self.progress.ctl) {
+                Ok(()) => {}
+                Err(CopyError::Cancelled) => return Err(Error::Cancelled),
+                Err(CopyError::Exists { path }) => {
+                    // Someone else's folder: not ours to remove.
+                    self.journal.forget_last()?;
+                    return Err(Error::Storage(format!(
+                        "TPM state already exists at {}; vmclone never overwrites it. Remove it if it is left over, then try again.",
+                        path.display()
+                    )));
                 }
-            })?;
+                Err(other) => {
+                    return Err(Error::Storage(format!(
+                        "Copying the TPM state {}: {other}",
+                        src.display()
+                    )))
+                }
+            }
         }
         self.check_cancel()?;
         let edits = CloneEdits {

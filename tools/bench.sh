@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# vmclone benchmarks, printed as tables, each beside its peer measured in the same run.
+# Run by hand as root on a host prepared by tools/setup-host.sh (libvirtd running):
+#
+#   sudo tools/bench.sh            everything
+#   sudo tools/bench.sh service    clone without writable disks, ListVms with 1,000 VMs
+#   sudo tools/bench.sh storage    8 GiB disks holding 1 GiB: full, linked, virt-clone, cp, reflink
+#
+# Warm cache: every input is read once before it is timed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+WHAT=${1:-all}
+[ "$(id -u)" -eq 0 ] || { echo "bench.sh: run as root (it uses libvirtd and mounts XFS)" >&2; exit 1; }
+virsh -c qemu:///system version >/dev/null 2>&1 || { echo "bench.sh: libvirtd is not running: sudo tools/setup-host.sh" >&2; exit 1; }
+
+cargo build --release -p vmclone-service --locked >/dev/null 2>&1 || cargo build --release -p vmclone-service --locked
+SERVICE=$ROOT/target/release/vmclone-service
+RUNS=${RUNS:-15}
+WORK=$(mktemp -d /var/lib/libvirt/images/vmclone-bench.XXXXXX)
+chmod 755 "$WORK"
+PREFIX=vmclone-bench-$$
+BUS="unix:path=$WORK/bus.sock"
+PIDS=()
+
+cleanup() {
+    set +e
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    for d in $(virsh -c qemu:///system list --all --name | grep "^$PREFIX"); do
+        virsh -c qemu:///system undefine "$d" --nvram >/dev/null 2>&1
+    done
+    mountpoint -q "$WORK/xfs" && umount "$WORK/xfs"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+# median and min of the numbers on stdin (seconds) printed in ms
+stats() { python3 -c '
+import sys, statistics
+v = sorted(float(x) * 1000 for x in sys.stdin.read().split())
+print(f"{statistics.median(v):9.1f} {v[0]:9.1f} {len(v):5d}")'; }
+row() { printf '  %-44s %9s %9s %5s\n' "$@"; }
+header() { printf '\n%s\n' "$1"; row "" "median" "min" "runs"; row "" "(ms)" "(ms)" ""; }
+
+start_service() { # $1 = libvirt URI
+    dbus-daemon --session --nofork --nopidfile --address="$BUS" >/dev/null 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do [ -S "$WORK/bus.sock" ] && break; sleep 0.05; done
+    "$SERVICE" --address "$BUS" --no-authorization --uri "$1" --state-dir "$WORK/state" 2>"$WORK/service.log" &
+    SERVICE_PID=$!
+    PIDS+=($SERVICE_PID)
+    for _ in $(seq 200); do busctl --address="$BUS" status org.vmclone.Manager >/dev/null 2>&1 && break; sleep 0.05; done
+}
+stop_service() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    PIDS=()
+    rm -f "$WORK/bus.sock"
+}
+call() { busctl --address="$BUS" --timeout=1h call org.vmclone.Manager /org/vmclone/Manager org.vmclone.Manager "$@"; }
+
+define() { # name, disk XML
+    cat > "$WORK/$1.xml" <<EOT
+<domain type='qemu'><name>$1</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>
+<devices>$2<interface type='user'><model type='virtio'/></interface>
+<graphics type='vnc' port='5990' autoport='no'/></devices></domain>
+EOT
+    virsh -c qemu:///system define "$WORK/$1.xml" >/dev/null
+}
+undefine_clones() { # prefix
+    for d in $(virsh -c qemu:///system list --all --name | grep "^$1"); do
+        virsh -c qemu:///system undefine "$d" >/dev/null
+    done
+}
+
+bench_service() {
+    header "Clone of a VM with no writable disks (a cdrom and a NIC) on qemu:///system"
+    define "$PREFIX-nodisk" "<disk type='file' device='cdrom'><target dev='sda' bus='sata'/><readonly/></disk>"
+    start_service qemu:///system
+    call CloneVm ss "$PREFIX-nodisk" "$PREFIX-warm" >/dev/null
+    for i in $(seq "$RUNS"); do
+        t0=$(now); call CloneVm ss "$PREFIX-nodisk" "$PREFIX-v$i" >/dev/null; t1=$(now)
+        echo "$t1 - $t0" | bc
+    done | stats | { read -r med min n; row "vmclone CloneVm over busctl" "$med" "$min" "$n"; }
+    for i in $(seq "$RUNS"); do
+        t0=$(now); virt-clone -q --connect qemu:///system -o "$PREFIX-nodisk" -n "$PREFIX-vc$i" --auto-clone >/dev/null 2>&1; t1=$(now)
+        echo "$t1 - $t0" | bc
+    done | stats | { read -r med min n; row "virt-clone --auto-clone" "$med" "$min" "$n"; }
+    stop_service
+    undefine_clones "$PREFIX-v"; undefine_clones "$PREFIX-w"
+
+    header "ListVms with 1,000 domains (libvirt test driver)"
+    python3 - "$WORK/host1000.xml" <<'EOT'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("<node>\n")
+    for i in range(1000):
+        f.write(f"""<domain type='test'><name>vm{i:04d}</name><memory>1048576</memory><vcpu>2</vcpu>
+<os><type>hvm</type></os><devices><disk type='file' device='disk'><source file='/nonexistent/vm{i:04d}.qcow2'/><target dev='vda'/></disk>
+<interface type='network'><mac address='52:54:00:10:{i // 256:02x}:{i % 256:02x}'/><source network='default'/></interface></devices></domain>\n""")
+    f.write("</node>\n")
+EOT
+    start_service "test://$WORK/host1000.xml"
+    n=$(call ListVms | awk '{print $2}')
+    [ "$n" = 1000 ] || { echo "ListVms returned $n VMs" >&2; exit 1; }
+    for _ in $(seq "$RUNS"); do
+        t0=$(now); call ListVms >/dev/null; t1=$(now); echo "$t1 - $t0" | bc
+    done | stats | { read -r med min n; row "vmclone ListVms over busctl" "$med" "$min" "$n"; }
+    for _ in $(seq "$RUNS"); do
+        t0=$(now); virsh -c "test://$WORK/host1000.xml" list --all >/dev/null; t1=$(now); echo "$t1 - $t0" | bc
+    done | stats | { read -r med min n; row "virsh list --all (names and states only)" "$med" "$min" "$n"; }
+    stop_service
+}
+
+make_disk() { # path, format: 8 GiB holding 1 GiB of data
+    case "$2" in
+        raw) truncate -s 8G "$1" ;;
+        qcow2) qemu-img create -q -f qcow2 "$1" 8G ;;
+    esac
+    qemu-io -f "$2" -c "write -P 0x5a 0 512M" -c "write -P 0xa5 4G 512M" "$1" >/dev/null
+    cat "$1" >/dev/null
+}
+
+time_one() { t0=$(now); "$@" >/dev/null 2>&1; t1=$(now); echo "$t1 - $t0" | bc | awk '{printf "%.0f", $1 * 1000}'; }
+
+bench_storage() {
+    printf '\nStorage: 8 GiB disks holding 1 GiB of data, warm cache (ms, one run each)\n'
+    printf '  %-6s %-8s %12s %12s %12s %12s %14s\n' fs format "vmclone" "linked" "virt-clone" "cp-sparse" "vmclone/cp"
+    local peak=0
+    for fs in ext4 xfs; do
+        dir=$WORK
+        if [ "$fs" = xfs ]; then
+            truncate -s 40G "$WORK/xfs.img"
+            mkfs.xfs -q -m reflink=1 "$WORK/xfs.img"
+            mkdir -p "$WORK/xfs"
+            if ! mount -o loop "$WORK/xfs.img" "$WORK/xfs"; then
+                echo "  !!! cannot loop-mount XFS here: reflink NOT measured"
+                continue
+            fi
+            dir=$WORK/xfs
+        fi
+        [ "$(findmnt -n -o FSTYPE -T "$dir")" = "$fs" ] || fs="$(findmnt -n -o FSTYPE -T "$dir")"
+        start_service qemu:///system
+        for fmt in raw qcow2; do
+            src=$PREFIX-$fs-$fmt
+            make_disk "$dir/$src.$fmt" "$fmt"
+            define "$src" "<disk type='file' device='disk'><driver name='qemu' type='$fmt'/><source file='$dir/$src.$fmt'/><target dev='vda' bus='virtio'/></disk>"
+            full=$(time_one call CloneVm ss "$src" "$src-full")
+            rss=$(awk '/VmHWM/ {print $2}' "/proc/$SERVICE_PID/status")
+            [ "$rss" -gt "$peak" ] && peak=$rss
+            vc=$(time_one virt-clone -q --connect qemu:///system -o "$src" -n "$src-vc" --auto-clone)
+            cpt=$(time_one cp --sparse=always "$dir/$src.$fmt" "$dir/cp-copy.$fmt")
+            rm -f "$dir/cp-copy.$fmt"
+            call ConvertToTemplate s "$src" >/dev/null
+            linked=$(time_one call CloneVmWithOptions ssa{sv} "$src" "$src-linked" 1 storage s linked)
+            ratio=$(echo "scale=2; $full / $cpt" | bc)
+            printf '  %-6s %-8s %12s %12s %12s %12s %14s\n' "$fs" "$fmt" "$full" "$linked" "$vc" "$cpt" "${ratio}x"
+            for c in full vc linked; do
+                virsh -c qemu:///system undefine "$src-$c" >/dev/null 2>&1 || true
+            done
+            rm -f "$dir"/*"$src"-full* "$dir"/*"$src"-vc* "$dir"/*"$src"-linked* "$dir/$src.$fmt" "$dir/$src-clone.$fmt"
+            virsh -c qemu:///system undefine "$src" >/dev/null
+        done
+        grep -o 'copied .* (\w*)' "$WORK/service.log" | sed 's/^/  service log: /' | tail -2
+        stop_service
+        [ "$fs" = xfs ] && umount "$WORK/xfs"
+    done
+    printf '\n  vmclone-service peak RSS during these copies: %s MiB\n' "$((peak / 1024))"
+}
+
+case "$WHAT" in
+    service) bench_service ;;
+    storage) bench_storage ;;
+    all) bench_service; bench_storage ;;
+    *) echo "usage: bench.sh [service|storage|all]" >&2; exit 2 ;;
+esac
