@@ -4,23 +4,27 @@ use adw::prelude::*;
 use gettextrs::gettext;
 use gtk::{gio, glib};
 
-use crate::client::Client;
+use crate::client::{Client, ServiceEvent};
 use crate::config;
 use crate::window::Window;
 
-/// Builds the application. `bus_address` selects a bus other than the system
-/// bus (tests use a private one).
-pub fn new(bus_address: Option<String>) -> adw::Application {
+/// Builds the application; activating it opens a window on `client`, which
+/// main starts before GTK so the first ListVms overlaps start-up. Tests pass
+/// `None` and make their windows themselves.
+pub fn new(client: Option<(Client, async_channel::Receiver<ServiceEvent>)>) -> adw::Application {
     let app = adw::Application::builder()
         .application_id(config::APP_ID)
         .resource_base_path(config::RESOURCE_BASE)
         .build();
+    let client = std::cell::RefCell::new(client);
     app.connect_activate(move |app| {
         if let Some(window) = app.active_window() {
             GtkWindowExt::present(&window);
             return;
         }
-        let (client, events) = Client::start(bus_address.clone());
+        let Some((client, events)) = client.borrow_mut().take() else {
+            return;
+        };
         let window = Window::new(app, client, events);
         if std::env::var_os("VMCLONE_BENCH_FIRST_FRAME").is_some() {
             report_first_frame_with_rows(app, &window);

@@ -5,7 +5,9 @@
 //! runtime in its own thread; the GTK side talks to it only through
 //! async-channel, so no D-Bus call ever runs on the GTK main loop.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use futures_lite::StreamExt;
@@ -256,6 +258,7 @@ impl JobHandle {
 }
 
 type Reply<T> = async_channel::Sender<Result<T, ClientError>>;
+type ListResult = Result<Vec<VmInfo>, ClientError>;
 
 enum Request {
     ListVms(Reply<Vec<VmInfo>>),
@@ -272,6 +275,9 @@ enum Request {
 #[derive(Clone)]
 pub struct Client {
     requests: async_channel::Sender<Request>,
+    /// The first list, asked for as soon as the thread starts so the bus
+    /// round trip overlaps GTK's start-up; the first `list_vms` takes it.
+    first_list: Rc<RefCell<Option<async_channel::Receiver<ListResult>>>>,
 }
 
 impl Client {
@@ -290,7 +296,14 @@ impl Client {
                 runtime.block_on(Worker::new(address, events_tx).run(incoming));
             })
             .expect("spawn the D-Bus thread");
-        (Client { requests }, events)
+        let (tx, first) = async_channel::bounded(1);
+        // Cannot fail: the channel is unbounded and its receiver is alive.
+        let _ = requests.try_send(Request::ListVms(tx));
+        let client = Client {
+            requests,
+            first_list: Rc::new(RefCell::new(Some(first))),
+        };
+        (client, events)
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, ClientError> {
@@ -301,7 +314,14 @@ impl Client {
     }
 
     pub async fn list_vms(&self) -> Result<Vec<VmInfo>, ClientError> {
-        self.ask(Request::ListVms).await
+        let first = self.first_list.borrow_mut().take();
+        match first {
+            Some(first) => first
+                .recv()
+                .await
+                .map_err(|_| ClientError::Unreachable("The D-Bus thread stopped.".into()))?,
+            None => self.ask(Request::ListVms).await,
+        }
     }
 
     /// Ok when `name` is a valid, free name for a clone.

@@ -41,6 +41,7 @@ fn main() {
             &|| service_stopped(app),
         ),
         ("host_without_vms_shows_empty_page", &|| empty_host(app)),
+        ("about_window_opens_from_the_menu", &|| about_window(app)),
         ("refused_calls_show_the_not_authorized_page", &|| {
             not_authorized(app)
         }),
@@ -499,4 +500,25 @@ fn not_authorized(app: &adw::Application) {
         "the page says what to do: {description}"
     );
     screenshot(&window, "not-authorized");
+}
+
+fn about_window(app: &adw::Application) {
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &demo_host_uri(), &[]);
+    let window = open_window(app, &bus);
+    // The primary menu's About item activates app.about.
+    app.activate_action("about", None);
+    let mut about = None;
+    wait_for(LONG, "the About window", || {
+        let toplevels = gtk::Window::toplevels();
+        about = (0..toplevels.n_items())
+            .filter_map(|i| toplevels.item(i).and_downcast::<adw::AboutWindow>())
+            .find(|w| w.is_visible());
+        about.is_some()
+    });
+    let about = about.unwrap();
+    assert_eq!(about.application_name(), "VM Clone");
+    assert_eq!(about.version(), env!("CARGO_PKG_VERSION"));
+    assert_eq!(about.transient_for().as_ref(), Some(window.upcast_ref()));
+    screenshot(&about, "about");
 }

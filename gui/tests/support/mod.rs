@@ -44,10 +44,9 @@ impl Desktop {
         gtk::init().expect("GTK starts on the Xvfb display");
         adw::init().expect("libadwaita starts");
         vmclone::register_resources();
-        let app = adw::Application::builder()
-            .application_id(vmclone::config::APP_ID)
-            .resource_base_path(vmclone::config::RESOURCE_BASE)
-            .build();
+        // The app's own Application (actions, accelerators); tests make their
+        // windows themselves, each on its own bus, instead of activating it.
+        let app = vmclone::application::new(None);
         app.register(None::<&gtk::gio::Cancellable>)
             .expect("the application registers on the private session bus");
         Desktop {
@@ -250,7 +249,11 @@ fn close_all_windows() {
     let windows: Vec<gtk::Window> = (0..toplevels.n_items())
         .filter_map(|i| toplevels.item(i).and_downcast::<gtk::Window>())
         .collect();
-    for window in windows {
+    // Dialogs before the windows they belong to.
+    let (dialogs, mains): (Vec<_>, Vec<_>) = windows
+        .into_iter()
+        .partition(|w| w.transient_for().is_some());
+    for window in dialogs.into_iter().chain(mains) {
         window.destroy();
     }
     settle(Duration::from_millis(50));
