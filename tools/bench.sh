@@ -122,16 +122,29 @@ make_disk() { # path, format: 8 GiB holding 1 GiB of data
     cat "$1" >/dev/null
 }
 
-time_one() { t0=$(now); "$@" >/dev/null 2>&1; t1=$(now); echo "$t1 - $t0" | bc | awk '{printf "%.0f", $1 * 1000}'; }
+# Median wall time in ms of REPEAT runs of "$@"; before each run: `sync` (no writeback
+# left over from earlier steps) and a read of $WARM (warm cache). $AFTER runs after each.
+REPEAT=${REPEAT:-3}
+timed() {
+    for _ in $(seq "$REPEAT"); do
+        sync; cat "$WARM" >/dev/null
+        t0=$(now); "$@" >/dev/null 2>&1; t1=$(now)
+        echo "$t1 - $t0" | bc
+        eval "$AFTER"
+    done | python3 -c '
+import sys, statistics
+print(round(statistics.median(float(x) for x in sys.stdin.read().split()) * 1000))'
+}
+unclone() { virsh -c qemu:///system undefine "$1" >/dev/null 2>&1 || true; rm -f "$2"/*"$1".*; }
 
 bench_storage() {
-    printf '\nStorage: 8 GiB disks holding 1 GiB of data, warm cache (ms, one run each)\n'
-    printf '  %-6s %-8s %12s %12s %12s %12s %14s\n' fs format "vmclone" "linked" "virt-clone" "cp-sparse" "vmclone/cp"
+    printf '\nStorage: 8 GiB disks holding 1 GiB of data, warm cache; median ms of %s runs\n' "$REPEAT"
+    printf '  %-5s %-6s %9s %8s %11s %10s %9s %11s\n' fs format vmclone linked virt-clone cp-sparse "cp+sync" "vmclone/cp"
     local peak=0
     for fs in ext4 xfs; do
         dir=$WORK
         if [ "$fs" = xfs ]; then
-            truncate -s 40G "$WORK/xfs.img"
+            truncate -s 60G "$WORK/xfs.img"
             mkfs.xfs -q -m reflink=1 "$WORK/xfs.img"
             mkdir -p "$WORK/xfs"
             if ! mount -o loop "$WORK/xfs.img" "$WORK/xfs"; then
@@ -140,33 +153,39 @@ bench_storage() {
             fi
             dir=$WORK/xfs
         fi
-        [ "$(findmnt -n -o FSTYPE -T "$dir")" = "$fs" ] || fs="$(findmnt -n -o FSTYPE -T "$dir")"
+        fs=$(findmnt -n -o FSTYPE -T "$dir")
         start_service qemu:///system
         for fmt in raw qcow2; do
             src=$PREFIX-$fs-$fmt
-            make_disk "$dir/$src.$fmt" "$fmt"
-            define "$src" "<disk type='file' device='disk'><driver name='qemu' type='$fmt'/><source file='$dir/$src.$fmt'/><target dev='vda' bus='virtio'/></disk>"
-            full=$(time_one call CloneVm ss "$src" "$src-full")
+            WARM=$dir/$src.$fmt
+            make_disk "$WARM" "$fmt"
+            define "$src" "<disk type='file' device='disk'><driver name='qemu' type='$fmt'/><source file='$WARM'/><target dev='vda' bus='virtio'/></disk>"
+            AFTER='unclone "$src-full" "$dir"'
+            full=$(timed call CloneVm ss "$src" "$src-full")
             rss=$(awk '/VmHWM/ {print $2}' "/proc/$SERVICE_PID/status")
             [ "$rss" -gt "$peak" ] && peak=$rss
-            vc=$(time_one virt-clone -q --connect qemu:///system -o "$src" -n "$src-vc" --auto-clone)
-            cpt=$(time_one cp --sparse=always "$dir/$src.$fmt" "$dir/cp-copy.$fmt")
-            rm -f "$dir/cp-copy.$fmt"
+            AFTER='unclone "$src-vc" "$dir"; rm -f "$dir/$src-clone.$fmt"'
+            vc=$(timed virt-clone -q --connect qemu:///system -o "$src" -n "$src-vc" --auto-clone)
+            AFTER='rm -f "$dir/cp-copy.$fmt"'
+            cpt=$(timed cp --sparse=always "$WARM" "$dir/cp-copy.$fmt")
+            cps=$(timed sh -c "cp --sparse=always '$WARM' '$dir/cp-copy.$fmt' && sync '$dir/cp-copy.$fmt'")
             call ConvertToTemplate s "$src" >/dev/null
-            linked=$(time_one call CloneVmWithOptions ssa{sv} "$src" "$src-linked" 1 storage s linked)
+            AFTER='unclone "$src-linked" "$dir"'
+            linked=$(timed call CloneVmWithOptions ssa{sv} "$src" "$src-linked" 1 storage s linked)
             ratio=$(echo "scale=2; $full / $cpt" | bc)
-            printf '  %-6s %-8s %12s %12s %12s %12s %14s\n' "$fs" "$fmt" "$full" "$linked" "$vc" "$cpt" "${ratio}x"
-            for c in full vc linked; do
-                virsh -c qemu:///system undefine "$src-$c" >/dev/null 2>&1 || true
-            done
-            rm -f "$dir"/*"$src"-full* "$dir"/*"$src"-vc* "$dir"/*"$src"-linked* "$dir/$src.$fmt" "$dir/$src-clone.$fmt"
+            printf '  %-5s %-6s %9s %8s %11s %10s %9s %10sx\n' "$fs" "$fmt" "$full" "$linked" "$vc" "$cpt" "$cps" "$ratio"
+            chmod u+w "$WARM"
             virsh -c qemu:///system undefine "$src" >/dev/null
+            rm -f "$WARM"
         done
-        grep -o 'copied .* (\w*)' "$WORK/service.log" | sed 's/^/  service log: /' | tail -2
+        grep -o 'copied .* ([A-Za-z]*)' "$WORK/service.log" | sed 's/.*(\(.*\))/\1/' | sort | uniq -c |
+            sed "s/^ */  $fs copy method used by vmclone: /"
         stop_service
         [ "$fs" = xfs ] && umount "$WORK/xfs"
     done
-    printf '\n  vmclone-service peak RSS during these copies: %s MiB\n' "$((peak / 1024))"
+    printf '\n  vmclone-service peak RSS (VmHWM) during these copies: %s MiB\n' "$((peak / 1024))"
+    echo "  cp-sparse: cp --sparse=always (coreutils 9 reflinks by default where it can; no fsync)."
+    echo "  cp+sync: the same followed by sync of the copy: vmclone fsyncs every copy before defining the VM."
 }
 
 case "$WHAT" in
