@@ -281,7 +281,14 @@ impl Window {
     }
 
     fn show_page(&self, page: Page) {
-        self.imp().stack.set_visible_child_name(page.name());
+        let imp = self.imp();
+        // Searching only makes sense while there is a list to search.
+        let searchable = matches!(page, Page::List | Page::NoResults);
+        imp.search_button.set_sensitive(searchable);
+        if !searchable {
+            imp.search_button.set_active(false);
+        }
+        imp.stack.set_visible_child_name(page.name());
     }
 
     /// The page on screen.

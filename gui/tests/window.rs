@@ -41,6 +41,9 @@ fn main() {
             &|| service_stopped(app),
         ),
         ("host_without_vms_shows_empty_page", &|| empty_host(app)),
+        ("template_gets_a_linked_clone_through_the_dialog", &|| {
+            linked_clone(app)
+        }),
         ("about_window_opens_from_the_menu", &|| about_window(app)),
         ("refused_calls_show_the_not_authorized_page", &|| {
             not_authorized(app)
@@ -244,13 +247,6 @@ fn clone_dialog(app: &adw::Application) {
         !busctl_list_vms(&bus).iter().any(|vm| vm.0 == "web01-clone"),
         "cancelling the dialog clones nothing"
     );
-
-    // A template offers linked storage, selected by default.
-    let dialog = open_dialog_for(&window, "debian12-template");
-    assert!(dialog.storage_row().is_sensitive());
-    assert_eq!(dialog.storage(), vmclone::client::Storage::Linked);
-    screenshot(&dialog, "clone-dialog-template");
-    dialog.close();
 }
 
 fn busctl_clone_appears(app: &adw::Application) {
@@ -521,4 +517,81 @@ fn about_window(app: &adw::Application) {
     assert_eq!(about.version(), env!("CARGO_PKG_VERSION"));
     assert_eq!(about.transient_for().as_ref(), Some(window.upcast_ref()));
     screenshot(&about, "about");
+}
+
+/// A template whose disk is a real qcow2 image: the dialog offers a linked
+/// clone by default, and the clone's disk is an overlay backed by the template.
+fn linked_clone(app: &adw::Application) {
+    let dir = TempDir::new("gui-linked");
+    let base = dir.path().join("base.qcow2");
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&base)
+        .arg("1G")
+        .status()
+        .expect("qemu-img is installed (Debian package qemu-utils)");
+    assert!(made.success(), "qemu-img create failed");
+    let uri = test_driver_uri(
+        dir.path(),
+        &format!(
+            "<node>
+  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <test:runstate>5</test:runstate>
+    <name>debian-template</name>
+    <uuid>0b5e1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2e</uuid>
+    <metadata><vmclone:template xmlns:vmclone='https://vmclone.org/xmlns/vmclone/1'/></metadata>
+    <memory unit='MiB'>512</memory>
+    <vcpu>1</vcpu>
+    <os><type arch='x86_64'>hvm</type></os>
+    <devices>
+      <disk type='file' device='disk'>
+        <driver name='qemu' type='qcow2'/>
+        <source file='{}'/>
+        <target dev='vda' bus='virtio'/>
+      </disk>
+    </devices>
+  </domain>
+</node>",
+            base.display()
+        ),
+    );
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &uri, &[]);
+    let window = open_window(app, &bus);
+    wait_for(LONG, "the template row", || {
+        window
+            .visible_rows()
+            .iter()
+            .any(|r| r.name_text() == "debian-template" && r.is_template_shown())
+    });
+    let dialog = open_dialog_for(&window, "debian-template");
+    assert!(
+        dialog.storage_row().is_sensitive(),
+        "templates offer linked clones"
+    );
+    assert_eq!(dialog.storage(), vmclone::client::Storage::Linked);
+    wait_for(LONG, "the proposed name to be accepted", || {
+        dialog.can_clone()
+    });
+    screenshot(&dialog, "clone-dialog-template");
+    press_enter(&dialog);
+    wait_for(LONG, "the success toast", || {
+        toast_texts(&window)
+            .iter()
+            .any(|t| t.contains("debian-template-clone"))
+    });
+    let overlay = files_in(dir.path())
+        .into_iter()
+        .find(|f| f.contains("debian-template-clone"))
+        .expect("the clone has its own overlay file");
+    let info = std::process::Command::new("qemu-img")
+        .args(["info", "-U"])
+        .arg(dir.path().join(&overlay))
+        .output()
+        .expect("qemu-img info");
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains(&format!("backing file: {}", base.display())),
+        "{overlay} is linked to the template: {info}"
+    );
 }
