@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use futures_lite::StreamExt;
+use gettextrs::gettext;
 use tokio::sync::Mutex;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::{proxy, Connection};
@@ -124,6 +125,9 @@ pub enum ClientError {
     /// An `org.vmclone.Error.*` (or other) error with the service's message.
     #[error("{message}")]
     Service { name: String, message: String },
+    /// The service answered with something the contract does not allow.
+    #[error("{0}")]
+    BadReply(String),
 }
 
 impl ClientError {
@@ -131,6 +135,22 @@ impl ClientError {
         match self {
             ClientError::Service { name, .. } => Some(name),
             _ => None,
+        }
+    }
+
+    /// What to tell a person: the service's own message when it sent one,
+    /// otherwise a sentence instead of a D-Bus error name.
+    pub fn user_message(&self) -> String {
+        match self {
+            ClientError::Service { message, .. } | ClientError::BadReply(message) => {
+                message.clone()
+            }
+            ClientError::NotAuthorized(_) => {
+                gettext("You are not allowed to clone virtual machines on this computer.")
+            }
+            ClientError::Unreachable(_) => {
+                gettext("The vmclone service stopped or cannot be reached.")
+            }
         }
     }
 }
@@ -193,9 +213,8 @@ impl VmInfo {
             dict.get(key)
                 .and_then(|v| v.try_clone().ok())
                 .and_then(|v| T::try_from(v).ok())
-                .ok_or_else(|| ClientError::Service {
-                    name: "org.vmclone.Error.Protocol".into(),
-                    message: format!("The service sent a VM without a valid “{key}”."),
+                .ok_or_else(|| {
+                    ClientError::BadReply(format!("The service sent a VM without a valid “{key}”."))
                 })
         }
         Ok(VmInfo {
@@ -619,5 +638,84 @@ async fn outcome_of(job: &JobProxy<'_>) -> JobOutcome {
             name: text("ErrorName"),
             message: text("Error"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dict(entries: &[(&str, Value<'_>)]) -> HashMap<String, OwnedValue> {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.try_to_owned().expect("owned value")))
+            .collect()
+    }
+
+    #[test]
+    fn vm_dictionaries_become_vm_info() {
+        let vm = dict(&[
+            ("id", Value::from("6f0e2d1c-5b4a-4c3d-9e8f-7a6b5c4d3e21")),
+            ("name", Value::from("web01")),
+            ("state", Value::from("shutoff")),
+            ("vcpus", Value::U32(2)),
+            ("memory-mib", Value::U64(2048)),
+            ("disks", Value::U32(1)),
+            ("interfaces", Value::U32(1)),
+            ("is-template", Value::Bool(true)),
+        ]);
+        let info = VmInfo::from_dict(&vm).expect("a valid VM");
+        assert_eq!(info.name, "web01");
+        assert_eq!((info.vcpus, info.memory_mib, info.disks), (2, 2048, 1));
+        assert!(info.is_template);
+    }
+
+    #[test]
+    fn a_vm_with_a_wrong_type_is_refused_by_name() {
+        let vm = dict(&[
+            ("id", Value::from("x")),
+            ("name", Value::from("web01")),
+            ("state", Value::from("shutoff")),
+            ("vcpus", Value::from("two")),
+            ("memory-mib", Value::U64(2048)),
+            ("disks", Value::U32(1)),
+        ]);
+        let err = VmInfo::from_dict(&vm).expect_err("vcpus is not a u32");
+        assert!(matches!(err, ClientError::BadReply(_)));
+        assert!(err.to_string().contains("vcpus"), "{err}");
+    }
+
+    #[test]
+    fn bus_errors_sort_into_what_the_window_shows() {
+        let reply = |name: &str| {
+            let call = zbus::Message::method_call("/org/vmclone/Manager", "ListVms")
+                .expect("call")
+                .build(&())
+                .expect("message");
+            let err = zbus::Message::error(&call.header(), name)
+                .expect("error")
+                .build(&("the message",))
+                .expect("message");
+            ClientError::from(zbus::Error::MethodError(
+                name.try_into().expect("error name"),
+                Some("the message".into()),
+                err,
+            ))
+        };
+        assert!(matches!(
+            reply("org.vmclone.Error.NotAuthorized"),
+            ClientError::NotAuthorized(m) if m == "the message"
+        ));
+        assert!(matches!(
+            reply("org.freedesktop.DBus.Error.AccessDenied"),
+            ClientError::NotAuthorized(_)
+        ));
+        assert!(matches!(
+            reply("org.freedesktop.DBus.Error.ServiceUnknown"),
+            ClientError::Unreachable(_)
+        ));
+        let exists = reply("org.vmclone.Error.NameExists");
+        assert_eq!(exists.name(), Some("org.vmclone.Error.NameExists"));
+        assert_eq!(exists.to_string(), "the message");
     }
 }

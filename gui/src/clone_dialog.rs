@@ -5,7 +5,7 @@ use adw::subclass::prelude::*;
 use gettextrs::gettext;
 use gtk::glib;
 
-use crate::client::{Client, ClientError, Storage, VmInfo};
+use crate::client::{Client, Storage, VmInfo};
 
 mod imp {
     use std::cell::{Cell, OnceCell};
@@ -164,9 +164,7 @@ impl CloneDialog {
                     dialog.show_problem(None);
                     dialog.set_response_enabled(CLONE, true);
                 }
-                Err(ClientError::Service { message, .. })
-                | Err(ClientError::NotAuthorized(message))
-                | Err(ClientError::Unreachable(message)) => dialog.show_problem(Some(&message)),
+                Err(err) => dialog.show_problem(Some(&err.user_message())),
             }
         });
     }

@@ -273,7 +273,7 @@ impl Window {
                 )));
                 self.show_page(Page::Unreachable);
             }
-            ClientError::Service { message, .. } => {
+            ClientError::Service { message, .. } | ClientError::BadReply(message) => {
                 imp.unreachable_page.set_description(Some(message));
                 self.show_page(Page::Unreachable);
             }
@@ -478,7 +478,7 @@ impl Window {
     /// when a long message does not fit the toast.
     fn clone_failed(&self, source: &str, err: &ClientError) {
         let heading = gettext("Could not clone “{name}”").replace("{name}", source);
-        let message = err.to_string();
+        let message = err.user_message();
         let toast = adw::Toast::new(&markup(&message));
         toast.set_button_label(Some(&gettext("_Details")));
         toast.set_action_name(Some("win.show-error"));
