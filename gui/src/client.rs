@@ -470,7 +470,8 @@ impl Worker {
         })
     }
 
-    /// Turns the service's signals into [`ServiceEvent`]s until the bus goes away.
+    /// Turns the service's signals into [`ServiceEvent`]s until the bus goes
+    /// away. Holds `_conn` so the subscriptions outlive every request.
     async fn watch(self: Arc<Self>, _conn: Connection, mut subs: Subscriptions) {
         loop {
             let event = tokio::select! {

@@ -411,10 +411,6 @@ impl Window {
 
     /// The clone dialog on screen, if any.
     pub fn clone_dialog(&self) -> Option<CloneDialog> {
-        self.list_toplevels_dialog()
-    }
-
-    fn list_toplevels_dialog(&self) -> Option<CloneDialog> {
         let toplevels = gtk::Window::toplevels();
         (0..toplevels.n_items())
             .filter_map(|i| toplevels.item(i).and_downcast::<CloneDialog>())

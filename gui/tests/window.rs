@@ -44,6 +44,9 @@ fn main() {
         ("template_gets_a_linked_clone_through_the_dialog", &|| {
             linked_clone(app)
         }),
+        ("a_thousand_vms_are_listed_with_recycled_rows", &|| {
+            thousand_vms(app)
+        }),
         ("about_window_opens_from_the_menu", &|| about_window(app)),
         ("refused_calls_show_the_not_authorized_page", &|| {
             not_authorized(app)
@@ -409,6 +412,11 @@ fn service_stopped(app: &adw::Application) {
         "the list to come back when the service returns",
         || window.page() == Page::List,
     );
+    // The new service process's signals reach the window too.
+    vmclone_tests::stdout_ok(&bus.call("CloneVm", "ss", &["web01", "after-restart"]));
+    wait_for(LONG, "a clone by the restarted service to appear", || {
+        names(&window).contains(&"after-restart".to_string())
+    });
 
     // Started while nothing serves: the unreachable page, then Retry works.
     let empty_bus = PrivateBus::start();
@@ -594,4 +602,44 @@ fn linked_clone(app: &adw::Application) {
         info.contains(&format!("backing file: {}", base.display())),
         "{overlay} is linked to the template: {info}"
     );
+}
+
+/// 1,000 VMs: all in the model, but only the rows near the visible area are
+/// built (GTK recycles them while scrolling), and the last one can be reached.
+fn thousand_vms(app: &adw::Application) {
+    let dir = TempDir::new("gui-1000");
+    let mut host = String::from("<node>");
+    for i in 1..=1000 {
+        host.push_str(&format!(
+            "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\
+             <test:runstate>5</test:runstate><name>vm{i:04}</name>\
+             <uuid>00000000-0000-4000-8000-{i:012}</uuid><memory unit='MiB'>1024</memory>\
+             <vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>"
+        ));
+    }
+    host.push_str("</node>");
+    let uri = test_driver_uri(dir.path(), &host);
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &uri, &[]);
+    let window = open_window(app, &bus);
+    assert_eq!(window.shown_vms().len(), 1000);
+    wait_for(LONG, "rows", || !window.visible_rows().is_empty());
+    let built = window.visible_rows().len();
+    assert!(
+        built < 300,
+        "{built} rows built for 1,000 VMs: the list is not recycling"
+    );
+    let last = window.shown_vms().last().unwrap().id.clone();
+    window.select_vm(&last);
+    wait_for(LONG, "the last VM's row", || {
+        window
+            .visible_rows()
+            .iter()
+            .any(|r| r.name_text() == "vm1000")
+    });
+    assert!(
+        window.visible_rows().len() < 300,
+        "still recycling at the end"
+    );
+    screenshot(&window, "thousand-vms-end");
 }
