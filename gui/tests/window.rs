@@ -78,30 +78,33 @@ fn rows_match_list_vms(app: &adw::Application) {
 
     let expected = busctl_list_vms(&bus);
     assert!(expected.len() >= 3, "the demo host lists VMs: {expected:?}");
-    let mut shown: Vec<_> = window
-        .shown_vms()
-        .into_iter()
-        .map(|vm| (vm.name, vm.state, vm.is_template))
-        .collect();
-    shown.sort();
+    let mut shown = window.shown_vms();
+    shown.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(shown, expected, "the window lists what ListVms returns");
 
     // Every VM has a drawn row with its name, state word and size.
     wait_for(LONG, "a row per VM", || {
         window.visible_rows().len() == expected.len()
     });
-    for (name, state, is_template) in &expected {
+    for vm in &expected {
+        let (name, state) = (&vm.name, &vm.state);
         let row = row_named(&window, name);
+        let details = row.details_text();
         let (word, _) = vmclone::vm_row::state_label(state);
         assert!(
-            row.details_text().contains(&word),
-            "{name}: {:?} names its state {word}",
-            row.details_text()
+            details.contains(&word),
+            "{name}: {details:?} names its state"
         );
-        assert!(row.details_text().contains("vCPU"), "{name}: vCPUs shown");
+        let vcpus = format!("{} vCPU", vm.vcpus);
+        let disks = format!("{} disk", vm.disks);
+        // glib puts a no-break space between number and unit.
+        let memory = format!("{}.0\u{a0}GiB", vm.memory_mib / 1024);
+        for part in [vcpus, disks, memory] {
+            assert!(details.contains(&part), "{name}: {details:?} shows {part}");
+        }
         assert_eq!(
             row.is_template_shown(),
-            *is_template,
+            vm.is_template,
             "{name}: template badge"
         );
         let button = row.clone_button();
@@ -123,7 +126,7 @@ fn rows_match_list_vms(app: &adw::Application) {
         }
     }
     assert!(
-        expected.iter().any(|(_, state, _)| state == "running"),
+        expected.iter().any(|vm| vm.state == "running"),
         "the demo host has a running VM to check"
     );
     screenshot(&window, "main-window");
@@ -223,7 +226,9 @@ fn clone_dialog(app: &adw::Application) {
         names(&window).contains(&"web01-copy".to_string())
     });
     assert!(
-        busctl_list_vms(&bus).iter().any(|vm| vm.0 == "web01-copy"),
+        busctl_list_vms(&bus)
+            .iter()
+            .any(|vm| vm.name == "web01-copy"),
         "the service has the clone"
     );
     screenshot(&window, "clone-done");
@@ -247,7 +252,9 @@ fn clone_dialog(app: &adw::Application) {
     wait_for(LONG, "the dialog to close", || !dialog.is_visible());
     settle(Duration::from_millis(300));
     assert!(
-        !busctl_list_vms(&bus).iter().any(|vm| vm.0 == "web01-clone"),
+        !busctl_list_vms(&bus)
+            .iter()
+            .any(|vm| vm.name == "web01-clone"),
         "cancelling the dialog clones nothing"
     );
 }

@@ -277,32 +277,38 @@ pub fn open_window_at(app: &adw::Application, address: &str) -> vmclone::window:
     window
 }
 
-/// (name, state, is-template) of every VM, from `busctl call … ListVms`.
-pub fn busctl_list_vms(bus: &PrivateBus) -> Vec<(String, String, bool)> {
+/// Every VM as `busctl call … ListVms` prints it, sorted by name: an
+/// independent reading of the service's answer, not the app's client.
+pub fn busctl_list_vms(bus: &PrivateBus) -> Vec<vmclone::client::VmInfo> {
     let out = vmclone_tests::stdout_ok(&bus.call("ListVms", "", &[]));
     let tokens = tokenize(&out);
     // aa{sv} COUNT, then per VM: ENTRIES, then ENTRIES × (KEY TYPE VALUE).
     assert_eq!(tokens[0], "aa{sv}", "ListVms output: {out}");
     let count: usize = tokens[1].parse().expect("VM count");
-    let mut vms: Vec<(String, String, bool)> = Vec::new();
+    let mut vms = Vec::new();
     let mut i = 2;
     for _ in 0..count {
         let entries: usize = tokens[i].parse().expect("entry count");
         i += 1;
-        let mut vm = (String::new(), String::new(), false);
+        let mut vm = vmclone::client::VmInfo::default();
         for _ in 0..entries {
             let (key, value) = (tokens[i].as_str(), tokens[i + 2].as_str());
+            let number = || value.parse().expect("a number");
             match key {
-                "\"name\"" => vm.0 = unquote(value),
-                "\"state\"" => vm.1 = unquote(value),
-                "\"is-template\"" => vm.2 = value == "true",
+                "\"id\"" => vm.id = unquote(value),
+                "\"name\"" => vm.name = unquote(value),
+                "\"state\"" => vm.state = unquote(value),
+                "\"vcpus\"" => vm.vcpus = number() as u32,
+                "\"memory-mib\"" => vm.memory_mib = number(),
+                "\"disks\"" => vm.disks = number() as u32,
+                "\"is-template\"" => vm.is_template = value == "true",
                 _ => {}
             }
             i += 3;
         }
         vms.push(vm);
     }
-    vms.sort();
+    vms.sort_by(|a, b| a.name.cmp(&b.name));
     vms
 }
 
