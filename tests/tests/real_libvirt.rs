@@ -739,3 +739,23 @@ fn on_xfs_a_big_disk_is_reflinked() {
     ])
     .contains("identical"));
 }
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn a_libvirt_error_after_the_copies_removes_them() {
+    let lab = Lab::new("virterr");
+    let src = lab.name("src");
+    big_vm(&lab, &lab.dir, &src, 1, 64);
+    let (bus, _service) = start_service();
+    let (files, vms) = (lab.files(), lab.vms());
+    // QEMU's "pc" machine allows far fewer than 4096 vCPUs: libvirt refuses the
+    // definition, which vmclone makes only after the disk was copied.
+    let (name, message) = gdbus_error(&bus.gdbus_call(
+        "CloneVmWithOptions",
+        &[&src, &lab.name("dst"), "{'vcpus': <uint32 4096>}"],
+    ));
+    assert_eq!(name, "org.vmclone.Error.Libvirt", "{message}");
+    assert!(message.contains("libvirt"), "{message}");
+    assert_eq!(lab.files(), files, "the copied disk was removed");
+    assert_eq!(lab.vms(), vms);
+}
