@@ -49,7 +49,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # System D-Bus.
-if ! [ -S /run/dbus/system_bus_socket ] || ! pgrep -x dbus-daemon >/dev/null; then
+if ! busctl --system status org.freedesktop.DBus >/dev/null 2>&1; then
     mkdir -p /run/dbus
     rm -f /run/dbus/pid /run/dbus/system_bus_socket
     dbus-uuidgen --ensure
@@ -57,7 +57,7 @@ if ! [ -S /run/dbus/system_bus_socket ] || ! pgrep -x dbus-daemon >/dev/null; th
 fi
 
 # polkitd (registers org.freedesktop.PolicyKit1 on the system bus).
-if ! pgrep -x polkitd >/dev/null; then
+if ! busctl --system status org.freedesktop.PolicyKit1 >/dev/null 2>&1; then
     /usr/lib/polkit-1/polkitd --no-debug >/var/log/polkitd.log 2>&1 &
     for _ in $(seq 50); do
         busctl --system status org.freedesktop.PolicyKit1 >/dev/null 2>&1 && break
