@@ -368,7 +368,7 @@ impl Client {
 
 struct Worker {
     address: Option<String>,
-    connection: Arc<Mutex<Option<Connection>>>,
+    connection: Mutex<Option<Connection>>,
     events: async_channel::Sender<ServiceEvent>,
 }
 
@@ -376,7 +376,7 @@ impl Worker {
     fn new(address: Option<String>, events: async_channel::Sender<ServiceEvent>) -> Worker {
         Worker {
             address,
-            connection: Arc::default(),
+            connection: Mutex::default(),
             events,
         }
     }

@@ -323,8 +323,9 @@ impl Window {
         self.show_page(page);
     }
 
-    /// Replaces the list with `vms`, keeping the objects of unchanged VMs so
-    /// rows, selection and scroll position stay put.
+    /// Replaces the list with `vms`. A reload that finds the same VMs leaves
+    /// the model alone, so rows, selection and scroll position stay put;
+    /// single changes arrive as signals and go through `upsert`.
     fn set_vms(&self, mut vms: Vec<VmInfo>) {
         let store = self.store();
         vms.sort_by_cached_key(|vm| sort_key(&vm.name));
