@@ -53,9 +53,13 @@ impl Error {
         }
     }
 
-    /// The full D-Bus error name, e.g. `org.vmclone.Error.NotFound`.
+    /// The full D-Bus error name, e.g. `org.vmclone.Error.NotFound`; an
+    /// internal bus failure is the generic `org.freedesktop.DBus.Error.Failed`.
     pub fn dbus_name(&self) -> String {
-        format!("{ERROR_PREFIX}.{}", self.short_name())
+        match self {
+            Error::Bus(_) => "org.freedesktop.DBus.Error.Failed".into(),
+            other => format!("{ERROR_PREFIX}.{}", other.short_name()),
+        }
     }
 }
 

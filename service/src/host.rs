@@ -3,6 +3,9 @@
 //! function here blocks; callers run them in `spawn_blocking`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, RwLock};
+
+use tokio::sync::mpsc::UnboundedSender;
 
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainState};
@@ -11,6 +14,7 @@ use zbus::zvariant::{OwnedValue, Value};
 
 use crate::domain_xml::{self, DomainInfo, METADATA_NS, METADATA_PREFIX, TEMPLATE_ELEMENT};
 use crate::error::{Error, Result};
+use crate::events::{self, LifecycleEvent};
 use crate::options::normalize_uuid;
 
 /// The flags for the XML a clone starts from: the persistent definition,
@@ -18,9 +22,12 @@ use crate::options::normalize_uuid;
 const INACTIVE_SECURE_XML: u32 =
     virt::sys::VIR_DOMAIN_XML_INACTIVE | virt::sys::VIR_DOMAIN_XML_SECURE;
 
+/// The libvirt connection. When libvirtd restarts, the next call finds the
+/// connection dead and opens a new one (and re-subscribes to events).
 pub struct Host {
-    conn: Connect,
+    conn: RwLock<Connect>,
     uri: String,
+    events: Mutex<Option<UnboundedSender<LifecycleEvent>>>,
 }
 
 /// What `ListVms`/`GetVm` report for one domain.
@@ -86,17 +93,24 @@ fn is_no_storage_vol(e: &virt::error::Error) -> bool {
     )
 }
 
+fn connect(uri: &str) -> Result<Connect> {
+    let conn = Connect::open(Some(uri)).map_err(|e| {
+        Error::Libvirt(format!(
+            "Cannot connect to libvirt at {uri}: {}. Is libvirtd running?",
+            e.message()
+        ))
+    })?;
+    // Notice a dead daemon within seconds (drivers without keepalive refuse; fine).
+    let _ = conn.set_keep_alive(5, 3);
+    Ok(conn)
+}
+
 impl Host {
     pub fn open(uri: &str) -> Result<Host> {
-        let conn = Connect::open(Some(uri)).map_err(|e| {
-            Error::Libvirt(format!(
-                "Cannot connect to libvirt at {uri}: {}. Is libvirtd running?",
-                e.message()
-            ))
-        })?;
         Ok(Host {
-            conn,
+            conn: RwLock::new(connect(uri)?),
             uri: uri.to_string(),
+            events: Mutex::new(None),
         })
     }
 
@@ -104,18 +118,53 @@ impl Host {
         &self.uri
     }
 
-    pub fn conn(&self) -> &Connect {
-        &self.conn
+    /// The live connection, reopened if libvirtd went away since.
+    pub fn conn(&self) -> Connect {
+        let current = self.conn.read().expect("connection lock").clone();
+        if current.is_alive().unwrap_or(false) {
+            return current;
+        }
+        let mut conn = self.conn.write().expect("connection lock");
+        if conn.is_alive().unwrap_or(false) {
+            return conn.clone();
+        }
+        match connect(&self.uri) {
+            Ok(fresh) => {
+                tracing::warn!(
+                    "the libvirt connection to {} was lost; reconnected",
+                    self.uri
+                );
+                if let Some(tx) = self.events.lock().expect("events lock").clone() {
+                    if let Err(e) = events::watch_lifecycle(&fresh, tx) {
+                        tracing::error!("{e}");
+                    }
+                }
+                *conn = fresh.clone();
+                fresh
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                conn.clone()
+            }
+        }
+    }
+
+    /// Sends the lifecycle events of every domain to `tx`, across reconnects.
+    pub fn watch_events(&self, tx: UnboundedSender<LifecycleEvent>) -> Result<()> {
+        events::watch_lifecycle(&self.conn(), tx.clone())
+            .map_err(|e| Error::Libvirt(e.to_string()))?;
+        *self.events.lock().expect("events lock") = Some(tx);
+        Ok(())
     }
 
     /// The domain with this UUID or name.
     pub fn lookup(&self, id_or_name: &str) -> Result<Domain> {
         let by_uuid = normalize_uuid(id_or_name)
-            .and_then(|u| self.conn.lookup_domain_by_uuid_string(&u).ok());
+            .and_then(|u| self.conn().lookup_domain_by_uuid_string(&u).ok());
         if let Some(dom) = by_uuid {
             return Ok(dom);
         }
-        self.conn
+        self.conn()
             .lookup_domain_by_name(id_or_name)
             .map_err(|e| match is_no_domain(&e) {
                 true => Error::NotFound(format!(
@@ -127,11 +176,11 @@ impl Host {
     }
 
     pub fn name_taken(&self, name: &str) -> bool {
-        self.conn.lookup_domain_by_name(name).is_ok()
+        self.conn().lookup_domain_by_name(name).is_ok()
     }
 
     pub fn uuid_taken(&self, uuid: &str) -> bool {
-        self.conn.lookup_domain_by_uuid_string(uuid).is_ok()
+        self.conn().lookup_domain_by_uuid_string(uuid).is_ok()
     }
 
     pub fn inactive_xml(&self, dom: &Domain) -> Result<String> {
@@ -143,6 +192,23 @@ impl Host {
         Ok(state.known().map(state_word).unwrap_or("other"))
     }
 
+    /// Fails with `SourceNotShutOff` unless the domain is shut off without a
+    /// saved state (whose disks belong to a suspended, running guest).
+    pub fn ensure_shut_off(&self, dom: &Domain, name: &str) -> Result<()> {
+        let state = self.state(dom)?;
+        if state != "shutoff" {
+            return Err(Error::SourceNotShutOff(format!(
+                "“{name}” is {state}. Shut it down first: vmclone only clones shut-off VMs and never stops one for you."
+            )));
+        }
+        if dom.has_managed_save(0).unwrap_or(false) {
+            return Err(Error::SourceNotShutOff(format!(
+                "“{name}” has a saved state (it was suspended to disk), so its disks belong to a running guest. Start it and shut it down, or discard the saved state (virsh managedsave-remove), then clone it."
+            )));
+        }
+        Ok(())
+    }
+
     pub fn summary(&self, dom: &Domain) -> Result<VmSummary> {
         let state = self.state(dom)?;
         let info = domain_xml::parse(&dom.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)?)?;
@@ -152,7 +218,7 @@ impl Host {
     /// Every domain on the connection. Domains that vanish while we look are skipped.
     pub fn list(&self) -> Result<Vec<VmSummary>> {
         let mut out = Vec::new();
-        for dom in self.conn.list_all_domains(0)? {
+        for dom in self.conn().list_all_domains(0)? {
             match self.summary(&dom) {
                 Ok(s) => out.push(s),
                 Err(Error::Libvirt(m)) => tracing::debug!("skipping a domain that went away: {m}"),
@@ -165,11 +231,14 @@ impl Host {
     /// The MAC addresses of every interface of every domain, lower case.
     pub fn macs_in_use(&self) -> Result<HashSet<String>> {
         let mut macs = HashSet::new();
-        for dom in self.conn.list_all_domains(0)? {
+        for dom in self.conn().list_all_domains(0)? {
             let Ok(xml) = dom.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE) else {
                 continue;
             };
-            let info = domain_xml::parse(&xml)?;
+            let Ok(info) = domain_xml::parse(&xml) else {
+                tracing::warn!("skipping a domain whose XML vmclone cannot read");
+                continue;
+            };
             macs.extend(
                 info.interfaces
                     .iter()
@@ -178,10 +247,9 @@ impl Host {
             );
             // A running domain's live MACs can differ from its definition.
             if dom.is_active().unwrap_or(false) {
-                if let Ok(live) = dom.xml_desc(0).map(|x| domain_xml::parse(&x)) {
+                if let Ok(Ok(live)) = dom.xml_desc(0).map(|x| domain_xml::parse(&x)) {
                     macs.extend(
-                        live?
-                            .interfaces
+                        live.interfaces
                             .iter()
                             .filter_map(|i| i.mac.as_ref())
                             .map(|m| m.to_ascii_lowercase()),
@@ -193,7 +261,7 @@ impl Host {
     }
 
     pub fn define(&self, xml: &str) -> Result<Domain> {
-        self.conn.define_domain_xml(xml).map_err(|e| {
+        self.conn().define_domain_xml(xml).map_err(|e| {
             let msg = e.message().to_string();
             if matches!(
                 e.code(),
@@ -211,7 +279,7 @@ impl Host {
     /// Removes the definition of the domain with this UUID, if there is one,
     /// leaving its NVRAM and TPM state to the caller.
     pub fn undefine_uuid(&self, uuid: &str) -> Result<()> {
-        let dom = match self.conn.lookup_domain_by_uuid_string(uuid) {
+        let dom = match self.conn().lookup_domain_by_uuid_string(uuid) {
             Ok(d) => d,
             Err(e) if is_no_domain(&e) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -238,7 +306,7 @@ impl Host {
 
     /// The storage volume at `path`, if a pool holds it.
     pub fn volume_at(&self, path: &str) -> Option<virt::storage_vol::StorageVol> {
-        self.conn.lookup_storage_vol_by_path(path).ok()
+        self.conn().lookup_storage_vol_by_path(path).ok()
     }
 
     /// Whether the pool already has a volume of that name.
@@ -248,7 +316,7 @@ impl Host {
 
     /// Deletes a volume by pool and name; a missing one is fine.
     pub fn delete_volume(&self, pool: &str, name: &str) -> Result<()> {
-        let pool = self.conn.lookup_storage_pool_by_name(pool)?;
+        let pool = self.conn().lookup_storage_pool_by_name(pool)?;
         match pool.lookup_storage_vol_by_name(name) {
             Ok(vol) => Ok(vol.delete(0)?),
             Err(e) if is_no_storage_vol(&e) => Ok(()),
@@ -262,7 +330,7 @@ impl Host {
         let Some(dir) = path.parent().and_then(|d| d.to_str()) else {
             return;
         };
-        if let Ok(pool) = self.conn.lookup_storage_pool_by_target_path(dir) {
+        if let Ok(pool) = self.conn().lookup_storage_pool_by_target_path(dir) {
             if pool.is_active().unwrap_or(false) {
                 if let Err(e) = pool.refresh(0) {
                     tracing::warn!("refreshing the pool of {dir}: {}", e.message());

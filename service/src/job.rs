@@ -213,8 +213,8 @@ pub async fn publish_progress(conn: Connection, path: String, shared: Arc<JobSha
 
 /// Announces the end of a job (after its progress publisher has finished):
 /// final properties, then `Finished`; and takes the object off the bus after
-/// [`KEEP_FINISHED`].
-pub async fn announce_finish(conn: Connection, path: String, state: JobState) {
+/// `linger` ([`KEEP_FINISHED`] for jobs whose path the caller was given).
+pub async fn announce_finish(conn: Connection, path: String, state: JobState, linger: Duration) {
     if let Ok(iface) = conn
         .object_server()
         .interface::<_, Job>(path.as_str())
@@ -229,7 +229,7 @@ pub async fn announce_finish(conn: Connection, path: String, state: JobState) {
         let _ = Job::finished(emitter, state.as_str()).await;
     }
     tokio::spawn(async move {
-        tokio::time::sleep(KEEP_FINISHED).await;
+        tokio::time::sleep(linger).await;
         let _ = conn.object_server().remove::<Job, _>(path.as_str()).await;
     });
 }

@@ -86,20 +86,15 @@ impl Journal {
         Ok(())
     }
 
-    /// Forgets an artifact that turned out not to be ours (its creation found
-    /// something already there), so that a rollback leaves it alone.
+    /// Forgets the artifact recorded last: its creation failed and left
+    /// nothing (or found something already there that is not ours).
     pub fn forget_last(&mut self) -> Result<(), JournalError> {
         self.entries.pop();
-        let text: String = self.entries.iter().map(encode).collect();
         let err = |source| JournalError {
             path: self.path.clone(),
             source,
         };
-        let tmp = self.path.with_extension("journal.tmp");
-        fs::write(&tmp, text)
-            .and_then(|_| File::open(&tmp)?.sync_all())
-            .and_then(|_| fs::rename(&tmp, &self.path))
-            .map_err(err)?;
+        write_entries(&self.path, &self.entries).map_err(err)?;
         self.file = OpenOptions::new()
             .append(true)
             .open(&self.path)
@@ -109,18 +104,51 @@ impl Journal {
 
     /// The clone succeeded: its artifacts are kept.
     pub fn commit(self) {
-        if let Err(e) = fs::remove_file(&self.path) {
+        let done = fs::remove_file(&self.path).and_then(|_| sync_dir(parent(&self.path)));
+        if let Err(e) = done {
             tracing::error!("removing finished journal {}: {e}", self.path.display());
         }
     }
 
-    /// Removes every recorded artifact, newest first, then the journal.
+    /// Removes every recorded artifact, newest first. What cannot be removed
+    /// now stays in the journal for the next start to retry.
     pub fn roll_back(self, host: &Host) {
-        undo(&self.entries, host);
-        if let Err(e) = fs::remove_file(&self.path) {
-            tracing::error!("removing journal {}: {e}", self.path.display());
-        }
+        settle(&self.path, &self.entries, host);
     }
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("/"))
+}
+
+/// Undoes `artifacts`; removes the journal at `path` when all went, or
+/// rewrites it with what is left.
+fn settle(path: &Path, artifacts: &[Artifact], host: &Host) {
+    let left = undo(artifacts, host);
+    let result = match left.is_empty() {
+        true => fs::remove_file(path).and_then(|_| sync_dir(parent(path))),
+        false => {
+            tracing::error!(
+                "{} artifact(s) could not be removed; {} keeps them for the next start",
+                left.len(),
+                path.display()
+            );
+            write_entries(path, &left)
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!("updating journal {}: {e}", path.display());
+    }
+}
+
+/// Replaces the journal at `path` with `entries`, atomically and durably.
+fn write_entries(path: &Path, entries: &[Artifact]) -> io::Result<()> {
+    let text: String = entries.iter().map(encode).collect();
+    let tmp = path.with_extension("journal.tmp");
+    fs::write(&tmp, text)?;
+    File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, path)?;
+    sync_dir(parent(path))
 }
 
 /// Rolls back every journal left by a service that died mid-clone.
@@ -132,17 +160,24 @@ pub fn recover(state_dir: &Path, host: &Host) -> io::Result<usize> {
         Err(e) => return Err(e),
     };
     let mut n = 0;
-    for entry in entries {
-        let path = entry?.path();
+    for entry in entries.flatten() {
+        let path = entry.path();
         let name = path.file_name().map(|n| n.as_bytes()).unwrap_or_default();
         if name.ends_with(b".journal.tmp") {
-            fs::remove_file(&path)?;
+            // A rewrite that did not finish; the journal itself is intact.
+            let _ = fs::remove_file(&path);
             continue;
         }
         if !name.ends_with(b".journal") {
             continue;
         }
-        let text = fs::read(&path)?;
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("cannot read journal {}: {e}; skipping it", path.display());
+                continue;
+            }
+        };
         let artifacts: Vec<Artifact> = text
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
@@ -163,14 +198,16 @@ pub fn recover(state_dir: &Path, host: &Host) -> io::Result<usize> {
             path.display(),
             artifacts.len()
         );
-        undo(&artifacts, host);
-        fs::remove_file(&path)?;
+        settle(&path, &artifacts, host);
         n += 1;
     }
     Ok(n)
 }
 
-fn undo(artifacts: &[Artifact], host: &Host) {
+/// Removes `artifacts`, newest first; returns those that could not be
+/// removed, in journal order.
+fn undo(artifacts: &[Artifact], host: &Host) -> Vec<Artifact> {
+    let mut left = Vec::new();
     for artifact in artifacts.iter().rev() {
         let result = match artifact {
             Artifact::Domain { uuid } => host.undefine_uuid(uuid).map_err(|e| e.to_string()),
@@ -186,9 +223,14 @@ fn undo(artifacts: &[Artifact], host: &Host) {
         };
         match result {
             Ok(()) => tracing::info!("rolled back {artifact:?}"),
-            Err(e) => tracing::error!("could not roll back {artifact:?}: {e}"),
+            Err(e) => {
+                tracing::error!("could not roll back {artifact:?}: {e}");
+                left.push(artifact.clone());
+            }
         }
     }
+    left.reverse();
+    left
 }
 
 fn remove(r: io::Result<()>) -> Result<(), String> {

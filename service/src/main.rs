@@ -25,7 +25,8 @@ Options:
   --session           serve on the session bus
   --address ADDRESS   serve on the bus at this D-Bus address (a private bus)
   --no-authorization  skip polkit checks; only with --session or --address
-  --state-dir DIR     where clone journals live (default: /var/lib/vmclone)
+  --state-dir DIR     where clone journals live (default: /var/lib/vmclone on the
+                      system bus, $XDG_STATE_HOME/vmclone otherwise)
   --version           print the version
   -h, --help          print this help";
 
@@ -40,7 +41,23 @@ struct Args {
     uri: String,
     bus: Bus,
     no_authorization: bool,
-    state_dir: PathBuf,
+    state_dir: Option<PathBuf>,
+}
+
+impl Args {
+    fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        if self.bus == Bus::System {
+            return PathBuf::from("/var/lib/vmclone");
+        }
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(|| PathBuf::from("/var/lib"));
+        base.join("vmclone")
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,7 +65,7 @@ fn parse_args() -> Result<Args, String> {
         uri: "qemu:///system".into(),
         bus: Bus::System,
         no_authorization: false,
-        state_dir: PathBuf::from("/var/lib/vmclone"),
+        state_dir: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -59,7 +76,7 @@ fn parse_args() -> Result<Args, String> {
             "--session" => args.bus = Bus::Session,
             "--address" => args.bus = Bus::Address(value("--address")?),
             "--no-authorization" => args.no_authorization = true,
-            "--state-dir" => args.state_dir = PathBuf::from(value("--state-dir")?),
+            "--state-dir" => args.state_dir = Some(PathBuf::from(value("--state-dir")?)),
             "--version" => {
                 println!("vmclone-service {}", env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
@@ -107,16 +124,21 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // libvirt prints every error to stderr by default; we report them ourselves.
     virt::error::clear_error_callback();
+    let state_dir = args.state_dir();
+    // One service per state folder: a second one must not roll back the
+    // first one's clones in progress.
+    let _lock = lock_state_dir(&state_dir)?;
     events::start_event_loop()?;
     let uri = args.uri.clone();
     let host = Arc::new(blocking(move || Host::open(&uri)).await?);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    events::watch_lifecycle(host.conn(), tx)?;
+    let watching = host.clone();
+    blocking(move || watching.watch_events(tx)).await?;
 
-    let state_dir = args.state_dir.clone();
     let recovering = host.clone();
+    let dir = state_dir.clone();
     let rolled_back =
-        tokio::task::spawn_blocking(move || journal::recover(&state_dir, &recovering)).await??;
+        tokio::task::spawn_blocking(move || journal::recover(&dir, &recovering)).await??;
     if rolled_back > 0 {
         tracing::warn!("rolled back {rolled_back} clone(s) left unfinished by an earlier run");
     }
@@ -133,12 +155,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Authorizer::polkit(&conn, args.bus == Bus::System).await?
     };
-    let engine = Arc::new(Engine::new(host.clone(), args.state_dir.clone()));
+    let engine = Arc::new(Engine::new(host.clone(), state_dir));
     let manager = Manager::new(engine, auth);
     conn.object_server()
         .at(OBJECT_PATH, manager.clone())
         .await?;
     tokio::spawn(announce_state_changes(conn.clone(), host.clone(), rx));
+    tokio::spawn(keep_connected(host.clone()));
     // Take the name last: a client that sees it finds the service ready.
     conn.request_name(BUS_NAME).await?;
     tracing::info!(
@@ -154,8 +177,42 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         _ = int.recv() => {},
     }
     tracing::info!("stopping: cancelling running clones");
+    let _ = conn.release_name(BUS_NAME).await;
     manager.cancel_all(Duration::from_secs(60)).await;
-    Ok(())
+    // Blocking work that cannot be cancelled (a libvirt volume copy) must not
+    // hold the exit: its journal is rolled back at the next start.
+    std::process::exit(0);
+}
+
+/// An exclusive lock on `<state dir>/lock`, held for the process's life.
+fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::os::unix::io::AsRawFd;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "another vmclone-service is running with the state folder {}; stop it first or give --state-dir",
+            dir.display()
+        ));
+    }
+    Ok(file)
+}
+
+/// Checks the libvirt connection now and then, so that after a libvirtd
+/// restart events flow again even when no one calls.
+async fn keep_connected(host: Arc<Host>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let h = host.clone();
+        let _ = tokio::task::spawn_blocking(move || drop(h.conn())).await;
+    }
 }
 
 /// Turns libvirt lifecycle events into `VmStateChanged` signals.

@@ -79,6 +79,7 @@ impl Manager {
         &self,
         conn: &Connection,
         request: CloneRequest,
+        linger: Duration,
     ) -> Result<(
         OwnedObjectPath,
         tokio::task::JoinHandle<Result<CloneOutcome>>,
@@ -112,7 +113,7 @@ impl Manager {
             if let Ok(outcome) = &result {
                 announce_clone(&conn, outcome).await;
             }
-            job::announce_finish(conn, job_path, state).await;
+            job::announce_finish(conn, job_path, state, linger).await;
             result
         });
         let path = OwnedObjectPath::try_from(path).map_err(zbus::Error::from)?;
@@ -120,7 +121,8 @@ impl Manager {
     }
 
     async fn clone_and_wait(&self, conn: &Connection, request: CloneRequest) -> Result<String> {
-        let (_, handle) = self.launch(conn, request).await?;
+        // The caller never sees this job's path: it leaves the bus when done.
+        let (_, handle) = self.launch(conn, request, Duration::ZERO).await?;
         let outcome = handle
             .await
             .unwrap_or_else(|e| Err(Error::Libvirt(format!("internal error: {e}"))))?;
@@ -161,13 +163,8 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String> {
-        self.auth.check(&header, Action::CloneVm).await?;
-        let request = CloneRequest {
-            source: source_vm_id,
-            new_name,
-            options: CloneOptions::default(),
-        };
-        self.clone_and_wait(conn, request).await
+        self.clone_vm_with_options(source_vm_id, new_name, Options::new(), header, conn)
+            .await
     }
 
     #[zbus(out_args("cloned_vm_id"))]
@@ -258,7 +255,7 @@ impl Manager {
             new_name,
             options,
         };
-        let (path, _) = self.launch(conn, request).await?;
+        let (path, _) = self.launch(conn, request, job::KEEP_FINISHED).await?;
         Ok(path)
     }
 

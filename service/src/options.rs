@@ -150,7 +150,8 @@ fn normalize_mac(key: &str, mac: &str) -> Result<String> {
     }
 }
 
-/// The UUID in canonical 8-4-4-4-12 form (case kept), or None.
+/// The UUID in canonical 8-4-4-4-12 lower-case form (as libvirt reports it
+/// and names the swtpm folder), or None.
 pub fn normalize_uuid(s: &str) -> Option<String> {
     let groups: Vec<&str> = s.split('-').collect();
     let lens = [8, 4, 4, 4, 12];
@@ -159,7 +160,7 @@ pub fn normalize_uuid(s: &str) -> Option<String> {
             .iter()
             .zip(lens)
             .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit())))
-    .then(|| s.to_string())
+    .then(|| s.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -185,7 +186,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(o.mac_addresses.unwrap(), vec!["52:54:00:aa:bb:01"]);
-        assert_eq!(o.uuid.unwrap(), "12345678-12F4-1234-1234-123456789AFA");
+        assert_eq!(o.uuid.unwrap(), "12345678-12f4-1234-1234-123456789afa");
         assert_eq!(o.vcpus, Some(4));
         assert_eq!(o.memory_mib, Some(2048));
         assert_eq!(o.target_dir.unwrap(), PathBuf::from("/tmp"));

@@ -11,14 +11,8 @@ use crate::host::Host;
 /// Marks the shut-off VM `id_or_name` as a template. Idempotent.
 pub fn convert(host: &Host, id_or_name: &str) -> Result<()> {
     let dom = host.lookup(id_or_name)?;
-    let state = host.state(&dom)?;
     let info = domain_xml::parse(&host.inactive_xml(&dom)?)?;
-    if state != "shutoff" {
-        return Err(Error::SourceNotShutOff(format!(
-            "“{}” is {state}. Shut it down before making it a template.",
-            info.name
-        )));
-    }
+    host.ensure_shut_off(&dom, &info.name)?;
     let mut images = Vec::new();
     for disk in info.disks.iter().filter(|d| !d.is_shared()) {
         let path = match &disk.source {

@@ -394,34 +394,22 @@ pub struct Vm {
 impl PrivateBus {
     /// `ListVms` through busctl, sorted by name.
     pub fn list_vms(&self) -> Vec<Vm> {
-        let out = stdout_ok(&self.busctl([
-            "--json=short",
-            "call",
-            BUS_NAME,
-            OBJECT_PATH,
-            INTERFACE,
-            "ListVms",
-        ]));
-        let mut vms = parse_vm_dicts(&out);
+        let mut vms = self.call_vms(&["ListVms"]);
         vms.sort_by(|a, b| a.name.cmp(&b.name));
         vms
     }
 
     /// `GetVm` through busctl.
     pub fn get_vm(&self, id: &str) -> Vm {
-        let out = stdout_ok(&self.busctl([
-            "--json=short",
-            "call",
-            BUS_NAME,
-            OBJECT_PATH,
-            INTERFACE,
-            "GetVm",
-            "s",
-            id,
-        ]));
-        let vms = parse_vm_dicts(&out);
-        assert_eq!(vms.len(), 1, "GetVm gave {out}");
+        let vms = self.call_vms(&["GetVm", "s", id]);
+        assert_eq!(vms.len(), 1, "GetVm gave {vms:?}");
         vms.into_iter().next().expect("one VM")
+    }
+
+    fn call_vms(&self, method_and_args: &[&str]) -> Vec<Vm> {
+        let mut argv = vec!["--json=short", "call", BUS_NAME, OBJECT_PATH, INTERFACE];
+        argv.extend_from_slice(method_and_args);
+        parse_vm_dicts(&stdout_ok(&self.busctl(argv)))
     }
 }
 

@@ -160,6 +160,13 @@ fn start_service() -> (PrivateBus, Service) {
     (bus, service)
 }
 
+/// A qcow2 image of `size` at `path`, with data written by the qemu-io command `write`.
+fn qcow2_image(path: &Path, size: &str, write: &str) {
+    let p = path.to_str().unwrap();
+    qemu_img(&["create", "-q", "-f", "qcow2", p, size]);
+    run("qemu-io", &["-f", "qcow2", "-c", write, p]);
+}
+
 fn qemu_img(args: &[&str]) -> String {
     run("qemu-img", args)
 }
@@ -212,17 +219,7 @@ fn wait_running(name: &str) {
 fn a_clone_boots_beside_its_source_with_its_own_disk_and_macs() {
     let lab = Lab::new("boot");
     let img = lab.path("src.qcow2");
-    qemu_img(&["create", "-q", "-f", "qcow2", img.to_str().unwrap(), "256M"]);
-    run(
-        "qemu-io",
-        &[
-            "-f",
-            "qcow2",
-            "-c",
-            "write -P 0x5a 1M 8M",
-            img.to_str().unwrap(),
-        ],
-    );
+    qcow2_image(&img, "256M", "write -P 0x5a 1M 8M");
     let src = lab.name("src");
     let nics = format!("{NIC}{NIC}");
     lab.define(&src, "", &format!("{}{nics}", disk_xml(&img, "qcow2")));
@@ -399,17 +396,7 @@ fn tpm_state_is_copied_to_the_new_uuid() {
 fn a_template_gives_linked_clones_that_run_together() {
     let lab = Lab::new("linked");
     let img = lab.path("base.qcow2");
-    qemu_img(&["create", "-q", "-f", "qcow2", img.to_str().unwrap(), "1G"]);
-    run(
-        "qemu-io",
-        &[
-            "-f",
-            "qcow2",
-            "-c",
-            "write -P 0x42 0 2M",
-            img.to_str().unwrap(),
-        ],
-    );
+    qcow2_image(&img, "1G", "write -P 0x42 0 2M");
     let tpl = lab.name("tpl");
     lab.define(&tpl, "", &format!("{}{NIC}", disk_xml(&img, "qcow2")));
     let (bus, _service) = start_service();

@@ -94,15 +94,9 @@ impl Engine {
             return Err(name_exists(&req.new_name));
         }
         let dom = self.host.lookup(&req.source)?;
-        let state = self.host.state(&dom)?;
         let xml = self.host.inactive_xml(&dom)?;
         let info = domain_xml::parse(&xml)?;
-        if state != "shutoff" {
-            return Err(Error::SourceNotShutOff(format!(
-                "“{}” is {state}. Shut it down first: vmclone only clones shut-off VMs and never stops one for you.",
-                info.name
-            )));
-        }
+        self.host.ensure_shut_off(&dom, &info.name)?;
         let opts = &req.options;
         if opts.storage == StorageMode::Linked && !info.is_template {
             return Err(Error::NotATemplate(format!(
@@ -133,9 +127,13 @@ impl Engine {
             journal: &mut journal,
             progress,
             info: &info,
-            template: info.is_template,
         };
-        match run.execute(&plan, &xml, &req.new_name, &uuid, &macs, opts) {
+        // A panic must not skip the rollback.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run.execute(&plan, &xml, &req.new_name, &uuid, &macs, opts)
+        }))
+        .unwrap_or_else(|_| Err(Error::Libvirt("internal error: the clone panicked".into())));
+        match result {
             Ok(()) => {
                 journal.commit();
                 tracing::info!("cloned “{}” to “{}” ({uuid})", info.name, req.new_name);
@@ -182,6 +180,9 @@ impl Engine {
         given: Option<&[String]>,
         reservation: &mut Reservation,
     ) -> Result<Vec<String>> {
+        if info.interfaces.is_empty() && given.is_none() {
+            return Ok(Vec::new());
+        }
         let in_use = self.host.macs_in_use()?;
         let busy = |m: &str| in_use.contains(m) || self.reservations.is_held(&mac_key(m));
         if let Some(macs) = given {
@@ -262,15 +263,26 @@ struct Run<'a> {
     journal: &'a mut Journal,
     progress: &'a Progress,
     info: &'a DomainInfo,
-    template: bool,
 }
 
 impl Run<'_> {
     fn check_cancel(&self) -> Result<()> {
-        match self.progress.ctl.cancelled.load(Ordering::Relaxed) {
+        match self.progress.ctl.is_cancelled() {
             true => Err(Error::Cancelled),
             false => Ok(()),
         }
+    }
+
+    /// Records `artifact`, then makes it. Every maker leaves nothing behind
+    /// when it fails (or found the thing already there, not ours), so a
+    /// failure takes the artifact out of the journal again.
+    fn create<T>(&mut self, artifact: Artifact, make: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.journal.record(artifact)?;
+        let made = make();
+        if made.is_err() {
+            self.journal.forget_last()?;
+        }
+        made
     }
 
     fn execute(
@@ -294,25 +306,17 @@ impl Run<'_> {
         }
         if let Some((src, dst)) = &plan.tpm {
             self.check_cancel()?;
-            self.journal.record(Artifact::Tree(dst.clone()))?;
-            match copy::copy_tree(src, dst, &self.progress.ctl) {
-                Ok(()) => {}
-                Err(CopyError::Cancelled) => return Err(Error::Cancelled),
-                Err(CopyError::Exists { path }) => {
-                    // Someone else's folder: not ours to remove.
-                    self.journal.forget_last()?;
-                    return Err(Error::Storage(format!(
+            let ctl = &self.progress.ctl;
+            self.create(Artifact::Tree(dst.clone()), || {
+                copy::copy_tree(src, dst, ctl).map_err(|e| match e {
+                    CopyError::Cancelled => Error::Cancelled,
+                    CopyError::Exists { path } => Error::Storage(format!(
                         "TPM state already exists at {}; vmclone never overwrites it. Remove it if it is left over, then try again.",
                         path.display()
-                    )));
-                }
-                Err(other) => {
-                    return Err(Error::Storage(format!(
-                        "Copying the TPM state {}: {other}",
-                        src.display()
-                    )))
-                }
-            }
+                    )),
+                    other => Error::Storage(format!("Copying the TPM state {}: {other}", src.display())),
+                })
+            })?;
         }
         self.check_cancel()?;
         let edits = CloneEdits {
@@ -325,30 +329,36 @@ impl Run<'_> {
             memory_kib: opts.memory_mib.map(|m| m * 1024),
         };
         let new_xml = domain_xml::rewrite(xml, &edits)?;
-        self.journal.record(Artifact::Domain {
-            uuid: uuid.to_string(),
+        // Someone may have started the source while we copied: such a copy is torn.
+        let source = self.host.lookup(&self.info.uuid)?;
+        self.host.ensure_shut_off(&source, &self.info.name).map_err(|_| {
+            Error::SourceNotShutOff(format!(
+                "“{}” was started while it was being cloned, so the copy may be inconsistent; it was removed. Shut the VM down and clone it again.",
+                self.info.name
+            ))
         })?;
-        self.host.define(&new_xml)?;
-        Ok(())
+        let host = self.host;
+        self.create(
+            Artifact::Domain {
+                uuid: uuid.to_string(),
+            },
+            || host.define(&new_xml).map(drop),
+        )
     }
 
     fn copy_file(&mut self, src: &Path, dst: &Path) -> Result<()> {
-        self.journal.record(Artifact::File(dst.to_path_buf()))?;
-        match copy::copy_file(src, dst, &self.progress.ctl) {
-            Ok(method) => {
-                tracing::info!("copied {} to {} ({method:?})", src.display(), dst.display());
-                Ok(())
-            }
-            Err(CopyError::Exists { path }) => {
-                // Someone else made it after we planned: not ours to remove.
-                self.journal.forget_last()?;
-                Err(Error::Storage(format!(
+        let ctl = &self.progress.ctl;
+        let method = self.create(Artifact::File(dst.to_path_buf()), || {
+            copy::copy_file(src, dst, ctl).map_err(|e| match e {
+                CopyError::Exists { path } => Error::Storage(format!(
                     "{} appeared while the clone was being made; vmclone never overwrites a file. Try again.",
                     path.display()
-                )))
-            }
-            Err(e) => Err(e.into()),
-        }
+                )),
+                other => other.into(),
+            })
+        })?;
+        tracing::info!("copied {} to {} ({method:?})", src.display(), dst.display());
+        Ok(())
     }
 
     fn make_disk(&mut self, op: &DiskOp, source: &DiskSource) -> Result<Option<NewDisk>> {
@@ -356,16 +366,9 @@ impl Run<'_> {
             DiskOp::Keep => return Ok(None),
             DiskOp::CopyFile { src, dst, volume } => {
                 self.copy_file(src, dst)?;
-                if self.template {
+                if self.info.is_template {
                     // The template's images are read-only; its full copies are ordinary disks.
-                    let mode = dst.metadata().map(|m| {
-                        use std::os::unix::fs::PermissionsExt;
-                        m.permissions().mode() | 0o200
-                    });
-                    mode.and_then(|m| set_owner_and_mode(dst, src, m))
-                        .map_err(|e| {
-                            Error::Storage(format!("Making {} writable: {e}", dst.display()))
-                        })?;
+                    add_owner_write(dst, src)?;
                 }
                 self.host.refresh_pool_of(dst);
                 let target = match volume {
@@ -388,19 +391,20 @@ impl Run<'_> {
                 format,
                 by_name,
             } => {
-                self.journal.record(Artifact::Volume {
+                let artifact = Artifact::Volume {
                     pool: pool.clone(),
                     name: new_name.clone(),
-                })?;
-                let pool_obj = vol.lookup_storage_pool()?;
-                let made = volume::clone_volume(&pool_obj, vol, new_name, format.as_deref())
-                    .map_err(|e| {
+                };
+                let made = self.create(artifact, || {
+                    let pool_obj = vol.lookup_storage_pool()?;
+                    volume::clone_volume(&pool_obj, vol, new_name, format.as_deref()).map_err(|e| {
                         Error::Storage(format!(
                             "libvirt could not copy volume “{}” in pool “{pool}”: {}",
                             vol.name().unwrap_or_default(),
                             e.message()
                         ))
-                    })?;
+                    })
+                })?;
                 self.progress.ctl.bytes_done.fetch_add(
                     vol.info().map(|i| i.allocation).unwrap_or(0),
                     Ordering::Relaxed,
@@ -428,17 +432,11 @@ impl Run<'_> {
                 backing_format,
                 dst,
             } => {
-                self.journal.record(Artifact::File(dst.clone()))?;
-                overlay::create(dst, backing, backing_format)
-                    .map_err(|e| Error::Storage(e.to_string()))?;
-                let mode = backing.metadata().map(|m| {
-                    use std::os::unix::fs::PermissionsExt;
-                    (m.permissions().mode() & 0o777) | 0o200
-                });
-                mode.and_then(|m| set_owner_and_mode(dst, backing, m))
-                    .map_err(|e| {
-                        Error::Storage(format!("Setting the owner of {}: {e}", dst.display()))
-                    })?;
+                self.create(Artifact::File(dst.clone()), || {
+                    overlay::create(dst, backing, backing_format)
+                        .map_err(|e| Error::Storage(e.to_string()))
+                })?;
+                add_owner_write(dst, backing)?;
                 self.host.refresh_pool_of(dst);
                 NewDisk {
                     target: DiskTarget::File(dst.clone()),
@@ -449,4 +447,18 @@ impl Run<'_> {
         };
         Ok(Some(new))
     }
+}
+
+/// Gives `path` the owner and group of `like` and its mode plus owner write:
+/// copies and overlays of a template's read-only images are writable disks.
+fn add_owner_write(path: &Path, like: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    like.metadata()
+        .and_then(|m| set_owner_and_mode(path, like, (m.permissions().mode() & 0o7777) | 0o200))
+        .map_err(|e| {
+            Error::Storage(format!(
+                "Setting the owner and mode of {}: {e}",
+                path.display()
+            ))
+        })
 }

@@ -94,8 +94,14 @@ impl Planner<'_> {
             true => {
                 let src = Path::new(SWTPM_STATE_DIR).join(&self.info.uuid);
                 let dst = Path::new(SWTPM_STATE_DIR).join(self.new_uuid);
+                if occupied(&dst) {
+                    return Err(Error::Storage(format!(
+                        "TPM state for the clone's UUID already exists in {}. Remove it if it is left over from a deleted VM, or give another uuid.",
+                        dst.display()
+                    )));
+                }
                 // No state yet (never started): libvirt creates it at first start.
-                (src.is_dir() && !occupied(&dst)).then_some((src, dst))
+                src.is_dir().then_some((src, dst))
             }
             false => None,
         };
@@ -103,26 +109,18 @@ impl Planner<'_> {
     }
 
     /// A free path for a copy of `src`, reserved.
-    fn free_path(&mut self, src: &Path, ext: Option<&str>) -> PathBuf {
+    fn free_path(&mut self, src: &Path) -> PathBuf {
         let reservations = self.reservations;
         loop {
-            let taken = |p: &Path| {
-                let p = match ext {
-                    Some(e) => p.with_extension(e),
-                    None => p.to_path_buf(),
-                };
-                occupied(&p) || reservations.is_held(&path_key(&p))
-            };
-            let mut dst = naming::disk_clone_path(
+            let dst = naming::disk_clone_path(
                 src,
                 &self.info.name,
                 self.new_name,
                 self.target_dir,
-                taken,
+                |p: &Path| occupied(p) || reservations.is_held(&path_key(p)),
             );
-            if let Some(e) = ext {
-                dst = dst.with_extension(e);
-            }
+            // Lost a race with a concurrent clone between the check and the
+            // reservation: ask again, the path is now held.
             if self.reservation.take(path_key(&dst)) {
                 return dst;
             }
@@ -153,7 +151,28 @@ impl Planner<'_> {
                 }
                 Ok(DiskOp::CopyFile {
                     src: path.clone(),
-                    dst: self.free_path(path, None),
+                    dst: self.free_path(path),
+                    volume: None,
+                })
+            }
+            DiskSource::Volume { pool, volume } if self.target_dir.is_some() => {
+                let path = self
+                    .host
+                    .conn()
+                    .lookup_storage_pool_by_name(pool)
+                    .and_then(|p| p.lookup_storage_vol_by_name(volume))
+                    .and_then(|v| v.path())
+                    .map(PathBuf::from)
+                    .ok()
+                    .filter(|p| p.is_file())
+                    .ok_or_else(|| {
+                        Error::InvalidOption(format!(
+                            "Option “target-dir” cannot take a copy of volume “{volume}” of pool “{pool}”: it is not a file vmclone can copy. Leave target-dir out to copy it inside its pool."
+                        ))
+                    })?;
+                Ok(DiskOp::CopyFile {
+                    dst: self.free_path(&path),
+                    src: path,
                     volume: None,
                 })
             }
@@ -237,7 +256,8 @@ impl Planner<'_> {
             )));
         }
         let backing_format = disk.driver_type.clone().unwrap_or_else(|| "raw".into());
-        let dst = self.free_path(&backing, Some("qcow2"));
+        // Named as if the image were a .qcow2 file: the overlay is one.
+        let dst = self.free_path(&backing.with_extension("qcow2"));
         Ok(DiskOp::Overlay {
             backing,
             backing_format,
