@@ -746,3 +746,74 @@ fn a_libvirt_error_after_the_copies_removes_them() {
     assert_eq!(lab.files(), files, "the copied disk was removed");
     assert_eq!(lab.vms(), vms);
 }
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn a_source_started_during_the_copy_gives_no_clone() {
+    let lab = Lab::new("started");
+    let src = lab.name("big");
+    big_vm(&lab, &lab.dir, &src, 8, 2048);
+    let (bus, _service) = start_service();
+    let (files, vms) = (lab.files(), lab.vms());
+    let signals = SignalWatch::start(&bus);
+    let path = job_path(&bus.call("StartClone", "ssa{sv}", &[&src, &lab.name("torn"), "0"]));
+    wait_for_bytes(&signals, &path);
+    virsh(&["start", &src]);
+    let finished = signals.wait_for(
+        &format!("{path}: org.vmclone.Job.Finished"),
+        Duration::from_secs(120),
+    );
+    assert!(finished.contains("'failed'"), "{finished}");
+    assert_eq!(
+        job_prop(&bus, &path, "ErrorName"),
+        "s \"org.vmclone.Error.SourceNotShutOff\""
+    );
+    assert!(job_prop(&bus, &path, "Error").contains("started while it was being cloned"));
+    assert_eq!(lab.files(), files, "the torn copy was removed");
+    assert_eq!(lab.vms(), vms);
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn a_vm_with_a_saved_state_is_not_cloned() {
+    let lab = Lab::new("saved");
+    let img = lab.path("saved.qcow2");
+    qcow2_image(&img, "64M", "write -P 0x01 0 1M");
+    let src = lab.name("saved");
+    lab.define(&src, "", &format!("{}{NIC}", disk_xml(&img, "qcow2")));
+    virsh(&["start", &src]);
+    wait_running(&src);
+    virsh(&["managedsave", &src]);
+    let (bus, _service) = start_service();
+    assert_eq!(bus.get_vm(&src).state, "shutoff");
+    let (name, message) = gdbus_error(&bus.gdbus_call("CloneVm", &[&src, &lab.name("nope")]));
+    assert_eq!(name, "org.vmclone.Error.SourceNotShutOff");
+    assert!(message.contains("saved state"), "{message}");
+    virsh(&["managedsave-remove", &src]);
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn linked_clones_with_dotted_names_of_an_image_without_extension() {
+    let lab = Lab::new("dotted");
+    let img = lab.path("tmpl");
+    qcow2_image(&img, "64M", "write -P 0x07 0 1M");
+    let tpl = lab.name("tpl");
+    lab.define(&tpl, "", &format!("{}{NIC}", disk_xml(&img, "qcow2")));
+    let (bus, _service) = start_service();
+    stdout_ok(&bus.call("ConvertToTemplate", "s", &[&tpl]));
+    let mut overlays = Vec::new();
+    for n in ["web.example.com", "web.example.org"] {
+        let name = lab.name(n);
+        stdout_ok(&bus.gdbus_call(
+            "CloneVmWithOptions",
+            &[&tpl, &name, "{'storage': <'linked'>}"],
+        ));
+        overlays.push(disk_paths_of(&name)[0].clone());
+    }
+    assert_ne!(overlays[0], overlays[1], "{overlays:?}");
+    assert!(
+        overlays.iter().all(|o| o.ends_with(".qcow2")),
+        "{overlays:?}"
+    );
+}

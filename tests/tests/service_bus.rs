@@ -439,3 +439,49 @@ fn templates_are_reported_and_made() {
     reply_string(&bus.call("CloneVm", "ss", &["debian12-template", "deb-full"]));
     assert!(!bus.get_vm("deb-full").is_template);
 }
+
+#[test]
+fn a_given_uuid_is_used_in_libvirts_lower_case() {
+    let (bus, _service) = start();
+    let out = bus.gdbus_call(
+        "CloneVmWithOptions",
+        &[
+            "web01",
+            "upper",
+            "{'uuid': <'ABCDEF01-2345-4678-89AB-CDEF01234567'>}",
+        ],
+    );
+    assert!(stdout_ok(&out).contains("'abcdef01-2345-4678-89ab-cdef01234567'"));
+    assert_eq!(
+        bus.get_vm("upper").id,
+        "abcdef01-2345-4678-89ab-cdef01234567"
+    );
+}
+
+#[test]
+fn a_second_service_on_the_same_state_folder_refuses_to_start() {
+    let bus = PrivateBus::start();
+    let first = Service::start(&bus, &demo_host_uri(), &[]);
+    let other_bus = PrivateBus::start();
+    let out = std::process::Command::new(built_binary("vmclone-service"))
+        .args(["--address", other_bus.address(), "--no-authorization"])
+        .args(["--uri", &demo_host_uri(), "--state-dir"])
+        .arg(first.state_dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another vmclone-service"), "{err}");
+    // The first one is unharmed.
+    assert!(!bus.list_vms().is_empty());
+}
+
+#[test]
+fn the_system_bus_never_runs_without_authorization() {
+    let out = std::process::Command::new(built_binary("vmclone-service"))
+        .args(["--system", "--no-authorization", "--uri", &demo_host_uri()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused on the system bus"));
+}
