@@ -296,10 +296,15 @@ impl Manager {
         &self,
         vm_id: String,
         #[zbus(header)] header: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<()> {
         self.auth.check(&header, Action::ManageTemplates).await?;
         let engine = self.engine.clone();
-        blocking(move || template::convert(engine.host(), &vm_id)).await
+        let uuid = blocking(move || template::convert(engine.host(), &vm_id)).await?;
+        // libvirt sends no lifecycle event for a metadata change; tell clients
+        // the VM changed so they show it as a template.
+        Manager::vm_state_changed(&emitter, &uuid, "shutoff").await?;
+        Ok(())
     }
 
     #[zbus(signal)]

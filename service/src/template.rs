@@ -8,8 +8,8 @@ use crate::domain_xml::{self, DiskSource};
 use crate::error::{Error, Result};
 use crate::host::Host;
 
-/// Marks the shut-off VM `id_or_name` as a template. Idempotent.
-pub fn convert(host: &Host, id_or_name: &str) -> Result<()> {
+/// Marks the shut-off VM `id_or_name` as a template; returns its UUID. Idempotent.
+pub fn convert(host: &Host, id_or_name: &str) -> Result<String> {
     let dom = host.lookup(id_or_name)?;
     let info = domain_xml::parse(&host.inactive_xml(&dom)?)?;
     host.ensure_shut_off(&dom, &info.name)?;
@@ -58,5 +58,5 @@ pub fn convert(host: &Host, id_or_name: &str) -> Result<()> {
         return Err(e);
     }
     tracing::info!("“{}” is now a template", info.name);
-    Ok(())
+    Ok(info.uuid)
 }

@@ -429,9 +429,14 @@ fn properties_tell_version_and_uri() {
 #[test]
 fn templates_are_reported_and_made() {
     let (bus, _service) = start();
-    assert!(!bus.get_vm("db01").is_template);
+    let signals = SignalWatch::start(&bus);
+    let db01 = bus.get_vm("db01");
+    assert!(!db01.is_template);
     stdout_ok(&bus.call("ConvertToTemplate", "s", &["db01"]));
     assert!(bus.get_vm("db01").is_template);
+    // Clients hear of it (libvirt has no lifecycle event for this).
+    let line = signals.wait_for("VmStateChanged", Duration::from_secs(10));
+    assert!(line.contains(&db01.id), "{line}");
     // A running VM cannot become a template.
     let (name, _) = gdbus_error(&bus.gdbus_call("ConvertToTemplate", &["build01"]));
     assert_eq!(name, "org.vmclone.Error.SourceNotShutOff");

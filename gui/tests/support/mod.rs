@@ -223,6 +223,8 @@ pub fn run_scenarios(scenarios: &[(&str, &dyn Fn())]) -> bool {
         .filter(|(name, _)| name.contains(&filter))
         .collect();
     println!("\nrunning {} tests", selected.len());
+    let (total, filtered_out) = (selected.len(), scenarios.len() - selected.len());
+    let all_started = Instant::now();
     let mut failed = Vec::new();
     for (name, scenario) in selected {
         println!("test {name} ...");
@@ -236,10 +238,17 @@ pub fn run_scenarios(scenarios: &[(&str, &dyn Fn())]) -> bool {
         }
         close_all_windows();
     }
+    // The closing line in libtest's words, so tools that read it count these tests.
+    let summary = format!(
+        "{} passed; {} failed; 0 ignored; 0 measured; {filtered_out} filtered out; finished in {:.2}s",
+        total - failed.len(),
+        failed.len(),
+        all_started.elapsed().as_secs_f64()
+    );
     if failed.is_empty() {
-        println!("\ntest result: ok.");
+        println!("\ntest result: ok. {summary}");
     } else {
-        println!("\nfailures: {failed:?}\ntest result: FAILED.");
+        println!("\nfailures: {failed:?}\ntest result: FAILED. {summary}");
     }
     failed.is_empty()
 }
