@@ -11,6 +11,9 @@ use crate::job_bar::JobBar;
 use crate::vm_object::VmObject;
 use crate::vm_row::VmRow;
 
+/// Rows enough to fill a tall window; see `set_vms`.
+const FIRST_SCREENFUL: usize = 40;
+
 mod imp {
     use std::cell::{Cell, OnceCell};
 
@@ -335,8 +338,21 @@ impl Window {
                 .enumerate()
                 .all(|(i, vm)| self.vm_at(i as u32).is_some_and(|o| o.info() == *vm));
         if !unchanged {
-            let objects: Vec<VmObject> = vms.into_iter().map(VmObject::new).collect();
+            let mut objects: Vec<VmObject> = vms.into_iter().map(VmObject::new).collect();
+            // A first, long list shows a screenful at once and the rest right
+            // after: GTK 4.8's ListView builds up to 200 rows for its first frame.
+            let rest = match store.n_items() == 0 && objects.len() > FIRST_SCREENFUL {
+                true => objects.split_off(FIRST_SCREENFUL),
+                false => Vec::new(),
+            };
             store.splice(0, store.n_items(), &objects);
+            if !rest.is_empty() {
+                glib::idle_add_local_once(glib::clone!(
+                    #[weak]
+                    store,
+                    move || store.splice(store.n_items(), 0, &rest)
+                ));
+            }
         }
         self.imp().loaded.set(true);
         self.update_page();
