@@ -120,6 +120,22 @@ impl Manager {
         Ok((path, handle))
     }
 
+    /// Checks that the caller may clone, then reads the request's options.
+    async fn clone_request(
+        &self,
+        header: &Header<'_>,
+        source: String,
+        new_name: String,
+        options: &Options,
+    ) -> Result<CloneRequest> {
+        self.auth.check(header, Action::CloneVm).await?;
+        Ok(CloneRequest {
+            source,
+            new_name,
+            options: CloneOptions::parse(options)?,
+        })
+    }
+
     async fn clone_and_wait(&self, conn: &Connection, request: CloneRequest) -> Result<String> {
         // The caller never sees this job's path: it leaves the bus when done.
         let (_, handle) = self.launch(conn, request, Duration::ZERO).await?;
@@ -176,13 +192,9 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String> {
-        self.auth.check(&header, Action::CloneVm).await?;
-        let options = CloneOptions::parse(&options)?;
-        let request = CloneRequest {
-            source: source_vm_id,
-            new_name,
-            options,
-        };
+        let request = self
+            .clone_request(&header, source_vm_id, new_name, &options)
+            .await?;
         self.clone_and_wait(conn, request).await
     }
 
@@ -247,14 +259,11 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<OwnedObjectPath> {
-        self.auth.check(&header, Action::CloneVm).await?;
-        let options = CloneOptions::parse(&options)?;
-        naming::validate_vm_name(&new_name)?;
-        let request = CloneRequest {
-            source: source_vm_id,
-            new_name,
-            options,
-        };
+        let request = self
+            .clone_request(&header, source_vm_id, new_name, &options)
+            .await?;
+        // Fail a bad name now, not in the job.
+        naming::validate_vm_name(&request.new_name)?;
         let (path, _) = self.launch(conn, request, job::KEEP_FINISHED).await?;
         Ok(path)
     }

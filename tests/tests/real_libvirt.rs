@@ -541,34 +541,75 @@ fn progress_is_published_while_bytes_move() {
     assert_eq!(*done.last().unwrap(), total);
 }
 
+/// A clone of an 8 GiB VM holding 2 GiB, started as a job and caught while
+/// its bytes move, with what the lab held before it started.
+/// (Fields drop in order: the service stops before the lab is cleaned.)
+struct CopyUnderWay {
+    signals: SignalWatch,
+    service: Service,
+    bus: PrivateBus,
+    src: String,
+    path: String,
+    files: BTreeMap<PathBuf, u64>,
+    vms: Vec<String>,
+    lab: Lab,
+}
+
+impl CopyUnderWay {
+    fn start(tag: &str) -> CopyUnderWay {
+        let lab = Lab::new(tag);
+        let src = lab.name("big");
+        big_vm(&lab, &lab.dir, &src, 8, 2048);
+        let bus = PrivateBus::start();
+        let service = Service::start(&bus, URI, &[]);
+        let (files, vms) = (lab.files(), lab.vms());
+        let signals = SignalWatch::start(&bus);
+        let args = [src.as_str(), &lab.name("clone"), "0"];
+        let path = job_path(&bus.call("StartClone", "ssa{sv}", &args));
+        wait_for_bytes(&signals, &path);
+        CopyUnderWay {
+            lab,
+            src,
+            signals,
+            service,
+            bus,
+            path,
+            files,
+            vms,
+        }
+    }
+
+    /// The `Finished` signal of the job.
+    fn finished(&self) -> String {
+        let needle = format!("{}: org.vmclone.Job.Finished", self.path);
+        self.signals.wait_for(&needle, Duration::from_secs(120))
+    }
+
+    /// The host holds what it held before the clone started.
+    fn assert_nothing_left(&self) {
+        assert_eq!(self.lab.files(), self.files, "no file left behind");
+        assert_eq!(self.lab.vms(), self.vms, "no domain left behind");
+    }
+}
+
 #[test]
 #[ignore = "needs root, libvirtd and QEMU"]
 fn cancel_mid_copy_leaves_the_host_as_it_was() {
-    let lab = Lab::new("cancel");
-    let src = lab.name("big");
-    big_vm(&lab, &lab.dir, &src, 8, 2048);
-    let (bus, _service) = start_service();
-    let (files, vms) = (lab.files(), lab.vms());
-    let signals = SignalWatch::start(&bus);
-    let path = job_path(&bus.call("StartClone", "ssa{sv}", &[&src, &lab.name("never"), "0"]));
-    wait_for_bytes(&signals, &path);
-    stdout_ok(&bus.busctl(["call", BUS_NAME, &path, "org.vmclone.Job", "Cancel"]));
-    let finished = signals.wait_for(
-        &format!("{path}: org.vmclone.Job.Finished"),
-        Duration::from_secs(60),
-    );
+    let job = CopyUnderWay::start("cancel");
+    let (bus, path) = (&job.bus, &job.path);
+    stdout_ok(&bus.busctl(["call", BUS_NAME, path, "org.vmclone.Job", "Cancel"]));
+    let finished = job.finished();
     assert!(finished.contains("'cancelled'"), "{finished}");
-    let done: u64 = job_prop(&bus, &path, "BytesDone")
+    let done: u64 = job_prop(bus, path, "BytesDone")
         .trim_start_matches("t ")
         .parse()
         .unwrap();
     assert!(done < 2048 << 20, "cancelled before the end ({done} bytes)");
     assert_eq!(
-        job_prop(&bus, &path, "ErrorName"),
+        job_prop(bus, path, "ErrorName"),
         "s \"org.vmclone.Error.Cancelled\""
     );
-    assert_eq!(lab.files(), files, "no file left behind");
-    assert_eq!(lab.vms(), vms, "no domain left behind");
+    job.assert_nothing_left();
 }
 
 /// A tmpfs of `size` mounted for one test; unmounted on drop.
@@ -646,15 +687,14 @@ fn a_full_filesystem_fails_the_clone_and_leaves_nothing() {
 #[test]
 #[ignore = "needs root, libvirtd and QEMU"]
 fn a_service_killed_mid_copy_cleans_up_at_next_start() {
-    let lab = Lab::new("kill9");
-    let src = lab.name("big");
-    big_vm(&lab, &lab.dir, &src, 8, 2048);
-    let bus = PrivateBus::start();
-    let service = Service::start(&bus, URI, &[]);
-    let (files, vms) = (lab.files(), lab.vms());
-    let signals = SignalWatch::start(&bus);
-    let path = job_path(&bus.call("StartClone", "ssa{sv}", &[&src, &lab.name("orphan"), "0"]));
-    wait_for_bytes(&signals, &path);
+    let CopyUnderWay {
+        lab,
+        service,
+        bus,
+        files,
+        vms,
+        ..
+    } = CopyUnderWay::start("kill9");
     let state = service.kill9();
     assert_ne!(
         lab.files(),
@@ -750,27 +790,16 @@ fn a_libvirt_error_after_the_copies_removes_them() {
 #[test]
 #[ignore = "needs root, libvirtd and QEMU"]
 fn a_source_started_during_the_copy_gives_no_clone() {
-    let lab = Lab::new("started");
-    let src = lab.name("big");
-    big_vm(&lab, &lab.dir, &src, 8, 2048);
-    let (bus, _service) = start_service();
-    let (files, vms) = (lab.files(), lab.vms());
-    let signals = SignalWatch::start(&bus);
-    let path = job_path(&bus.call("StartClone", "ssa{sv}", &[&src, &lab.name("torn"), "0"]));
-    wait_for_bytes(&signals, &path);
-    virsh(&["start", &src]);
-    let finished = signals.wait_for(
-        &format!("{path}: org.vmclone.Job.Finished"),
-        Duration::from_secs(120),
-    );
+    let job = CopyUnderWay::start("started");
+    virsh(&["start", &job.src]);
+    let finished = job.finished();
     assert!(finished.contains("'failed'"), "{finished}");
     assert_eq!(
-        job_prop(&bus, &path, "ErrorName"),
+        job_prop(&job.bus, &job.path, "ErrorName"),
         "s \"org.vmclone.Error.SourceNotShutOff\""
     );
-    assert!(job_prop(&bus, &path, "Error").contains("started while it was being cloned"));
-    assert_eq!(lab.files(), files, "the torn copy was removed");
-    assert_eq!(lab.vms(), vms);
+    assert!(job_prop(&job.bus, &job.path, "Error").contains("started while it was being cloned"));
+    job.assert_nothing_left();
 }
 
 #[test]
