@@ -846,3 +846,88 @@ fn linked_clones_with_dotted_names_of_an_image_without_extension() {
         "{overlays:?}"
     );
 }
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn pool_volumes_become_new_volumes_of_their_pool() {
+    let lab = Lab::new("pool");
+    let pool = lab.name("pool");
+    let pool_xml = lab.path("pool.xml");
+    let target = lab.path("pool");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(
+        &pool_xml,
+        format!(
+            "<pool type='dir'><name>{pool}</name><target><path>{}</path></target></pool>",
+            target.display()
+        ),
+    )
+    .unwrap();
+    virsh(&["pool-create", pool_xml.to_str().unwrap()]);
+    struct PoolGuard(String);
+    impl Drop for PoolGuard {
+        fn drop(&mut self) {
+            let _ = Command::new("virsh")
+                .args(["-c", URI, "pool-destroy", &self.0])
+                .output();
+        }
+    }
+    let _pool = PoolGuard(pool.clone());
+    virsh(&[
+        "vol-create-as",
+        &pool,
+        "sys.qcow2",
+        "128M",
+        "--format",
+        "qcow2",
+    ]);
+    virsh(&["vol-create-as", &pool, "data.raw", "64M", "--format", "raw"]);
+    let sys = target.join("sys.qcow2");
+    run(
+        "qemu-io",
+        &[
+            "-f",
+            "qcow2",
+            "-c",
+            "write -P 0x3c 0 4M",
+            sys.to_str().unwrap(),
+        ],
+    );
+    let src = lab.name("vols");
+    // One disk names its volume by pool/volume, one by path inside the pool.
+    let disks = format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+           <source file='{}'/><target dev='vda' bus='virtio'/></disk>\
+         <disk type='volume' device='disk'><driver name='qemu' type='raw'/>\
+           <source pool='{pool}' volume='data.raw'/><target dev='vdb' bus='virtio'/></disk>",
+        sys.display()
+    );
+    lab.define(&src, "", &format!("{disks}{NIC}"));
+    let (bus, _service) = start_service();
+    let clone = lab.name("volc");
+    reply_string(&bus.call("CloneVm", "ss", &[&src, &clone]));
+    let vols = virsh(&["vol-list", &pool]);
+    let sys_copy = format!("sys-{clone}.qcow2");
+    let data_copy = format!("data-{clone}.raw");
+    assert!(
+        vols.contains(&sys_copy) && vols.contains(&data_copy),
+        "{vols}"
+    );
+    let xml = virsh(&["dumpxml", "--inactive", &clone]);
+    assert!(
+        xml.contains(&format!("<source pool='{pool}' volume='{data_copy}'/>")),
+        "a disk naming a volume still names one: {xml}"
+    );
+    assert!(
+        xml.contains(&target.join(&sys_copy).display().to_string()),
+        "{xml}"
+    );
+    let compare = qemu_img(&[
+        "compare",
+        sys.to_str().unwrap(),
+        target.join(&sys_copy).to_str().unwrap(),
+    ]);
+    assert!(compare.contains("identical"), "{compare}");
+    virsh(&["start", &clone]);
+    wait_running(&clone);
+}
