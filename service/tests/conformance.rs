@@ -19,6 +19,10 @@ use vmclone_service::domain_xml::{
 };
 use vmclone_service::naming;
 
+#[path = "common/test_driver.rs"]
+mod test_driver;
+use test_driver::{define_in_test_driver, Definition};
+
 /// What the harness's `,predictable` test driver generates.
 const PREDICTABLE_UUID: &str = "00000000-1111-2222-3333-444444444444";
 const PREDICTABLE_MAC: &str = "00:11:22:33:44:55";
@@ -118,16 +122,27 @@ struct Case {
     input: Input,
     expected: &'static str,
     new_name: &'static str,
-    /// `uuid` and `mac-addresses` options, as the manual case passes them.
-    uuid: Option<&'static str>,
-    macs: Option<&'static [&'static str]>,
-    /// `target-dir` option.
-    target_dir: Option<&'static str>,
+    options: Options,
     /// Neither side went through libvirt's normalisation (both come from
     /// `--original-xml` files): the whole documents must match.
     whole_tree: bool,
     differences: &'static [(Diff, &'static str)],
 }
+
+/// The clone options a case passes; the compare cases mostly pass none.
+#[derive(Clone, Copy)]
+struct Options {
+    /// `uuid` and `mac-addresses`, as the manual case passes them.
+    uuid: Option<&'static str>,
+    macs: Option<&'static [&'static str]>,
+    target_dir: Option<&'static str>,
+}
+
+const AUTOMATIC: Options = Options {
+    uuid: None,
+    macs: None,
+    target_dir: None,
+};
 
 const CASES: &[Case] = &[
     Case {
@@ -135,9 +150,7 @@ const CASES: &[Case] = &[
         input: Input::TestDriver("test-clone"),
         expected: "virt-clone-clone-auto1.xml",
         new_name: "test-clone1",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: false,
         differences: &[
             (
@@ -171,9 +184,7 @@ const CASES: &[Case] = &[
         input: Input::TestDriver("test-clone-simple"),
         expected: "virt-clone-clone-auto2.xml",
         new_name: "newvm",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: false,
         // The disk is named after the VM: /pool-dir/newvm.img on both sides.
         differences: &[(Diff::GraphicsAutoport { index: 0 }, WHY_AUTOPORT)],
@@ -183,9 +194,7 @@ const CASES: &[Case] = &[
         input: Input::File("clone-nvram-auto.xml"),
         expected: "virt-clone-clone-nvram.xml",
         new_name: "clone-orig-clone",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: true,
         differences: &[],
     },
@@ -194,9 +203,7 @@ const CASES: &[Case] = &[
         input: Input::File("clone-nvram-auto.xml"),
         expected: "virt-clone-clone-nvram-path.xml",
         new_name: "clone-orig-clone",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: true,
         differences: &[(
             Diff::Nvram {
@@ -211,9 +218,7 @@ const CASES: &[Case] = &[
         input: Input::File("clone-nvram-newpool.xml"),
         expected: "virt-clone-nvram-newpool.xml",
         new_name: "clone-orig-clone",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: true,
         differences: &[],
     },
@@ -222,9 +227,7 @@ const CASES: &[Case] = &[
         input: Input::File("clone-nvram-missing.xml"),
         expected: "virt-clone-nvram-missing.xml",
         new_name: "clone-orig-clone",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: true,
         differences: &[],
     },
@@ -233,9 +236,7 @@ const CASES: &[Case] = &[
         input: Input::File("clone-nvram-missing.xml"),
         expected: "virt-clone-nvram-missing-preserve.xml",
         new_name: "clone-orig-clone",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: true,
         differences: &[],
     },
@@ -244,9 +245,11 @@ const CASES: &[Case] = &[
         input: Input::TestDriver("test-clone"),
         expected: "virt-clone-clone-manual.xml",
         new_name: "test-newclone",
-        uuid: Some("12345678-12F4-1234-1234-123456789AFA"),
-        macs: Some(&["12:34:56:1A:B2:C3", "12:34:56:1A:B7:C3"]),
-        target_dir: None,
+        options: Options {
+            uuid: Some("12345678-12F4-1234-1234-123456789AFA"),
+            macs: Some(&["12:34:56:1A:B2:C3", "12:34:56:1A:B7:C3"]),
+            target_dir: None,
+        },
         whole_tree: false,
         differences: &[
             (
@@ -279,9 +282,7 @@ const CASES: &[Case] = &[
         input: Input::File("clone-empty.xml"),
         expected: "virt-clone-empty.xml",
         new_name: "empty-clone6",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: true,
         differences: &[],
     },
@@ -290,9 +291,10 @@ const CASES: &[Case] = &[
         input: Input::TestDriver("test-clone-simple"),
         expected: "virt-clone-pool-test-cross-pool.xml",
         new_name: "test-clone-simple-clone",
-        uuid: None,
-        macs: None,
-        target_dir: Some("/"),
+        options: Options {
+            target_dir: Some("/"),
+            ..AUTOMATIC
+        },
         whole_tree: false,
         differences: &[
             (
@@ -311,9 +313,7 @@ const CASES: &[Case] = &[
         input: Input::File("clone-disk-managed.xml"),
         expected: "virt-clone-auto-managed.xml",
         new_name: "origtest-clone",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: true,
         differences: &[(
             Diff::DiskPath {
@@ -329,9 +329,7 @@ const CASES: &[Case] = &[
         input: Input::File("clone-disk.xml"),
         expected: "virt-clone-auto-unmanaged.xml",
         new_name: "origtest-clone",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: true,
         differences: &[
             (
@@ -357,9 +355,7 @@ const CASES: &[Case] = &[
         input: Input::File("clone-serial.xml"),
         expected: "virt-clone-serial.xml",
         new_name: "__virtinst_cli_test-clone1",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: true,
         // The serial file named after the VM is renamed on both sides.
         differences: &[
@@ -386,9 +382,7 @@ const CASES: &[Case] = &[
         input: Input::File("clone-disk.xml"),
         expected: "virt-clone-unmanaged-preserve.xml",
         new_name: "clonetest",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: true,
         differences: &[
             (
@@ -417,9 +411,7 @@ const CASES: &[Case] = &[
         input: Input::TestDriver("test-clone"),
         expected: "virt-clone-replace.xml",
         new_name: "test",
-        uuid: None,
-        macs: None,
-        target_dir: None,
+        options: AUTOMATIC,
         whole_tree: false,
         differences: &[
             (
@@ -468,6 +460,30 @@ struct Plan {
     nvram: Option<PathBuf>,
 }
 
+impl Plan {
+    /// What `domain_xml::rewrite` is given for this plan (CPU and memory kept).
+    fn edits<'a>(&'a self, new_name: &'a str) -> CloneEdits<'a> {
+        CloneEdits {
+            new_name,
+            new_uuid: &self.uuid,
+            macs: &self.macs,
+            disks: &self.disks,
+            nvram: self.nvram.as_deref(),
+            vcpus: None,
+            memory_kib: None,
+        }
+    }
+}
+
+/// A disk copied to `target` in its own format (no overlay), as the service copies.
+fn copy_to(target: DiskTarget) -> Option<NewDisk> {
+    Some(NewDisk {
+        target,
+        driver_type: None,
+        overlay: false,
+    })
+}
+
 fn random_mac() -> String {
     let b: [u8; 3] = rand::random();
     format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
@@ -477,7 +493,7 @@ fn plan(info: &DomainInfo, c: &Case) -> Plan {
     // Nothing exists in these fixture paths on this machine; the service
     // checks the real filesystem and its own reservations instead.
     let taken = |_: &Path| false;
-    let target_dir = c.target_dir.map(Path::new);
+    let target_dir = c.options.target_dir.map(Path::new);
     let disks = info
         .disks
         .iter()
@@ -498,19 +514,18 @@ fn plan(info: &DomainInfo, c: &Case) -> Plan {
                 },
                 other => panic!("case {}: no compare case copies a {other:?} disk", c.number),
             };
-            Some(NewDisk {
-                target,
-                driver_type: None,
-                overlay: false,
-            })
+            copy_to(target)
         })
         .collect();
-    let macs = match c.macs {
+    let macs = match c.options.macs {
         Some(given) => given.iter().map(|m| m.to_string()).collect(),
         None => info.interfaces.iter().map(|_| random_mac()).collect(),
     };
     Plan {
-        uuid: c.uuid.map_or_else(domain_xml::random_uuid, str::to_owned),
+        uuid: c
+            .options
+            .uuid
+            .map_or_else(domain_xml::random_uuid, str::to_owned),
         macs,
         disks,
         nvram: info
@@ -769,16 +784,7 @@ fn check(c: &Case) -> Outcome {
     let src_xml = input_xml(c.input);
     let info = domain_xml::parse(&src_xml).expect("input parses");
     let plan = plan(&info, c);
-    let edits = CloneEdits {
-        new_name: c.new_name,
-        new_uuid: &plan.uuid,
-        macs: &plan.macs,
-        disks: &plan.disks,
-        nvram: plan.nvram.as_deref(),
-        vcpus: None,
-        memory_kib: None,
-    };
-    let ours_xml = domain_xml::rewrite(&src_xml, &edits).expect("rewrite");
+    let ours_xml = domain_xml::rewrite(&src_xml, &plan.edits(c.new_name)).expect("rewrite");
     let expected_xml = read(&format!("tests/data/cli/compare/{}", c.expected));
     let (src_t, ours_t, vc_t) = (tree(&src_xml), tree(&ours_xml), tree(&expected_xml));
     let (src, ours, vc) = (aspects(&src_t), aspects(&ours_t), aspects(&vc_t));
@@ -788,14 +794,14 @@ fn check(c: &Case) -> Outcome {
     // Name and UUID.
     assert_eq!(ours.name, c.new_name, "case {n}: name");
     assert_eq!(vc.name, c.new_name, "case {n}: virt-clone's name");
-    let vc_uuid = c.uuid.unwrap_or(PREDICTABLE_UUID);
+    let vc_uuid = c.options.uuid.unwrap_or(PREDICTABLE_UUID);
     assert_eq!(vc.uuid, vc_uuid, "case {n}: virt-clone's uuid");
     assert_eq!(ours.uuid, plan.uuid, "case {n}: our uuid");
     assert!(
         !ours.uuid.eq_ignore_ascii_case(&src.uuid),
         "case {n}: uuid must change"
     );
-    if let Some(given) = c.uuid {
+    if let Some(given) = c.options.uuid {
         assert_eq!(
             ours.uuid, given,
             "case {n}: a given uuid is kept verbatim, as virt-clone"
@@ -817,13 +823,13 @@ fn check(c: &Case) -> Outcome {
         );
         assert_ne!(o, s, "case {n}: MAC {i} must change");
         assert_ne!(v, s, "case {n}: virt-clone changes MAC {i} too");
-        let want_vc = c.macs.map_or(PREDICTABLE_MAC, |m| m[i]);
+        let want_vc = c.options.macs.map_or(PREDICTABLE_MAC, |m| m[i]);
         assert_eq!(
             v.as_deref(),
             Some(want_vc),
             "case {n}: virt-clone's MAC {i}"
         );
-        if c.macs.is_some() {
+        if c.options.macs.is_some() {
             assert_eq!(o, v, "case {n}: given MAC {i} as virt-clone");
         }
     }
@@ -976,7 +982,7 @@ fn leak(s: &Option<String>) -> &'static str {
 
 /// Puts our generated values and listed differences into virt-clone's tree.
 fn apply_known_values(vc: &mut Node, c: &Case, plan: &Plan) {
-    let vc_uuid = c.uuid.unwrap_or(PREDICTABLE_UUID).to_owned();
+    let vc_uuid = c.options.uuid.unwrap_or(PREDICTABLE_UUID).to_owned();
     fn walk(n: &mut Node, from: &str, to: &str) {
         for ch in &mut n.children {
             if ch.text == from {
@@ -1142,51 +1148,20 @@ fn our_random_macs_and_uuids_are_fresh_each_time() {
 }
 
 /// libvirt itself accepts every clone we write: each one is defined (then
-/// undefined again) in the test driver, which runs inside `virsh` on an
-/// empty host: no daemon needed.
+/// undefined again, as cases share names) in the test driver, which runs
+/// inside `virsh` on an empty host: no daemon needed.
 #[test]
 fn libvirt_accepts_every_clone() {
-    let dir = std::env::temp_dir().join(format!("vmclone-conformance-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let node = dir.join("node.xml");
-    std::fs::write(&node, "<node/>\n").unwrap();
-    let mut script = String::new();
-    for c in CASES {
-        let file = dir.join(format!("case-{}.xml", c.number));
-        std::fs::write(&file, check(c).ours_xml).unwrap();
-        script.push_str(&format!(
-            "define {}; undefine {}; ",
-            file.display(),
-            c.new_name
-        ));
-    }
-    let out = std::process::Command::new("virsh")
-        .arg("-c")
-        .arg(format!("test://{}", node.display()))
-        .arg(&script)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("this test needs virsh (Debian package libvirt-clients) to ask libvirt: {e}")
-        });
-    std::fs::remove_dir_all(&dir).ok();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "libvirt refused a clone:\n{stderr}"
-    );
-    for c in CASES {
-        assert!(
-            stdout.contains(&format!("Domain '{}' defined from", c.new_name)),
-            "case {}: not defined:\n{stdout}",
-            c.number
-        );
-    }
-    assert_eq!(
-        stdout.matches(" defined from ").count(),
-        CASES.len(),
-        "{stdout}"
-    );
+    let definitions: Vec<Definition> = CASES
+        .iter()
+        .map(|c| Definition {
+            file: format!("case-{}.xml", c.number),
+            name: c.new_name.to_owned(),
+            xml: check(c).ours_xml,
+            undefine: true,
+        })
+        .collect();
+    define_in_test_driver("conformance", &definitions);
 }
 
 /// The network disks virt-clone refuses to clone are not shared by us
@@ -1209,22 +1184,14 @@ fn network_disks_are_neither_shared_nor_rewritable() {
             !disk.is_shared(),
             "{file}: a writable network disk is not shareable"
         );
-        let disks = [Some(NewDisk {
-            target: DiskTarget::File("/tmp/x.img".into()),
-            driver_type: None,
-            overlay: false,
-        })];
-        let edits = CloneEdits {
-            new_name: "clonetest",
-            new_uuid: PREDICTABLE_UUID,
-            macs: &[],
-            disks: &disks,
+        let plan = Plan {
+            uuid: PREDICTABLE_UUID.into(),
+            macs: Vec::new(),
+            disks: vec![copy_to(DiskTarget::File("/tmp/x.img".into()))],
             nvram: None,
-            vcpus: None,
-            memory_kib: None,
         };
         assert!(matches!(
-            domain_xml::rewrite(&xml, &edits),
+            domain_xml::rewrite(&xml, &plan.edits("clonetest")),
             Err(XmlError::UnsupportedDiskEdit { index: 0, .. })
         ));
     }
@@ -1240,31 +1207,25 @@ fn interfaces_without_a_mac_get_one() {
     assert_eq!(macs, [None, Some("22:11:11:11:11:11")]);
     assert_eq!(info.disks.len(), 1);
     assert!(!info.disks[0].is_shared());
-    let new_macs = vec![random_mac(), random_mac()];
-    let disks = [Some(NewDisk {
-        target: DiskTarget::Block(naming::disk_clone_path(
+    let plan = Plan {
+        uuid: PREDICTABLE_UUID.into(),
+        macs: vec![random_mac(), random_mac()],
+        disks: vec![copy_to(DiskTarget::Block(naming::disk_clone_path(
             Path::new("/virtinst-testsuite-fail-pool-install/fooey"),
             &info.name,
             "clonetest",
             None,
             |_| false,
-        )),
-        driver_type: None,
-        overlay: false,
-    })];
-    let edits = CloneEdits {
-        new_name: "clonetest",
-        new_uuid: PREDICTABLE_UUID,
-        macs: &new_macs,
-        disks: &disks,
+        )))],
         nvram: None,
-        vcpus: None,
-        memory_kib: None,
     };
-    let out = domain_xml::rewrite(&xml, &edits).unwrap();
+    let out = domain_xml::rewrite(&xml, &plan.edits("clonetest")).unwrap();
     let got = domain_xml::parse(&out).unwrap();
     let got_macs: Vec<Option<String>> = got.interfaces.into_iter().map(|i| i.mac).collect();
-    assert_eq!(got_macs, new_macs.into_iter().map(Some).collect::<Vec<_>>());
+    assert_eq!(
+        got_macs,
+        plan.macs.into_iter().map(Some).collect::<Vec<_>>()
+    );
     assert_eq!(
         got.disks[0].source,
         DiskSource::Block("/virtinst-testsuite-fail-pool-install/fooey-clonetest".into())

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
+#[path = "../../tests/common/test_driver.rs"]
+mod test_driver;
+use test_driver::{define_in_test_driver, Definition};
+
 const WEB01: &str = include_str!("testdata/web01-q35-uefi.xml");
 const ODD: &str = include_str!("testdata/odd-name.xml");
 const ODD_NAME: &str = r#"a&b <"x'>"#;
@@ -845,12 +849,7 @@ fn random_uuids_are_version_4_and_distinct() {
 /// vcpus and memory): each is defined in the test driver inside `virsh`.
 #[test]
 fn libvirt_accepts_the_fixtures_and_their_clones() {
-    let dir = std::env::temp_dir().join(format!("vmclone-domain-xml-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let node = dir.join("node.xml");
-    std::fs::write(&node, "<node/>\n").unwrap();
-    let mut script = String::new();
-    let mut names = Vec::new();
+    let mut definitions = Vec::new();
     for (i, src) in [WEB01, ODD].into_iter().enumerate() {
         let info = parse(src).unwrap();
         let macs = macs(info.interfaces.len());
@@ -876,36 +875,17 @@ fn libvirt_accepts_the_fixtures_and_their_clones() {
             ..plain_edits(&new_name, &macs, &disks)
         };
         let out = rewrite(src, &edits).unwrap();
-        // The test driver only runs domains of type 'test'.
-        for (tag, xml) in [("src", src.to_owned()), ("clone", out)] {
+        // The source and its clone side by side; the test driver only runs domains of type 'test'.
+        for (tag, name, xml) in [("src", info.name, src.to_owned()), ("clone", new_name, out)] {
             let xml = xml.replacen("<domain type='kvm'", "<domain type='test'", 1);
             let xml = xml.replacen("<domain type=\"kvm\"", "<domain type=\"test\"", 1);
-            let file = dir.join(format!("{i}-{tag}.xml"));
-            std::fs::write(&file, xml).unwrap();
-            script.push_str(&format!("define {}; ", file.display()));
+            definitions.push(Definition {
+                file: format!("{i}-{tag}.xml"),
+                name,
+                xml,
+                undefine: false,
+            });
         }
-        names.push(info.name);
-        names.push(new_name);
     }
-    let out = std::process::Command::new("virsh")
-        .arg("-c")
-        .arg(format!("test://{}", node.display()))
-        .arg(&script)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("this test needs virsh (Debian package libvirt-clients) to ask libvirt: {e}")
-        });
-    std::fs::remove_dir_all(&dir).ok();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "libvirt refused:\n{stderr}"
-    );
-    for name in names {
-        assert!(
-            stdout.contains(&format!("Domain '{name}' defined from")),
-            "{name} not defined:\n{stdout}"
-        );
-    }
+    define_in_test_driver("domain-xml", &definitions);
 }
