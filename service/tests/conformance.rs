@@ -144,6 +144,41 @@ const AUTOMATIC: Options = Options {
     target_dir: None,
 };
 
+/// Where an automatic clone of the test driver's "test-clone" differs from
+/// virt-clone's: the floppy, the two disks' paths (`ours`, named after the
+/// clone) and the graphics autoport.
+const fn auto_clone_of_test_clone(
+    ours_hda: &'static str,
+    ours_hdb: &'static str,
+) -> [(Diff, &'static str); 4] {
+    [
+        (
+            Diff::DiskShared {
+                dev: "fda",
+                virt_clone: "/dev/pool-logical/diskvol1-clone",
+            },
+            WHY_FLOPPY,
+        ),
+        (
+            Diff::DiskPath {
+                dev: "hda",
+                virt_clone: "/pool-dir/default-vol-clone",
+                ours: ours_hda,
+            },
+            WHY_NAMING,
+        ),
+        (
+            Diff::DiskPath {
+                dev: "hdb",
+                virt_clone: "/pool-dir/testvol9-clone.img",
+                ours: ours_hdb,
+            },
+            WHY_NAMING,
+        ),
+        (Diff::GraphicsAutoport { index: 0 }, WHY_AUTOPORT),
+    ]
+}
+
 const CASES: &[Case] = &[
     Case {
         number: 1,
@@ -152,32 +187,10 @@ const CASES: &[Case] = &[
         new_name: "test-clone1",
         options: AUTOMATIC,
         whole_tree: false,
-        differences: &[
-            (
-                Diff::DiskShared {
-                    dev: "fda",
-                    virt_clone: "/dev/pool-logical/diskvol1-clone",
-                },
-                WHY_FLOPPY,
-            ),
-            (
-                Diff::DiskPath {
-                    dev: "hda",
-                    virt_clone: "/pool-dir/default-vol-clone",
-                    ours: "/pool-dir/default-vol-test-clone1",
-                },
-                WHY_NAMING,
-            ),
-            (
-                Diff::DiskPath {
-                    dev: "hdb",
-                    virt_clone: "/pool-dir/testvol9-clone.img",
-                    ours: "/pool-dir/testvol9-test-clone1.img",
-                },
-                WHY_NAMING,
-            ),
-            (Diff::GraphicsAutoport { index: 0 }, WHY_AUTOPORT),
-        ],
+        differences: &auto_clone_of_test_clone(
+            "/pool-dir/default-vol-test-clone1",
+            "/pool-dir/testvol9-test-clone1.img",
+        ),
     },
     Case {
         number: 2,
@@ -413,32 +426,10 @@ const CASES: &[Case] = &[
         new_name: "test",
         options: AUTOMATIC,
         whole_tree: false,
-        differences: &[
-            (
-                Diff::DiskShared {
-                    dev: "fda",
-                    virt_clone: "/dev/pool-logical/diskvol1-clone",
-                },
-                WHY_FLOPPY,
-            ),
-            (
-                Diff::DiskPath {
-                    dev: "hda",
-                    virt_clone: "/pool-dir/default-vol-clone",
-                    ours: "/pool-dir/default-vol-test",
-                },
-                WHY_NAMING,
-            ),
-            (
-                Diff::DiskPath {
-                    dev: "hdb",
-                    virt_clone: "/pool-dir/testvol9-clone.img",
-                    ours: "/pool-dir/testvol9-test.img",
-                },
-                WHY_NAMING,
-            ),
-            (Diff::GraphicsAutoport { index: 0 }, WHY_AUTOPORT),
-        ],
+        differences: &auto_clone_of_test_clone(
+            "/pool-dir/default-vol-test",
+            "/pool-dir/testvol9-test.img",
+        ),
     },
 ];
 

@@ -64,9 +64,7 @@ const HOST_XML: &str = r#"<node>
 #[test]
 #[ignore = "needs root, the system bus and polkitd"]
 fn polkitd_reads_the_actions_with_their_defaults() {
-    let _serial = system_lock();
-    require_system();
-    let _policies = ProjectPolicies::install();
+    let _system = RootTest::begin();
     for (action, any, inactive, active) in [
         ("org.vmclone.list-vms", "yes", "yes", "yes"),
         (
@@ -105,11 +103,8 @@ fn polkitd_reads_the_actions_with_their_defaults() {
 #[test]
 #[ignore = "needs root, the system bus and polkitd"]
 fn root_lists_and_clones_a_normal_user_lists_but_may_not_clone() {
-    let _serial = system_lock();
-    require_system();
-    let _policies = ProjectPolicies::install();
-    let host = TempDir::new("h3-host");
-    let service = SystemService::start(&test_driver_uri(host.path(), HOST_XML));
+    let _system = RootTest::begin();
+    let service = SystemService::start();
     let user = TestUser::create("vmclone-test-user", None);
 
     // root: polkit authorizes uid 0 for every action.
@@ -149,19 +144,18 @@ fn root_lists_and_clones_a_normal_user_lists_but_may_not_clone() {
         err.contains("org.vmclone.clone-vm"),
         "interactive CloneVm: {err}"
     );
-    let (name, message) = gdbus_error(&user.gdbus_call("CloneVm", &["h3-web", "h3-web-user"]));
-    assert_eq!(name, "org.vmclone.Error.NotAuthorized", "{message}");
-    assert!(message.contains("org.vmclone.clone-vm"), "{message}");
-    let (name, message) =
-        gdbus_error(&user.gdbus_call("StartClone", &["h3-web", "h3-web-job", "@a{sv} {}"]));
-    assert_eq!(
-        name, "org.vmclone.Error.NotAuthorized",
-        "StartClone: {message}"
+    let message = not_authorized(
+        &user.gdbus_call("CloneVm", &["h3-web", "h3-web-user"]),
+        "CloneVm",
     );
-    let (name, message) = gdbus_error(&user.gdbus_call("ConvertToTemplate", &["h3-db"]));
-    assert_eq!(
-        name, "org.vmclone.Error.NotAuthorized",
-        "ConvertToTemplate: {message}"
+    assert!(message.contains("org.vmclone.clone-vm"), "{message}");
+    not_authorized(
+        &user.gdbus_call("StartClone", &["h3-web", "h3-web-job", "@a{sv} {}"]),
+        "StartClone",
+    );
+    let message = not_authorized(
+        &user.gdbus_call("ConvertToTemplate", &["h3-db"]),
+        "ConvertToTemplate",
     );
     assert!(
         message.contains("org.vmclone.manage-templates"),
@@ -178,11 +172,8 @@ fn root_lists_and_clones_a_normal_user_lists_but_may_not_clone() {
 #[test]
 #[ignore = "needs root, the system bus and polkitd"]
 fn a_polkit_rule_grants_cloning_to_a_group() {
-    let _serial = system_lock();
-    require_system();
-    let _policies = ProjectPolicies::install();
-    let host = TempDir::new("h3-host");
-    let service = SystemService::start(&test_driver_uri(host.path(), HOST_XML));
+    let _system = RootTest::begin();
+    let service = SystemService::start();
     let group = TestGroup::create("vmclone-test-cloners");
     let member = TestUser::create("vmclone-test-cloner", Some(&group));
     let outsider = TestUser::create("vmclone-test-user", None);
@@ -191,18 +182,16 @@ fn a_polkit_rule_grants_cloning_to_a_group() {
         !member.polkit_allows("org.vmclone.clone-vm"),
         "clone-vm allowed before any rule"
     );
-    let rule = PlacedFile::put(
-        Path::new(RULES_DIR).join("60-vmclone-test.rules"),
+    let rule = place_rules(
+        "60-vmclone-test.rules",
         format!(
-            "// vmclone test rule (removed by the test)\n\
-             polkit.addRule(function(action, subject) {{\n\
+            "polkit.addRule(function(action, subject) {{\n\
              \x20   if (action.id == \"org.vmclone.clone-vm\" && subject.isInGroup(\"{}\")) {{\n\
              \x20       return polkit.Result.YES;\n\
              \x20   }}\n\
              }});\n",
             group.name
         ),
-        false,
     );
     wait_until(Duration::from_secs(10), "polkitd to load the rule", || {
         member.polkit_allows("org.vmclone.clone-vm")
@@ -216,11 +205,9 @@ fn a_polkit_rule_grants_cloning_to_a_group() {
     );
     assert!(vm_names(&service).contains("h3-web-member"));
 
-    let (name, message) =
-        gdbus_error(&outsider.gdbus_call("CloneVm", &["h3-web", "h3-web-outsider"]));
-    assert_eq!(
-        name, "org.vmclone.Error.NotAuthorized",
-        "non-member: {message}"
+    not_authorized(
+        &outsider.gdbus_call("CloneVm", &["h3-web", "h3-web-outsider"]),
+        "non-member",
     );
     assert!(!vm_names(&service).contains("h3-web-outsider"));
 
@@ -229,30 +216,28 @@ fn a_polkit_rule_grants_cloning_to_a_group() {
     wait_until(Duration::from_secs(10), "polkitd to drop the rule", || {
         !member.polkit_allows("org.vmclone.clone-vm")
     });
-    let (name, _) = gdbus_error(&member.gdbus_call("CloneVm", &["h3-web", "h3-web-member2"]));
-    assert_eq!(name, "org.vmclone.Error.NotAuthorized");
+    not_authorized(
+        &member.gdbus_call("CloneVm", &["h3-web", "h3-web-member2"]),
+        "member without the rule",
+    );
     assert!(!vm_names(&service).contains("h3-web-member2"));
 }
 
 #[test]
 #[ignore = "needs root, the system bus and polkitd"]
 fn interactive_authorization_asks_the_agent_for_an_admin_password() {
-    let _serial = system_lock();
-    require_system();
-    let _policies = ProjectPolicies::install();
-    let host = TempDir::new("h3-host");
-    let service = SystemService::start(&test_driver_uri(host.path(), HOST_XML));
+    let _system = RootTest::begin();
+    let service = SystemService::start();
     let user = TestUser::create("vmclone-test-user", None);
     let admin = TestUser::create("vmclone-test-admin", None);
     let password = format!("pw-{}-{:?}", std::process::id(), Instant::now());
     admin.set_password(&password);
     // The admin polkit asks for (only this one, so the agent asks no questions), and a
     // canary that shows the file is loaded.
-    let _admin_rule = PlacedFile::put(
-        Path::new(RULES_DIR).join("40-vmclone-test-admin.rules"),
+    let _admin_rule = place_rules(
+        "40-vmclone-test-admin.rules",
         format!(
-            "// vmclone test rule (removed by the test)\n\
-             polkit.addAdminRule(function(action, subject) {{\n\
+            "polkit.addAdminRule(function(action, subject) {{\n\
              \x20   return [\"unix-user:{0}\"];\n\
              }});\n\
              polkit.addRule(function(action, subject) {{\n\
@@ -262,7 +247,6 @@ fn interactive_authorization_asks_the_agent_for_an_admin_password() {
              }});\n",
             admin.name
         ),
-        false,
     );
     wait_until(
         Duration::from_secs(10),
@@ -305,14 +289,9 @@ fn interactive_authorization_asks_the_agent_for_an_admin_password() {
 #[test]
 #[ignore = "needs root, the system bus and polkitd"]
 fn with_polkitd_stopped_every_call_is_refused() {
-    let _serial = system_lock();
-    require_system();
-    let _policies = ProjectPolicies::install();
-    let host = TempDir::new("h3-host");
-    let service = SystemService::start(&test_driver_uri(host.path(), HOST_XML));
-    let before = vms(&run(Command::new("busctl")
-        .arg("--system")
-        .args(list_args())));
+    let _system = RootTest::begin();
+    let service = SystemService::start();
+    let before = vms(&root_busctl(&list_args()));
 
     {
         let _down = PolkitDown::stop();
@@ -322,25 +301,17 @@ fn with_polkitd_stopped_every_call_is_refused() {
             err.contains("polkit is unreachable") && err.contains("org.vmclone.clone-vm"),
             "CloneVm as root with polkitd stopped: {err}"
         );
-        let (name, message) = gdbus_error(
-            &Command::new("gdbus")
-                .args(gdbus_args("CloneVm", &["h3-web", "h3-web-nopolkit"]))
-                .output()
-                .expect("gdbus"),
+        not_authorized(
+            &run(Command::new("gdbus").args(gdbus_args("CloneVm", &["h3-web", "h3-web-nopolkit"]))),
+            "CloneVm as root with polkitd stopped",
         );
-        assert_eq!(name, "org.vmclone.Error.NotAuthorized", "{message}");
         // Fail closed for reading too.
         let err = stderr_of(&root_call("ListVms", "", &[]));
         assert!(err.contains("polkit is unreachable"), "ListVms: {err}");
     }
 
     // polkitd is back (restarted as tools/setup-host.sh starts it): nothing was created.
-    assert_eq!(
-        vms(&run(Command::new("busctl")
-            .arg("--system")
-            .args(list_args()))),
-        before
-    );
+    assert_eq!(vms(&root_busctl(&list_args())), before);
     assert!(!vm_names(&service).contains("h3-web-nopolkit"));
 }
 
@@ -349,13 +320,8 @@ fn with_polkitd_stopped_every_call_is_refused() {
 #[test]
 #[ignore = "needs root, the system bus and polkitd"]
 fn the_bus_starts_the_service_on_first_call() {
-    let _serial = system_lock();
-    require_system();
-    assert!(
-        !name_has_owner(BUS_NAME),
-        "{BUS_NAME} is already owned on the system bus (an installed vmclone?); stop it first"
-    );
-    let _policies = ProjectPolicies::install();
+    let _system = RootTest::begin();
+    require_bus_name_free();
     let host = TempDir::new("h3-host");
     let state = TempDir::new("h3-state");
     let shipped =
@@ -382,36 +348,16 @@ fn the_bus_starts_the_service_on_first_call() {
         activation,
         true,
     );
-    let activatable = stdout_ok(&run(Command::new("busctl").args([
-        "--system",
-        "call",
-        "org.freedesktop.DBus",
-        "/org/freedesktop/DBus",
-        "org.freedesktop.DBus",
-        "ListActivatableNames",
-    ])));
+    let activatable = stdout_ok(&bus_driver_call("ListActivatableNames", &[]));
     assert!(
         activatable.contains(&format!("\"{BUS_NAME}\"")),
         "{activatable}"
     );
 
-    let out = run(Command::new("busctl").arg("--system").args(list_args()));
+    let out = root_busctl(&list_args());
     // Stop what the bus started (by its pid) whatever the outcome.
     if name_has_owner(BUS_NAME) {
-        let pid = stdout_ok(&run(Command::new("busctl").args([
-            "--system",
-            "call",
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
-            "GetConnectionUnixProcessID",
-            "s",
-            BUS_NAME,
-        ])));
-        let pid: i32 = pid.trim().trim_start_matches("u ").parse().unwrap();
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        terminate(owner_pid(BUS_NAME));
         wait_until(
             Duration::from_secs(70),
             "the activated service to stop",
@@ -428,13 +374,8 @@ fn the_bus_starts_the_service_on_first_call() {
 #[test]
 #[ignore = "needs root, the system bus and polkitd"]
 fn only_root_may_own_the_bus_name() {
-    let _serial = system_lock();
-    require_system();
-    assert!(
-        !name_has_owner(BUS_NAME),
-        "{BUS_NAME} is already owned on the system bus (an installed vmclone?); stop it first"
-    );
-    let _policies = ProjectPolicies::install();
+    let _system = RootTest::begin();
+    require_bus_name_free();
     let user = TestUser::create("vmclone-test-user", None);
     let request = [
         "call",
@@ -463,16 +404,14 @@ fn only_root_may_own_the_bus_name() {
     assert!(message.contains("not allowed to own"), "{message}");
     stderr_of(&user.busctl(&request));
     // root may (1 = primary owner; the name goes when busctl exits).
-    let out = stdout_ok(&run(Command::new("busctl").arg("--system").args(request)));
+    let out = stdout_ok(&root_busctl(&request));
     assert_eq!(out.trim(), "u 1", "RequestName as root");
 }
 
 #[test]
 #[ignore = "needs root and the system bus"]
 fn the_service_refuses_to_run_without_authorization_on_the_system_bus() {
-    let _serial = system_lock();
-    require_system();
-    let _policies = ProjectPolicies::install();
+    let _system = RootTest::begin();
     let host = TempDir::new("h3-host");
     let state = TempDir::new("h3-state");
     let mut child = Command::new(built_binary("vmclone-service"))
@@ -536,17 +475,7 @@ fn polkit_policy_is_valid_against_polkits_dtd() {
         "{POLKIT_DTD} is missing: install polkitd"
     );
     let policy = workspace_root().join("data/org.vmclone.policy");
-    let out = Command::new("xmllint")
-        .args(["--noout", "--dtdvalid", POLKIT_DTD])
-        .arg(&policy)
-        .output()
-        .expect("xmllint is not installed: install libxml2-utils");
-    assert!(
-        out.status.success(),
-        "{} does not validate against {POLKIT_DTD}:\n{}",
-        policy.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_valid_against_polkits_dtd(&policy, "the shipped policy");
     let text = fs::read_to_string(&policy).unwrap();
     for id in [
         "org.vmclone.list-vms",
@@ -576,14 +505,7 @@ fn polkit_policy_is_valid_against_polkits_dtd() {
             .arg(root.join("po"))
             .arg("-o")
             .arg(&merged)));
-        let out = run(Command::new("xmllint")
-            .args(["--noout", "--dtdvalid", POLKIT_DTD])
-            .arg(&merged));
-        assert!(
-            out.status.success(),
-            "the policy with translations merged does not validate:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_valid_against_polkits_dtd(&merged, "the policy with translations merged");
     }
 }
 
@@ -769,10 +691,24 @@ fn make_install_puts_every_file_in_place() {
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// The root tests share the system bus, polkitd and the test users: one at a time.
-fn system_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// What every root test starts with: the system checked, the project's policies installed,
+/// and no other root test running (they share the system bus, polkitd and the test users).
+struct RootTest {
+    // Fields drop in order: the policies go before the next test may start.
+    _policies: ProjectPolicies,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl RootTest {
+    fn begin() -> RootTest {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        require_system();
+        RootTest {
+            _policies: ProjectPolicies::install(),
+            _serial: serial,
+        }
+    }
 }
 
 fn require_system() {
@@ -798,30 +734,44 @@ fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
-fn name_has_owner(name: &str) -> bool {
-    run(Command::new("busctl").args([
-        "--system",
+/// `METHOD ARGS` of the system bus itself, as root.
+fn bus_driver_call(method: &str, args: &[&str]) -> Output {
+    let mut argv = vec![
         "call",
         "org.freedesktop.DBus",
         "/org/freedesktop/DBus",
         "org.freedesktop.DBus",
-        "NameHasOwner",
-        "s",
-        name,
-    ]))
-    .stdout
-        == b"b true\n"
+        method,
+    ];
+    argv.extend_from_slice(args);
+    root_busctl(&argv)
+}
+
+fn name_has_owner(name: &str) -> bool {
+    bus_driver_call("NameHasOwner", &["s", name]).stdout == b"b true\n"
+}
+
+fn require_bus_name_free() {
+    assert!(
+        !name_has_owner(BUS_NAME),
+        "{BUS_NAME} is already owned on the system bus (an installed vmclone?); stop it first"
+    );
+}
+
+/// The pid of the process that owns `name` on the system bus.
+fn owner_pid(name: &str) -> i32 {
+    let reply = stdout_ok(&bus_driver_call("GetConnectionUnixProcessID", &["s", name]));
+    reply.trim().trim_start_matches("u ").parse().unwrap()
+}
+
+fn terminate(pid: i32) {
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
 }
 
 fn reload_system_bus() {
-    stdout_ok(&run(Command::new("busctl").args([
-        "--system",
-        "call",
-        "org.freedesktop.DBus",
-        "/org/freedesktop/DBus",
-        "org.freedesktop.DBus",
-        "ReloadConfig",
-    ])));
+    stdout_ok(&bus_driver_call("ReloadConfig", &[]));
 }
 
 fn call_args<'a>(method: &'a str, signature: &'a str, args: &[&'a str]) -> Vec<&'a str> {
@@ -833,10 +783,12 @@ fn call_args<'a>(method: &'a str, signature: &'a str, args: &[&'a str]) -> Vec<&
     argv
 }
 
+fn root_busctl(args: &[&str]) -> Output {
+    run(Command::new("busctl").arg("--system").args(args))
+}
+
 fn root_call(method: &str, signature: &str, args: &[&str]) -> Output {
-    run(Command::new("busctl")
-        .arg("--system")
-        .args(call_args(method, signature, args)))
+    root_busctl(&call_args(method, signature, args))
 }
 
 fn gdbus_args(method: &str, args: &[&str]) -> Vec<String> {
@@ -855,6 +807,36 @@ fn gdbus_args(method: &str, args: &[&str]) -> Vec<String> {
     argv.push(format!("{INTERFACE}.{method}"));
     argv.extend(args.iter().map(|s| s.to_string()));
     argv
+}
+
+/// The message of an error gdbus reports for a call polkit refused.
+fn not_authorized(out: &Output, what: &str) -> String {
+    let (name, message) = gdbus_error(out);
+    assert_eq!(name, "org.vmclone.Error.NotAuthorized", "{what}: {message}");
+    message
+}
+
+/// A polkit rules file for the duration of a test (polkitd rereads the folder by itself).
+fn place_rules(file: &str, rules: String) -> PlacedFile {
+    PlacedFile::put(
+        Path::new(RULES_DIR).join(file),
+        format!("// vmclone test rule (removed by the test)\n{rules}"),
+        false,
+    )
+}
+
+fn assert_valid_against_polkits_dtd(policy: &Path, what: &str) {
+    let out = Command::new("xmllint")
+        .args(["--noout", "--dtdvalid", POLKIT_DTD])
+        .arg(policy)
+        .output()
+        .expect("xmllint is not installed: install libxml2-utils");
+    assert!(
+        out.status.success(),
+        "{what} ({}) does not validate against {POLKIT_DTD}:\n{}",
+        policy.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `busctl` arguments for ListVms with JSON output.
@@ -880,7 +862,7 @@ fn vms(out: &Output) -> BTreeSet<(String, String)> {
 
 /// The VM names the service sees (asked as root).
 fn vm_names(service: &SystemService) -> BTreeSet<String> {
-    let out = run(Command::new("busctl").arg("--system").args(list_args()));
+    let out = root_busctl(&list_args());
     assert!(
         out.status.success(),
         "ListVms as root failed: {}\nservice log:\n{}",
@@ -975,23 +957,23 @@ impl ProjectPolicies {
     }
 }
 
-/// The built service as root on the system bus, on libvirt's test driver.
+/// The built service as root on the system bus, on libvirt's test driver with HOST_XML.
 struct SystemService {
     _child: ChildGuard,
     log: PathBuf,
     _state: TempDir,
+    _host: TempDir,
 }
 
 impl SystemService {
-    fn start(uri: &str) -> SystemService {
-        assert!(
-            !name_has_owner(BUS_NAME),
-            "{BUS_NAME} is already owned on the system bus (an installed vmclone?); stop it first"
-        );
+    fn start() -> SystemService {
+        require_bus_name_free();
+        let host = TempDir::new("h3-host");
+        let uri = test_driver_uri(host.path(), HOST_XML);
         let state = TempDir::new("h3-state");
         let log = state.path().join("service.log");
         let child = Command::new(built_binary("vmclone-service"))
-            .args(["--uri", uri, "--state-dir"])
+            .args(["--uri", &uri, "--state-dir"])
             .arg(state.path())
             .env("RUST_LOG", "vmclone_service=debug,info")
             .stdout(Stdio::null())
@@ -1019,6 +1001,7 @@ impl SystemService {
             _child: child,
             log,
             _state: state,
+            _host: host,
         }
     }
 
@@ -1196,9 +1179,7 @@ impl TestUser {
         {
             let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             if comm.trim() == "pkttyagent" {
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
+                terminate(pid);
             }
         }
         (status.success(), transcript)
@@ -1234,21 +1215,9 @@ impl PolkitDown {
              [D-BUS Service]\nName=org.freedesktop.PolicyKit1\nExec=/bin/false\nUser=root\n",
             true,
         );
-        let pid = stdout_ok(&run(Command::new("busctl").args([
-            "--system",
-            "call",
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
-            "GetConnectionUnixProcessID",
-            "s",
-            POLKIT_NAME,
-        ])));
-        let pid: i32 = pid.trim().trim_start_matches("u ").parse().unwrap();
+        let pid = owner_pid(POLKIT_NAME);
         let down = PolkitDown { mask: Some(mask) };
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        terminate(pid);
         wait_until(Duration::from_secs(10), "polkitd to stop", || {
             !name_has_owner(POLKIT_NAME)
         });
