@@ -28,6 +28,11 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -o Dpkg::Options::=--force-confnew "${need[@]}"
 fi
 
+command -v cargo >/dev/null || {
+    echo "demo.sh: cargo is missing: install Rust >= 1.80 (e.g. with rustup), then run this again" >&2
+    exit 1
+}
+
 say "Building vmclone-service"
 cargo build -p vmclone-service --locked
 SERVICE=$ROOT/target/debug/vmclone-service

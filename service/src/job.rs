@@ -161,12 +161,14 @@ impl Job {
         self.status().cloned_vm_id
     }
 
-    #[zbus(property)]
+    // Error messages can name disk paths, which ListVms does not show; the
+    // change signal only says that they changed (readers Get them).
+    #[zbus(property(emits_changed_signal = "invalidates"))]
     fn error(&self) -> String {
         self.status().error
     }
 
-    #[zbus(property)]
+    #[zbus(property(emits_changed_signal = "invalidates"))]
     fn error_name(&self) -> String {
         self.status().error_name
     }
@@ -223,8 +225,8 @@ pub async fn announce_finish(conn: Connection, path: String, state: JobState, li
         let job = iface.get().await;
         let emitter = iface.signal_emitter();
         let _ = job.cloned_vm_id_changed(emitter).await;
-        let _ = job.error_changed(emitter).await;
-        let _ = job.error_name_changed(emitter).await;
+        let _ = job.error_invalidate(emitter).await;
+        let _ = job.error_name_invalidate(emitter).await;
         let _ = job.state_changed(emitter).await;
         let _ = Job::finished(emitter, state.as_str()).await;
     }

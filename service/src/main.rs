@@ -149,6 +149,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Bus::Address(a) => zbus::connection::Builder::address(a.as_str())?,
     };
     let conn = builder.build().await?;
+    if args.no_authorization && is_the_system_bus(&conn).await {
+        return Err("--no-authorization is refused on the system bus (the given bus address is the system bus); polkit always decides there".into());
+    }
     let auth = if args.no_authorization {
         tracing::warn!("AUTHORIZATION IS DISABLED: every caller on this bus may clone VMs");
         Authorizer::disabled()
@@ -182,6 +185,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Blocking work that cannot be cancelled (a libvirt volume copy) must not
     // hold the exit: its journal is rolled back at the next start.
     std::process::exit(0);
+}
+
+/// Whether `conn` is connected to the system bus, whatever address reached it.
+async fn is_the_system_bus(conn: &zbus::Connection) -> bool {
+    async fn bus_id(conn: &zbus::Connection) -> zbus::Result<String> {
+        Ok(zbus::fdo::DBusProxy::new(conn)
+            .await?
+            .get_id()
+            .await?
+            .to_string())
+    }
+    let Ok(system) = zbus::Connection::system().await else {
+        return false;
+    };
+    matches!((bus_id(conn).await, bus_id(&system).await), (Ok(a), Ok(b)) if a == b)
 }
 
 /// An exclusive lock on `<state dir>/lock`, held for the process's life.

@@ -490,3 +490,73 @@ fn the_system_bus_never_runs_without_authorization() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused on the system bus"));
 }
+
+#[test]
+#[ignore = "needs the system bus (sudo tools/setup-host.sh)"]
+fn the_system_bus_reached_by_address_never_runs_without_authorization() {
+    let socket = "/run/dbus/system_bus_socket";
+    assert!(
+        std::path::Path::new(socket).exists(),
+        "the system bus is not running: sudo tools/setup-host.sh"
+    );
+    let state = TempDir::new("sysaddr");
+    let out = std::process::Command::new(built_binary("vmclone-service"))
+        .args([
+            "--address",
+            &format!("unix:path={socket}"),
+            "--no-authorization",
+        ])
+        .args(["--uri", &demo_host_uri(), "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused on the system bus"), "{err}");
+}
+
+#[test]
+fn a_batch_reports_each_failure_and_keeps_the_clones_that_worked() {
+    // The test driver's pools hold 100 GiB: the first clone of this 45 GiB
+    // volume fits, the next ones do not (a libvirt error mid-batch).
+    let dir = TempDir::new("batch");
+    let host = r#"<node>
+  <pool type='dir'>
+    <name>small</name>
+    <uuid>0b8e8f3a-8c1a-4f43-9d55-6f0f6a1f2b3c</uuid>
+    <target><path>/vmclone-test-small-pool</path></target>
+    <volume type='file'>
+      <name>big.raw</name>
+      <capacity unit='GiB'>45</capacity>
+      <allocation unit='GiB'>45</allocation>
+    </volume>
+  </pool>
+  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <test:runstate>5</test:runstate>
+    <name>big</name>
+    <memory>65536</memory>
+    <os><type>hvm</type></os>
+    <devices>
+      <disk type='volume' device='disk'>
+        <driver name='qemu' type='raw'/>
+        <source pool='small' volume='big.raw'/>
+        <target dev='vda'/>
+      </disk>
+    </devices>
+  </domain>
+</node>"#;
+    let uri = test_driver_uri(dir.path(), host);
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &uri, &[]);
+    let out = stdout_ok(&bus.gdbus_call("CloneVms", &["big", "['b1', 'b2', 'b3']", "{}"]));
+    let b1 = bus.get_vm("b1");
+    assert!(out.contains(&format!("'{}'", b1.id)), "{out}");
+    assert_eq!(
+        out.matches("org.vmclone.Error.Storage: ").count(),
+        2,
+        "b2 and b3 fail, each reported: {out}"
+    );
+    assert!(out.contains("space"), "{out}");
+    let names: Vec<String> = bus.list_vms().into_iter().map(|v| v.name).collect();
+    assert_eq!(names, ["b1", "big"], "only the clone that worked is kept");
+}
