@@ -300,7 +300,8 @@ pub fn demo_host_uri() -> String {
 /// is one signal as gdbus prints it.
 pub struct SignalWatch {
     _child: ChildGuard,
-    lines: std::sync::mpsc::Receiver<String>,
+    /// Each line with the moment it was read.
+    lines: std::sync::mpsc::Receiver<(Instant, String)>,
 }
 
 impl SignalWatch {
@@ -321,13 +322,13 @@ impl SignalWatch {
                 .lines()
                 .map_while(Result::ok)
             {
-                if tx.send(line).is_err() {
+                if tx.send((Instant::now(), line)).is_err() {
                     break;
                 }
             }
         });
         // gdbus prints "Monitoring signals from all objects owned by …" once subscribed.
-        let first = rx
+        let (_, first) = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("gdbus monitor started");
         assert!(
@@ -342,39 +343,43 @@ impl SignalWatch {
 
     /// The next line containing `needle`, waiting up to `timeout`.
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => continue,
-                Err(_) => panic!("no signal containing {needle:?} within {timeout:?}"),
-            }
-        }
+        let mut lines = self.collect_until_timed(needle, timeout);
+        lines.pop().expect("the matching line").1
     }
 
     /// Every line up to and including the first one containing `needle`.
     pub fn collect_until(&self, needle: &str, timeout: Duration) -> Vec<String> {
+        self.collect_until_timed(needle, timeout)
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect()
+    }
+
+    /// As [`SignalWatch::collect_until`], with the moment each line was read.
+    pub fn collect_until_timed(&self, needle: &str, timeout: Duration) -> Vec<(Instant, String)> {
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) => {
+                Ok((at, line)) => {
                     let done = line.contains(needle);
-                    out.push(line);
+                    out.push((at, line));
                     if done {
                         return out;
                     }
                 }
-                Err(_) => panic!("no signal containing {needle:?} within {timeout:?}; saw {out:?}"),
+                Err(_) => {
+                    let seen: Vec<&String> = out.iter().map(|(_, l)| l).collect();
+                    panic!("no signal containing {needle:?} within {timeout:?}; saw {seen:?}")
+                }
             }
         }
     }
 
     /// Every line seen so far (without waiting).
     pub fn drain(&self) -> Vec<String> {
-        self.lines.try_iter().collect()
+        self.lines.try_iter().map(|(_, l)| l).collect()
     }
 }
 

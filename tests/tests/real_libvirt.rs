@@ -510,17 +510,27 @@ fn progress_is_published_while_bytes_move() {
     let (bus, _service) = start_service();
     let signals = SignalWatch::start(&bus);
     let path = job_path(&bus.call("StartClone", "ssa{sv}", &[&src, &lab.name("big2"), "0"]));
-    let lines = signals.collect_until(
+    let lines = signals.collect_until_timed(
         &format!("{path}: org.vmclone.Job.Finished"),
         Duration::from_secs(120),
     );
-    assert!(lines.last().unwrap().contains("'succeeded'"), "{lines:?}");
-    let done: Vec<u64> = lines
+    assert!(lines.last().unwrap().1.contains("'succeeded'"), "{lines:?}");
+    let progress: Vec<(std::time::Instant, u64)> = lines
         .iter()
-        .filter(|l| l.starts_with(&format!("{path}:")))
-        .filter_map(|l| bytes_done_in(l))
-        .filter(|&b| b > 0)
+        .filter(|(_, l)| l.starts_with(&format!("{path}:")))
+        .filter_map(|(at, l)| Some((*at, bytes_done_in(l)?)))
+        .filter(|&(_, b)| b > 0)
         .collect();
+    let done: Vec<u64> = progress.iter().map(|&(_, b)| b).collect();
+    // "At least every 250 ms while bytes move": over the whole copy, about
+    // one update per 250 ms (one short, for where the copy began and ended).
+    let moving = progress.last().unwrap().0 - progress[0].0;
+    let expected = (moving.as_millis() / 250) as usize;
+    assert!(
+        done.len() + 1 >= expected,
+        "{} updates in {moving:?} of copying, expected at least {expected}",
+        done.len()
+    );
     let total: u64 = job_prop(&bus, &path, "BytesTotal")
         .trim_start_matches("t ")
         .parse()

@@ -86,6 +86,15 @@ fn clone_vm_defines_an_independent_copy_and_signals_it() {
         "VmCloned carries source, clone and name: {signal}"
     );
     assert!(signal.contains("uint64"), "and a timestamp: {signal}");
+    // Exactly once: after a full round trip through the service, no second one.
+    reply_string(&bus.call("CloneVm", "ss", &["web01", "web-after"]));
+    let mut later = signals.collect_until("'web-after'", Duration::from_secs(10));
+    later.extend(signals.drain());
+    let again: Vec<&String> = later
+        .iter()
+        .filter(|l| l.contains("VmCloned") && l.contains(&uuid))
+        .collect();
+    assert!(again.is_empty(), "VmCloned came again: {again:?}");
 }
 
 #[test]
