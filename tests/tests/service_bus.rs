@@ -569,3 +569,62 @@ fn a_batch_reports_each_failure_and_keeps_the_clones_that_worked() {
     let names: Vec<String> = bus.list_vms().into_iter().map(|v| v.name).collect();
     assert_eq!(names, ["b1", "big"], "only the clone that worked is kept");
 }
+
+#[test]
+fn busctl_alone_sees_error_names_and_signals() {
+    // busctl prints only an error's message; `busctl monitor` shows its name,
+    // and the signals, so a busctl user can see everything.
+    use std::io::BufRead;
+    let (bus, _service) = start();
+    let mut monitor = std::process::Command::new("busctl")
+        .arg(format!("--address={}", bus.address()))
+        .args(["monitor", "--json=short", BUS_NAME])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = monitor.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let _monitor = ChildGuard(monitor);
+    // busctl monitor subscribes asynchronously: call until it shows our calls.
+    wait_until(
+        Duration::from_secs(10),
+        "busctl monitor to see calls",
+        || {
+            let _ = bus.call("CheckName", "s", &["probe"]);
+            rx.try_iter()
+                .any(|l| l.contains("\"member\":\"CheckName\""))
+        },
+    );
+    let failed = bus.call("CloneVm", "ss", &["nope", "x"]);
+    assert!(stderr_of(&failed).contains("nope"));
+    let uuid = reply_string(&bus.call("CloneVm", "ss", &["web01", "seen-by-busctl"]));
+    let (mut error_name, mut cloned) = (None, None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while (error_name.is_none() || cloned.is_none()) && std::time::Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if msg["type"] == "error" && msg["error_name"].is_string() {
+            error_name = msg["error_name"].as_str().map(str::to_string);
+        }
+        if msg["member"] == "VmCloned" {
+            cloned = Some(msg["payload"]["data"].clone());
+        }
+    }
+    assert_eq!(error_name.as_deref(), Some("org.vmclone.Error.NotFound"));
+    let cloned = cloned.expect("VmCloned seen by busctl monitor");
+    assert_eq!(cloned[1], uuid.as_str());
+    assert_eq!(cloned[2], "seen-by-busctl");
+}
