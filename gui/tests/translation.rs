@@ -20,7 +20,7 @@ fn main() {
     }
     let desktop = Desktop::start();
     let app = &desktop.app;
-    let ok = run_scenarios(&[("window_speaks_german_with_language_de", &|| {
+    let ok = run_scenarios(&[scenario("window_speaks_german_with_language_de", &|| {
         german_window(app)
     })]);
     drop(desktop);

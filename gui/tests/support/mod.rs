@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod live_vm;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -210,38 +212,77 @@ pub fn toast_button(window: &vmclone::window::Window, text: &str) -> Option<gtk:
     None
 }
 
-/// Runs the named scenarios, catching failures so every one reports; true
-/// when all passed. Honours a name filter as the first non-flag argument, as
-/// libtest does. Windows a scenario left open are closed after it.
-pub fn run_scenarios(scenarios: &[(&str, &dyn Fn())]) -> bool {
-    let filter = std::env::args()
-        .skip(1)
+/// One scenario of a test binary: a name, and for scenarios that need what
+/// the quick run lacks (root, libvirtd), the reason they are ignored there.
+pub struct Scenario<'a> {
+    pub name: &'a str,
+    pub ignore: Option<&'a str>,
+    pub run: &'a dyn Fn(),
+}
+
+/// A scenario run in every test run.
+pub fn scenario<'a>(name: &'a str, run: &'a dyn Fn()) -> Scenario<'a> {
+    Scenario {
+        name,
+        ignore: None,
+        run,
+    }
+}
+
+/// A scenario run only with `--ignored` or `--include-ignored`, as libtest
+/// does for `#[ignore = "reason"]`; it must fail when its need is not met.
+pub fn ignored<'a>(name: &'a str, reason: &'a str, run: &'a dyn Fn()) -> Scenario<'a> {
+    Scenario {
+        name,
+        ignore: Some(reason),
+        run,
+    }
+}
+
+/// Runs the scenarios, catching failures so every one reports; true when all
+/// passed. Reads libtest's arguments: a name filter (the first non-flag
+/// argument), `--ignored` (only ignored scenarios) and `--include-ignored`.
+pub fn run_scenarios(scenarios: &[Scenario]) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filter = args
+        .iter()
         .find(|a| !a.starts_with('-'))
+        .cloned()
         .unwrap_or_default();
+    let only_ignored = args.iter().any(|a| a == "--ignored");
+    let include_ignored = args.iter().any(|a| a == "--include-ignored");
+    // As libtest: `--ignored` leaves the other scenarios out of the run.
     let selected: Vec<_> = scenarios
         .iter()
-        .filter(|(name, _)| name.contains(&filter))
+        .filter(|s| s.name.contains(&filter) && (s.ignore.is_some() || !only_ignored))
         .collect();
     println!("\nrunning {} tests", selected.len());
-    let (total, filtered_out) = (selected.len(), scenarios.len() - selected.len());
+    let filtered_out = scenarios.len() - selected.len();
     let all_started = Instant::now();
-    let mut failed = Vec::new();
-    for (name, scenario) in selected {
-        println!("test {name} ...");
+    let (mut passed, mut skipped, mut failed) = (0, 0, Vec::new());
+    for s in selected {
+        if let Some(reason) = s.ignore.filter(|_| !only_ignored && !include_ignored) {
+            println!("test {} ... ignored, {reason}", s.name);
+            skipped += 1;
+            continue;
+        }
+        println!("test {} ...", s.name);
         let started = Instant::now();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(scenario)) {
-            Ok(()) => println!("test {name} ... ok ({:.1?})", started.elapsed()),
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(s.run)) {
+            Ok(()) => {
+                println!("test {} ... ok ({:.1?})", s.name, started.elapsed());
+                passed += 1;
+            }
             Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.push(*name);
+                println!("test {} ... FAILED", s.name);
+                failed.push(s.name);
             }
         }
         close_all_windows();
     }
     // The closing line in libtest's words, so tools that read it count these tests.
     let summary = format!(
-        "{} passed; {} failed; 0 ignored; 0 measured; {filtered_out} filtered out; finished in {:.2}s",
-        total - failed.len(),
+        "{passed} passed; {} failed; {skipped} ignored; 0 measured; {filtered_out} filtered out; finished in {:.2}s",
         failed.len(),
         all_started.elapsed().as_secs_f64()
     );
@@ -359,4 +400,74 @@ fn unquote(token: &str) -> String {
         .trim_matches('"')
         .replace("\\\"", "\"")
         .replace("\\\\", "\\")
+}
+
+/// The X window id of `window`, found from outside as a window manager or
+/// an accessibility tool would: the one visible X window of this process
+/// (`_NET_WM_PID`) whose title (`_NET_WM_NAME`) is exactly the window's title.
+pub fn x_window_id(window: &impl IsA<gtk::Window>) -> String {
+    let title = window
+        .upcast_ref::<gtk::Window>()
+        .title()
+        .expect("the window has a title to be found by");
+    // xdotool matches names with a POSIX extended regex.
+    let mut pattern = String::from("^");
+    for c in title.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('$');
+    let pid = std::process::id().to_string();
+    let found = xdotool(&[
+        "search",
+        "--all",
+        "--onlyvisible",
+        "--pid",
+        &pid,
+        "--name",
+        &pattern,
+    ]);
+    let ids: Vec<&str> = found.split_whitespace().collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "one visible X window of ours is titled {title:?}: {ids:?}"
+    );
+    ids[0].to_string()
+}
+
+/// Runs `xdotool ARGS…` on this process's X display; returns its stdout.
+pub fn xdotool(args: &[&str]) -> String {
+    let out = Command::new("xdotool")
+        .args(args)
+        .output()
+        .expect("xdotool is installed (Debian package xdotool)");
+    assert!(
+        out.status.success(),
+        "xdotool {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Presses `key` (an X keysym name such as `Return`) on the keyboard of the
+/// X server, as a person would: xdotool gives `window` the X input focus
+/// (there is no window manager to do it) and sends the key through XTEST, so
+/// GTK receives an ordinary key event from the server. The main loop runs
+/// until the press and release have been handled.
+pub fn press_key(window: &impl IsA<gtk::Window>, key: &str) {
+    let window = window.upcast_ref::<gtk::Window>();
+    let xid = x_window_id(window);
+    xdotool(&["windowfocus", "--sync", &xid]);
+    wait_for(
+        Duration::from_secs(10),
+        "the window to get the keyboard focus",
+        || window.is_active(),
+    );
+    xdotool(&["key", "--clearmodifiers", key]);
+    // The events are queued in the X server; let GTK read and dispatch them.
+    settle(Duration::from_millis(200));
 }
