@@ -24,7 +24,7 @@ PACKAGES=(
     xfsprogs util-linux coreutils
     virtinst
     libgtk-4-dev libadwaita-1-dev gettext desktop-file-utils appstream
-    xvfb xauth imagemagick at-spi2-core fonts-cantarell adwaita-icon-theme
+    xvfb xauth xdotool imagemagick at-spi2-core fonts-cantarell adwaita-icon-theme
 )
 
 missing=()
