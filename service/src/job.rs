@@ -79,7 +79,7 @@ impl JobShared {
     }
 
     pub fn cancel(&self) {
-        self.progress.ctl.cancelled.store(true, Ordering::Relaxed);
+        self.progress.ctl.cancel();
     }
 
     /// Records the outcome; returns the final state.

@@ -21,7 +21,7 @@ use crate::options::{CloneOptions, StorageMode};
 use crate::storage::copy::{self, CopyControl, CopyError};
 use crate::storage::{overlay, set_owner_and_mode, volume};
 use plan::{DiskOp, Planner, StoragePlan};
-use reserve::{name_key, Reservation, Reservations};
+use reserve::{mac_key, name_key, uuid_key, Reservation, Reservations};
 
 pub struct CloneRequest {
     pub source: String,
@@ -47,14 +47,6 @@ pub struct Engine {
     host: Arc<Host>,
     state_dir: PathBuf,
     reservations: Reservations,
-}
-
-fn uuid_key(uuid: &str) -> String {
-    format!("uuid:{}", uuid.to_ascii_lowercase())
-}
-
-fn mac_key(mac: &str) -> String {
-    format!("mac:{mac}")
 }
 
 impl Engine {

@@ -57,6 +57,14 @@ pub fn name_key(name: &str) -> String {
     format!("name:{name}")
 }
 
+pub fn uuid_key(uuid: &str) -> String {
+    format!("uuid:{}", uuid.to_ascii_lowercase())
+}
+
+pub fn mac_key(mac: &str) -> String {
+    format!("mac:{mac}")
+}
+
 pub fn path_key(path: &std::path::Path) -> String {
     format!("path:{}", path.display())
 }
