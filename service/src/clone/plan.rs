@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::naming;
 use crate::options::StorageMode;
-use crate::storage::{occupied, SWTPM_STATE_DIR};
+use crate::storage::{occupied, swtpm_state_dir};
 
 /// What happens to one disk.
 pub enum DiskOp {
@@ -92,8 +92,9 @@ impl Planner<'_> {
         };
         let tpm = match self.info.tpm_emulator {
             true => {
-                let src = Path::new(SWTPM_STATE_DIR).join(&self.info.uuid);
-                let dst = Path::new(SWTPM_STATE_DIR).join(self.new_uuid);
+                let dir = swtpm_state_dir(self.host.uri());
+                let src = dir.join(&self.info.uuid);
+                let dst = dir.join(self.new_uuid);
                 if occupied(&dst) {
                     return Err(Error::Storage(format!(
                         "TPM state for the clone's UUID already exists in {}. Remove it if it is left over from a deleted VM, or give another uuid.",
