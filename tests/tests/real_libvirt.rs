@@ -507,7 +507,7 @@ fn progress_is_published_while_bytes_move() {
     let lab = Lab::new("progress");
     let src = lab.name("big");
     big_vm(&lab, &lab.dir, &src, 4, 1536);
-    let (bus, _service) = start_service();
+    let (bus, service) = start_service();
     let signals = SignalWatch::start(&bus);
     let path = job_path(&bus.call("StartClone", "ssa{sv}", &[&src, &lab.name("big2"), "0"]));
     let lines = signals.collect_until_timed(
@@ -549,6 +549,14 @@ fn progress_is_published_while_bytes_move() {
         "BytesDone only grows: {done:?}"
     );
     assert_eq!(*done.last().unwrap(), total);
+    // Memory stays flat: copying 1.5 GiB did not grow the service.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", service.pid())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    assert!(peak_kib < 50 << 10, "service peak RSS {peak_kib} KiB");
 }
 
 /// A clone of an 8 GiB VM holding 2 GiB, started as a job and caught while
