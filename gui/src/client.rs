@@ -142,15 +142,56 @@ impl ClientError {
     /// otherwise a sentence instead of a D-Bus error name.
     pub fn user_message(&self) -> String {
         match self {
-            ClientError::Service { message, .. } | ClientError::BadReply(message) => {
+            ClientError::Service { message, .. } | ClientError::BadReply(message)
+                if !message.is_empty() =>
+            {
                 message.clone()
             }
+            _ => self.summary(),
+        }
+    }
+
+    /// One translated sentence saying what went wrong, chosen by the error's
+    /// name; the service's own (English) words are `user_message`.
+    pub fn summary(&self) -> String {
+        let name = match self {
             ClientError::NotAuthorized(_) => {
-                gettext("You are not allowed to clone virtual machines on this computer.")
+                return gettext("You are not allowed to clone virtual machines on this computer.")
             }
             ClientError::Unreachable(_) => {
-                gettext("The vmclone service stopped or cannot be reached.")
+                return gettext("The vmclone service stopped or cannot be reached.")
             }
+            ClientError::BadReply(_) => {
+                return gettext("The vmclone service sent an answer this app does not understand.")
+            }
+            ClientError::Service { name, .. } => name.as_str(),
+        };
+        if matches!(
+            name,
+            "org.freedesktop.DBus.Error.UnknownMethod"
+                | "org.freedesktop.DBus.Error.UnknownInterface"
+                | "org.freedesktop.DBus.Error.UnknownProperty"
+        ) {
+            // The service answers, but not to what this version of the app asks.
+            return gettext(
+                "The vmclone service is older than this app. Update the service, then try again.",
+            );
+        }
+        match name.strip_prefix("org.vmclone.Error.").unwrap_or_default() {
+            "NotFound" => gettext("The virtual machine no longer exists."),
+            "InvalidName" => gettext("The new name is not a valid VM name."),
+            "NameExists" => gettext("Another virtual machine already has this name."),
+            "SourceNotShutOff" => gettext("The virtual machine must be shut off to be cloned."),
+            "InvalidOption" => gettext("The clone settings were refused."),
+            "MacInUse" => gettext("A network address of the clone is already in use."),
+            "Storage" => gettext("The disks could not be copied."),
+            "Libvirt" => gettext("The virtualization service reported an error."),
+            "NotAuthorized" => {
+                gettext("You are not allowed to clone virtual machines on this computer.")
+            }
+            "NotATemplate" => gettext("Linked clones can only be made from a template."),
+            "Cancelled" => gettext("Cloning was cancelled."),
+            _ => gettext("The vmclone service reported an error."),
         }
     }
 }
@@ -159,7 +200,8 @@ impl From<zbus::Error> for ClientError {
     fn from(err: zbus::Error) -> Self {
         match err {
             zbus::Error::MethodError(name, message, _) => {
-                let message = message.unwrap_or_else(|| name.to_string());
+                // Without a message, `summary` still has a sentence by name.
+                let message = message.unwrap_or_default();
                 match name.as_str() {
                     "org.vmclone.Error.NotAuthorized"
                     | "org.freedesktop.DBus.Error.AccessDenied"
@@ -170,8 +212,7 @@ impl From<zbus::Error> for ClientError {
                     | "org.freedesktop.DBus.Error.NameHasNoOwner"
                     | "org.freedesktop.DBus.Error.NoReply"
                     | "org.freedesktop.DBus.Error.Disconnected"
-                    | "org.freedesktop.DBus.Error.UnknownObject"
-                    | "org.freedesktop.DBus.Error.UnknownMethod" => {
+                    | "org.freedesktop.DBus.Error.UnknownObject" => {
                         ClientError::Unreachable(message)
                     }
                     _ => ClientError::Service {
@@ -214,7 +255,10 @@ impl VmInfo {
                 .and_then(|v| v.try_clone().ok())
                 .and_then(|v| T::try_from(v).ok())
                 .ok_or_else(|| {
-                    ClientError::BadReply(format!("The service sent a VM without a valid “{key}”."))
+                    ClientError::BadReply(
+                        gettext("The service sent a VM without a valid “{key}”.")
+                            .replace("{key}", key),
+                    )
                 })
         }
         Ok(VmInfo {
@@ -251,7 +295,12 @@ pub enum ServiceEvent {
 /// Progress of one clone job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobEvent {
-    Progress { done: u64, total: u64 },
+    Progress {
+        done: u64,
+        total: u64,
+    },
+    /// The service refused to cancel; the job goes on.
+    CancelFailed(ClientError),
     Finished(JobOutcome),
 }
 
@@ -561,6 +610,22 @@ async fn follow_job(
             return;
         }
     };
+    // A service that dies mid-copy sends no Finished and its property
+    // streams never end: its name losing its owner ends the job instead.
+    let owner = match zbus::fdo::DBusProxy::new(job.inner().connection()).await {
+        Ok(bus) => bus
+            .receive_name_owner_changed_with_args(&[(0, BUS_NAME)])
+            .await
+            .map_err(ClientError::from),
+        Err(e) => Err(e.into()),
+    };
+    let mut owner = match owner {
+        Ok(stream) => stream,
+        Err(e) => {
+            let _ = events.send(JobEvent::Finished(JobOutcome::Failed(e))).await;
+            return;
+        }
+    };
     let mut done_changes = job.receive_bytes_done_changed().await;
     let mut total_changes = job.receive_bytes_total_changed().await;
     let mut cancelling = false;
@@ -588,11 +653,20 @@ async fn follow_job(
             _ = finished.next() => break,
             Some(_) = done_changes.next() => {}
             Some(_) = total_changes.next() => {}
+            Some(signal) = owner.next() => {
+                if signal.args().is_ok_and(|a| a.new_owner().is_none()) {
+                    let lost = ClientError::Unreachable("the service left the bus".into());
+                    let _ = events.send(JobEvent::Finished(JobOutcome::Failed(lost))).await;
+                    return;
+                }
+            }
             Ok(()) = cancel.recv(), if !cancelling => {
                 cancelling = true;
                 if let Err(e) = job.cancel().await {
-                    // The Finished signal still ends the job; keep the reason for the log.
-                    gtk::glib::g_warning!("vmclone", "Cancel failed: {e}");
+                    cancelling = false;
+                    if events.send(JobEvent::CancelFailed(e.into())).await.is_err() {
+                        return;
+                    }
                 }
             }
             else => break,
@@ -715,8 +789,49 @@ mod tests {
             reply("org.freedesktop.DBus.Error.ServiceUnknown"),
             ClientError::Unreachable(_)
         ));
+        let old_service = reply("org.freedesktop.DBus.Error.UnknownMethod");
+        assert!(
+            old_service.summary().contains("older than this app"),
+            "{}",
+            old_service.summary()
+        );
         let exists = reply("org.vmclone.Error.NameExists");
         assert_eq!(exists.name(), Some("org.vmclone.Error.NameExists"));
         assert_eq!(exists.to_string(), "the message");
+        // The toast's sentence comes from the name; Details keeps the service's words.
+        assert_eq!(
+            exists.summary(),
+            "Another virtual machine already has this name."
+        );
+        assert_eq!(exists.user_message(), "the message");
+    }
+
+    #[test]
+    fn an_error_without_a_message_reads_as_a_sentence_not_a_bus_name() {
+        let call = zbus::Message::method_call("/org/vmclone/Manager", "StartClone")
+            .expect("call")
+            .build(&())
+            .expect("message");
+        let name = "org.vmclone.Error.Storage";
+        let bare = zbus::Message::error(&call.header(), name)
+            .expect("error")
+            .build(&())
+            .expect("message");
+        let err = ClientError::from(zbus::Error::MethodError(
+            name.try_into().expect("error name"),
+            None,
+            bare,
+        ));
+        assert_eq!(err.user_message(), "The disks could not be copied.");
+        // A job that failed with an empty Error property, and an unknown name.
+        let unknown = ClientError::Service {
+            name: "org.vmclone.Error.SomethingNew".into(),
+            message: String::new(),
+        };
+        assert_eq!(
+            unknown.user_message(),
+            "The vmclone service reported an error."
+        );
+        assert!(!unknown.user_message().contains("org."));
     }
 }

@@ -92,16 +92,8 @@ impl CloneDialog {
                 dialog.validate();
             }
         });
-        let this = dialog.downgrade();
-        imp.name_row.connect_entry_activated(move |_| {
-            if let Some(dialog) = this.upgrade() {
-                if dialog.is_response_enabled(CLONE) {
-                    // A response only closes the dialog by itself when it comes from a button.
-                    MessageDialogExt::response(&dialog, CLONE);
-                    dialog.close();
-                }
-            }
-        });
+        // Enter in the name field presses Clone (the default response) through
+        // the name row's activates-default, only while Clone is sensitive.
         // Not translated: VM names are identifiers. Setting the text runs the first check.
         imp.name_row.set_text(&format!("{}-clone", vm.name));
         dialog

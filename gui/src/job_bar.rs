@@ -79,6 +79,11 @@ impl JobBar {
         ));
     }
 
+    /// The service refused to cancel: the job goes on and Cancel can be tried again.
+    pub fn cancel_failed(&self) {
+        self.imp().cancel_button.set_sensitive(true);
+    }
+
     pub fn progress_bar(&self) -> gtk::ProgressBar {
         self.imp().progress_bar.get()
     }

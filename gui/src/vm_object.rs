@@ -1,6 +1,7 @@
 //! A VM as an item of the window's `gio::ListStore`.
 
 use gtk::glib;
+use gtk::prelude::*;
 use gtk::subclass::prelude::*;
 
 use crate::client::VmInfo;
@@ -36,7 +37,14 @@ mod imp {
     }
 
     #[glib::derived_properties]
-    impl ObjectImpl for VmObject {}
+    impl ObjectImpl for VmObject {
+        fn signals() -> &'static [glib::subclass::Signal] {
+            static SIGNALS: std::sync::OnceLock<Vec<glib::subclass::Signal>> =
+                std::sync::OnceLock::new();
+            // "changed": the VM's description was replaced; rows showing it redraw.
+            SIGNALS.get_or_init(|| vec![glib::subclass::Signal::builder("changed").build()])
+        }
+    }
 }
 
 glib::wrapper! {
@@ -52,6 +60,26 @@ impl VmObject {
 
     pub fn info(&self) -> VmInfo {
         self.imp().info.borrow().clone()
+    }
+
+    /// Replaces the description in place, so the list keeps this item (and
+    /// its selection and focus); rows showing it hear "changed".
+    pub fn set_info(&self, info: VmInfo) {
+        let renamed = self.imp().info.borrow().name != info.name;
+        self.imp().info.replace(info);
+        if renamed {
+            self.notify("name");
+        }
+        self.emit_by_name::<()>("changed", &[]);
+    }
+
+    /// Calls `f` whenever `set_info` changed this VM.
+    pub fn connect_changed(&self, f: impl Fn(&VmObject) + 'static) -> glib::SignalHandlerId {
+        self.connect_local("changed", false, move |args| {
+            let vm = args[0].get::<VmObject>().expect("a VmObject");
+            f(&vm);
+            None
+        })
     }
 
     pub fn id(&self) -> String {

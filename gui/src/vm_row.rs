@@ -28,6 +28,8 @@ mod imp {
         #[template_child]
         pub clone_button: TemplateChild<gtk::Button>,
         pub vm_id: RefCell<String>,
+        /// The VM shown, and the handler that redraws the row when it changes.
+        pub bound: RefCell<Option<(crate::vm_object::VmObject, glib::SignalHandlerId)>>,
     }
 
     #[glib::object_subclass]
@@ -97,8 +99,53 @@ pub fn clone_blocked_reason(state: &str) -> Option<String> {
     }
 }
 
+/// Sets what assistive technologies call `widget`. gtk4-rs binds
+/// `GtkAccessible` only from GTK 4.10 on; this C call is in GTK 4.0.
+fn set_accessible_label(widget: &impl IsA<gtk::Widget>, label: &str) {
+    use glib::translate::ToGlibPtr;
+    extern "C" {
+        fn gtk_accessible_update_property_value(
+            accessible: *mut gtk::ffi::GtkWidget,
+            n_properties: std::ffi::c_int,
+            properties: *const gtk::ffi::GtkAccessibleProperty,
+            values: *const glib::gobject_ffi::GValue,
+        );
+    }
+    let properties = [gtk::ffi::GTK_ACCESSIBLE_PROPERTY_LABEL];
+    let values = [label.to_value()];
+    // SAFETY: every widget is a GtkAccessible; one property with one value
+    // of the type GTK expects for a label (a string), which GTK copies.
+    unsafe {
+        gtk_accessible_update_property_value(
+            widget.as_ref().to_glib_none().0,
+            1,
+            properties.as_ptr(),
+            values.as_ptr() as *const glib::gobject_ffi::GValue,
+        );
+    }
+}
+
 impl VmRow {
+    /// Shows `vm`, and follows its changes until `unbind`.
     pub fn bind(&self, vm: &VmObject) {
+        self.unbind();
+        self.show(vm);
+        let row = self.downgrade();
+        let handler = vm.connect_changed(move |vm| {
+            if let Some(row) = row.upgrade() {
+                row.show(vm);
+            }
+        });
+        self.imp().bound.replace(Some((vm.clone(), handler)));
+    }
+
+    pub fn unbind(&self) {
+        if let Some((vm, handler)) = self.imp().bound.take() {
+            vm.disconnect(handler);
+        }
+    }
+
+    fn show(&self, vm: &VmObject) {
         let imp = self.imp();
         let info = vm.info();
         imp.vm_id.replace(info.id.clone());
@@ -115,8 +162,20 @@ impl VmRow {
         );
         let disks =
             ngettext("{n} disk", "{n} disks", info.disks).replace("{n}", &info.disks.to_string());
-        imp.details_label
-            .set_label(&format!("{state} · {vcpus} · {memory} · {disks}"));
+        // Translators: a VM's summary under its name, e.g. "Shut off · 2 vCPUs · 2.0 GiB · 1 disk"
+        let details = gettext("{state} · {vcpus} · {memory} · {disks}");
+        imp.details_label.set_label(
+            &details
+                .replace("{state}", &state)
+                .replace("{vcpus}", &vcpus)
+                .replace("{memory}", &memory)
+                .replace("{disks}", &disks),
+        );
+        let accessible = {
+            // Translators: what a screen reader says for the Clone button of the VM {name}
+            gettext("Clone “{name}”").replace("{name}", &info.name)
+        };
+        set_accessible_label(&*imp.clone_button, &accessible);
         let blocked = clone_blocked_reason(&info.state);
         imp.clone_button.set_sensitive(blocked.is_none());
         imp.clone_button.set_tooltip_text(Some(
@@ -126,6 +185,11 @@ impl VmRow {
 
     pub fn clone_button(&self) -> gtk::Button {
         self.imp().clone_button.get()
+    }
+
+    /// The id of the VM this row shows.
+    pub fn vm_id(&self) -> String {
+        self.imp().vm_id.borrow().clone()
     }
 
     pub fn name_text(&self) -> glib::GString {

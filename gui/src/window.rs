@@ -15,12 +15,13 @@ use crate::vm_row::VmRow;
 const FIRST_SCREENFUL: usize = 40;
 
 mod imp {
-    use std::cell::{Cell, OnceCell};
+    use std::cell::{Cell, OnceCell, RefCell};
 
     use adw::subclass::prelude::*;
     use gtk::{gio, glib};
 
-    use crate::client::Client;
+    use crate::client::{Client, ServiceEvent};
+    use crate::vm_object::VmObject;
 
     #[derive(Default, gtk::CompositeTemplate)]
     #[template(resource = "/org/vmclone/VmClone/window.ui")]
@@ -50,6 +51,15 @@ mod imp {
         pub selection: OnceCell<gtk::SingleSelection>,
         /// The list arrived and no error page is up.
         pub loaded: Cell<bool>,
+        /// The sorted tail of a first long list, not yet in the store; see `set_vms`.
+        pub pending: RefCell<Option<Vec<VmObject>>>,
+        /// Bumped by every reload, so only the newest list is shown.
+        pub list_generation: Cell<u64>,
+        /// A ListVms is in flight: changes wait in `queued` until it is shown.
+        pub listing: Cell<bool>,
+        pub queued: RefCell<Vec<ServiceEvent>>,
+        /// The service (re)appeared while a list was in flight.
+        pub appeared_while_listing: Cell<bool>,
     }
 
     #[glib::object_subclass]
@@ -211,8 +221,25 @@ impl Window {
             let row = item.child().and_downcast::<VmRow>().expect("a VmRow");
             row.bind(&vm);
         });
+        factory.connect_unbind(|_, item| {
+            let item = item.downcast_ref::<gtk::ListItem>().expect("a ListItem");
+            if let Some(row) = item.child().and_downcast::<VmRow>() {
+                row.unbind();
+            }
+        });
         imp.list_view.set_factory(Some(&factory));
         imp.list_view.set_model(Some(&selection));
+        // Enter (or a double click) on a row clones it, as its Clone button does.
+        let this = self.downgrade();
+        imp.list_view.connect_activate(move |_, position| {
+            let Some(win) = this.upgrade() else { return };
+            let vm = win.imp().filtered.get().and_then(|f| f.item(position));
+            if let Some(vm) = vm.and_downcast::<VmObject>() {
+                if crate::vm_row::clone_blocked_reason(&vm.info().state).is_none() {
+                    win.open_clone_dialog(&vm.id());
+                }
+            }
+        });
 
         let this = self.downgrade();
         filtered.connect_items_changed(move |_, _, _, _| {
@@ -229,7 +256,6 @@ impl Window {
     fn setup_search(&self) {
         let imp = self.imp();
         imp.search_bar.connect_entry(&*imp.search_entry);
-        imp.search_bar.set_key_capture_widget(Some(self));
         let filter = imp.filter.get().expect("set up").clone();
         imp.search_entry.connect_search_changed(move |entry| {
             filter.set_search(Some(&entry.text()));
@@ -243,18 +269,38 @@ impl Window {
             });
     }
 
-    /// Fetches the whole list again (at start, on Retry, when the service reappears).
+    /// Fetches the whole list again (at start, on Retry, when the service
+    /// reappears). Only the newest reload's answer counts; changes the service
+    /// reports meanwhile are applied on top of it, in order.
     pub fn reload(&self) {
-        if !self.imp().loaded.get() {
+        let imp = self.imp();
+        if !imp.loaded.get() {
             self.show_page(Page::Loading);
         }
+        let generation = imp.list_generation.get() + 1;
+        imp.list_generation.set(generation);
+        imp.listing.set(true);
         let client = self.client();
         let this = self.downgrade();
         glib::spawn_future_local(async move {
             let result = client.list_vms().await;
             let Some(win) = this.upgrade() else { return };
+            let imp = win.imp();
+            if imp.list_generation.get() != generation {
+                return;
+            }
+            imp.listing.set(false);
+            let queued = imp.queued.take();
+            let appeared = imp.appeared_while_listing.replace(false);
             match result {
-                Ok(vms) => win.set_vms(vms),
+                Ok(vms) => {
+                    win.set_vms(vms);
+                    for event in queued {
+                        win.on_service_event(event);
+                    }
+                }
+                // The list was asked for before the service was back: ask again.
+                Err(_) if appeared => win.reload(),
                 Err(err) => win.show_error_page(&err),
             }
         });
@@ -276,8 +322,13 @@ impl Window {
                 )));
                 self.show_page(Page::Unreachable);
             }
-            ClientError::Service { message, .. } | ClientError::BadReply(message) => {
-                imp.unreachable_page.set_description(Some(message));
+            ClientError::Service { .. } | ClientError::BadReply(_) => {
+                let (summary, message) = (err.summary(), err.user_message());
+                let description = match summary == message {
+                    true => summary,
+                    false => format!("{summary}\n\n{message}"),
+                };
+                imp.unreachable_page.set_description(Some(&description));
                 self.show_page(Page::Unreachable);
             }
         }
@@ -291,6 +342,9 @@ impl Window {
         if !searchable {
             imp.search_button.set_active(false);
         }
+        // Typing starts a search only where there is a list to search.
+        imp.search_bar
+            .set_key_capture_widget(searchable.then_some(self.upcast_ref::<gtk::Widget>()));
         imp.stack.set_visible_child_name(page.name());
     }
 
@@ -330,9 +384,13 @@ impl Window {
     /// the model alone, so rows, selection and scroll position stay put;
     /// single changes arrive as signals and go through `upsert`.
     fn set_vms(&self, mut vms: Vec<VmInfo>) {
+        let imp = self.imp();
         let store = self.store();
+        // A tail still waiting for its idle is part of the old list; the new one replaces it.
+        let had_pending = imp.pending.take().is_some();
         vms.sort_by_cached_key(|vm| sort_key(&vm.name));
-        let unchanged = store.n_items() as usize == vms.len()
+        let unchanged = !had_pending
+            && store.n_items() as usize == vms.len()
             && vms
                 .iter()
                 .enumerate()
@@ -341,21 +399,31 @@ impl Window {
             let mut objects: Vec<VmObject> = vms.into_iter().map(VmObject::new).collect();
             // A first, long list shows a screenful at once and the rest right
             // after: GTK 4.8's ListView builds up to 200 rows for its first frame.
-            let rest = match store.n_items() == 0 && objects.len() > FIRST_SCREENFUL {
-                true => objects.split_off(FIRST_SCREENFUL),
-                false => Vec::new(),
-            };
-            store.splice(0, store.n_items(), &objects);
-            if !rest.is_empty() {
-                glib::idle_add_local_once(glib::clone!(
-                    #[weak]
-                    store,
-                    move || store.splice(store.n_items(), 0, &rest)
-                ));
+            // Until then the tail waits in `pending`, and everything that
+            // reads or changes the store appends it first (`flush_pending`).
+            if store.n_items() == 0 && objects.len() > FIRST_SCREENFUL {
+                imp.pending
+                    .replace(Some(objects.split_off(FIRST_SCREENFUL)));
+                let this = self.downgrade();
+                glib::idle_add_local_once(move || {
+                    if let Some(win) = this.upgrade() {
+                        win.flush_pending();
+                    }
+                });
             }
+            store.splice(0, store.n_items(), &objects);
         }
-        self.imp().loaded.set(true);
+        imp.loaded.set(true);
         self.update_page();
+    }
+
+    /// Appends the tail of a first long list that `set_vms` left for later.
+    fn flush_pending(&self) {
+        let pending = self.imp().pending.take();
+        if let Some(rest) = pending {
+            let store = self.store();
+            store.splice(store.n_items(), 0, &rest);
+        }
     }
 
     fn vm_at(&self, position: u32) -> Option<VmObject> {
@@ -363,13 +431,21 @@ impl Window {
     }
 
     fn position_of(&self, id: &str) -> Option<u32> {
+        self.flush_pending();
         (0..self.store().n_items()).find(|&i| self.vm_at(i).is_some_and(|vm| vm.id() == id))
     }
 
-    fn on_service_event(&self, event: ServiceEvent) {
+    /// A change the service pushed. While a list is in flight, changes wait
+    /// and are applied after it, so a snapshot taken before them cannot undo
+    /// them; without a list (error page) the next reload brings them.
+    pub fn on_service_event(&self, event: ServiceEvent) {
+        let imp = self.imp();
         match event {
+            ServiceEvent::VmChanged(_) | ServiceEvent::VmRemoved(_) if imp.listing.get() => {
+                imp.queued.borrow_mut().push(event);
+            }
             ServiceEvent::VmChanged(info) => {
-                if self.imp().loaded.get() {
+                if imp.loaded.get() {
                     self.upsert(info);
                 }
             }
@@ -379,21 +455,46 @@ impl Window {
                 }
             }
             ServiceEvent::ServiceLost => {
+                // A list in flight answers for a service that is gone; the
+                // service's return reloads.
+                imp.list_generation.set(imp.list_generation.get() + 1);
+                imp.listing.set(false);
+                imp.queued.take();
+                imp.appeared_while_listing.set(false);
                 self.show_error_page(&ClientError::Unreachable("the service left the bus".into()))
+            }
+            ServiceEvent::ServiceAppeared if imp.listing.get() => {
+                imp.appeared_while_listing.set(true);
             }
             ServiceEvent::ServiceAppeared => self.reload(),
         }
     }
 
+    /// Adds or updates one VM, keeping the list sorted. A VM whose place in
+    /// the order stays is updated in place (the same item), so its row keeps
+    /// focus and selection.
     fn upsert(&self, info: VmInfo) {
         let store = self.store();
-        if let Some(pos) = self.position_of(&info.id) {
-            if self.vm_at(pos).is_some_and(|vm| vm.info() == info) {
+        let key = sort_key(&info.name);
+        let object = VmObject::new(info);
+        if let Some(pos) = self.position_of(&object.id()) {
+            let old = self.vm_at(pos).map(|vm| vm.info());
+            if old.as_ref() == Some(&object.info()) {
+                return;
+            }
+            let fits = |p: Option<u32>, after: bool| match p.and_then(|p| self.vm_at(p)) {
+                None => true,
+                Some(vm) if after => sort_key(&vm.info().name) >= key,
+                Some(vm) => sort_key(&vm.info().name) <= key,
+            };
+            if fits(pos.checked_sub(1), false) && fits(Some(pos + 1), true) {
+                if let Some(vm) = self.vm_at(pos) {
+                    vm.set_info(object.info());
+                }
                 return;
             }
             store.remove(pos);
         }
-        let key = sort_key(&info.name);
         // Binary search for the first row sorting after the new one.
         let (mut lo, mut hi) = (0, store.n_items());
         while lo < hi {
@@ -407,7 +508,7 @@ impl Window {
                 lo = mid + 1;
             }
         }
-        store.insert(lo, &VmObject::new(info));
+        store.insert(lo, &object);
     }
 
     fn open_clone_dialog(&self, id: &str) {
@@ -456,6 +557,14 @@ impl Window {
                 let Some(win) = this.upgrade() else { return };
                 match event {
                     JobEvent::Progress { done, total } => bar.set_progress(done, total),
+                    JobEvent::CancelFailed(err) => {
+                        bar.cancel_failed();
+                        win.show_error_toast(
+                            gettext("Could not cancel cloning “{name}”")
+                                .replace("{name}", &source.name),
+                            &err,
+                        );
+                    }
                     JobEvent::Finished(outcome) => {
                         win.imp().jobs_box.remove(&bar);
                         win.job_finished(&source.name, &new_name, outcome);
@@ -487,15 +596,18 @@ impl Window {
         }
     }
 
-    /// A toast with the service's own words; Details shows them in full
-    /// when a long message does not fit the toast.
     fn clone_failed(&self, source: &str, err: &ClientError) {
         let heading = gettext("Could not clone “{name}”").replace("{name}", source);
-        let message = err.user_message();
-        let toast = adw::Toast::new(&markup(&message));
+        self.show_error_toast(heading, err);
+    }
+
+    /// A toast saying what went wrong in a translated sentence; Details shows
+    /// `heading` and the service's own, fuller words.
+    fn show_error_toast(&self, heading: String, err: &ClientError) {
+        let toast = adw::Toast::new(&markup(&err.summary()));
         toast.set_button_label(Some(&gettext("_Details")));
         toast.set_action_name(Some("win.show-error"));
-        toast.set_action_target_value(Some(&(heading, message).to_variant()));
+        toast.set_action_target_value(Some(&(heading, err.user_message()).to_variant()));
         // An error stays until it has been read.
         toast.set_timeout(0);
         self.add_toast(toast);
@@ -515,6 +627,7 @@ impl Window {
 
     /// Shows and selects the VM `id` (the success toast's button).
     pub fn select_vm(&self, id: &str) {
+        self.flush_pending();
         let imp = self.imp();
         imp.search_button.set_active(false);
         let selection = imp.selection.get().expect("set up");
@@ -530,7 +643,16 @@ impl Window {
         let _ = imp
             .list_view
             .activate_action("list.scroll-to-item", Some(&pos.to_variant()));
-        imp.list_view.grab_focus();
+        // Keyboard focus on that row too, so Enter acts on the VM shown
+        // selected (GTK 4.8 cannot scroll with focus); the scroll built its row.
+        let row = self
+            .visible_rows()
+            .into_iter()
+            .find(|row| row.vm_id() == id);
+        match row.and_then(|row| row.parent()) {
+            Some(item) => item.grab_focus(),
+            None => imp.list_view.grab_focus(),
+        };
     }
 
     /// The VM currently selected, if any.

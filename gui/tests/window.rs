@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use adw::prelude::*;
+use gtk::glib;
 use support::*;
 use vmclone::window::{Page, Window};
 use vmclone_tests::{demo_host_uri, test_driver_uri, PrivateBus, Service, TempDir};
@@ -49,6 +50,20 @@ fn main() {
             thousand_vms(app)
         }),
         scenario("about_window_opens_from_the_menu", &|| about_window(app)),
+        scenario(
+            "changes_before_the_rest_of_a_long_list_is_shown_keep_it_whole",
+            &|| changes_before_the_deferred_rows(app),
+        ),
+        scenario(
+            "a_change_while_the_first_list_is_in_flight_is_kept",
+            &|| change_during_first_list(app),
+        ),
+        scenario("a_service_dying_mid_clone_ends_the_progress_bar", &|| {
+            service_dies_mid_clone(app)
+        }),
+        scenario("enter_on_a_row_opens_the_clone_dialog", &|| {
+            enter_on_a_row(app)
+        }),
         scenario("refused_calls_show_the_not_authorized_page", &|| {
             not_authorized(app)
         }),
@@ -170,10 +185,10 @@ fn type_name(dialog: &vmclone::clone_dialog::CloneDialog, text: &str) {
     dialog.name_row().set_text(text);
 }
 
-/// Confirms the dialog as Enter in the name field does (the key itself is
-/// pressed for real in the clone dialog scenario).
+/// Confirms the dialog with a real Enter in the name field.
 fn confirm(dialog: &vmclone::clone_dialog::CloneDialog) {
-    dialog.name_row().emit_by_name::<()>("entry-activated", &[]);
+    dialog.name_row().grab_focus();
+    press_key(dialog, "Return");
 }
 
 fn clone_dialog(app: &adw::Application) {
@@ -238,10 +253,16 @@ fn clone_dialog(app: &adw::Application) {
     type_name(&dialog, "web01-copy");
     wait_for(LONG, "the new name to be accepted", || dialog.can_clone());
     assert_eq!(dialog.problem(), None);
+    let responses = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = responses.clone();
+    dialog.connect_response(None, move |_, response| {
+        seen.borrow_mut().push(response.to_string())
+    });
     press_key(&dialog, "Return");
     wait_for(LONG, "the dialog to close on Enter", || {
         !dialog.is_visible()
     });
+    assert_eq!(*responses.borrow(), ["clone"], "Enter answers Clone, only");
     wait_for(LONG, "the success toast", || {
         toast_texts(&window)
             .iter()
@@ -311,12 +332,14 @@ fn failed_clone(app: &adw::Application) {
         vmclone_tests::gdbus_error(&bus.gdbus_call("CheckName", &["taken-meanwhile"]));
     assert_eq!(error, "org.vmclone.Error.NameExists");
     confirm(&dialog);
+    // The toast says it in a sentence chosen by the error's name.
+    let summary = "Another virtual machine already has this name.";
     wait_for(LONG, "the error toast", || {
-        toast_texts(&window).iter().any(|t| t.contains(&message))
+        toast_texts(&window).iter().any(|t| t.contains(summary))
     });
     screenshot(&window, "error");
-    // Details shows the whole message, which a toast may cut short.
-    toast_button(&window, &message)
+    // Details shows the service's own message in full.
+    toast_button(&window, summary)
         .expect("the error toast has a Details button")
         .emit_clicked();
     let mut details = None;
@@ -473,6 +496,10 @@ fn empty_host(app: &adw::Application) {
     let window = open_window(app, &bus);
     assert_eq!(window.page(), Page::Empty);
     screenshot(&window, "empty-state");
+    // Typing on a page without a list starts no search.
+    press_key(&window, "a");
+    assert!(!window.search_button().is_active(), "no search bar");
+    assert_eq!(window.search_entry().text(), "", "nothing typed into it");
 }
 
 /// A bus whose policy lets the service own its name but refuses every call
@@ -637,12 +664,10 @@ fn linked_clone(app: &adw::Application) {
     );
 }
 
-/// 1,000 VMs: all in the model, but only the rows near the visible area are
-/// built (GTK recycles them while scrolling), and the last one can be reached.
-fn thousand_vms(app: &adw::Application) {
-    let dir = TempDir::new("gui-1000");
+/// A test-driver host with `count` shut-off VMs named vm0001, vm0002, …
+fn many_vms_uri(dir: &Path, count: u32) -> String {
     let mut host = String::from("<node>");
-    for i in 1..=1000 {
+    for i in 1..=count {
         host.push_str(&format!(
             "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\
              <test:runstate>5</test:runstate><name>vm{i:04}</name>\
@@ -651,7 +676,14 @@ fn thousand_vms(app: &adw::Application) {
         ));
     }
     host.push_str("</node>");
-    let uri = test_driver_uri(dir.path(), &host);
+    test_driver_uri(dir, &host)
+}
+
+/// 1,000 VMs: all in the model, but only the rows near the visible area are
+/// built (GTK recycles them while scrolling), and the last one can be reached.
+fn thousand_vms(app: &adw::Application) {
+    let dir = TempDir::new("gui-1000");
+    let uri = many_vms_uri(dir.path(), 1000);
     let bus = PrivateBus::start();
     let _service = Service::start(&bus, &uri, &[]);
     let window = open_window(app, &bus);
@@ -727,4 +759,162 @@ fn live_state(app: &adw::Application) {
         "shut off again: Clone offered again"
     );
     screenshot(&window, "live-state-stopped");
+}
+
+/// A first long list shows a screenful at once and the rest on an idle.
+/// Changes the service reports before that idle runs must land in the whole
+/// list: no duplicate row, no row of a removed VM, still sorted by name.
+fn changes_before_the_deferred_rows(app: &adw::Application) {
+    let dir = TempDir::new("gui-300");
+    let uri = many_vms_uri(dir.path(), 300);
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &uri, &[]);
+    let listed = busctl_list_vms(&bus);
+    let (client, events) = vmclone::client::Client::start(Some(bus.address().to_string()));
+    let window = Window::new(app, client, events);
+    window.present();
+    // One main-loop step at a time, to stop right after the list is shown
+    // and before the idle that brings the rest has run.
+    let ctx = glib::MainContext::default();
+    let deadline = std::time::Instant::now() + LONG;
+    while window.page() == Page::Loading {
+        assert!(std::time::Instant::now() < deadline, "timed out loading");
+        if !ctx.iteration(false) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let shown = window.shown_vms().len();
+    assert!(
+        shown < 300,
+        "caught before the rest of the list: {shown} rows"
+    );
+
+    // vm0200 and vm0250 are in the part not shown yet.
+    let mut started = listed
+        .iter()
+        .find(|vm| vm.name == "vm0200")
+        .unwrap()
+        .clone();
+    started.state = "running".into();
+    let removed = listed
+        .iter()
+        .find(|vm| vm.name == "vm0250")
+        .unwrap()
+        .id
+        .clone();
+    window.on_service_event(vmclone::client::ServiceEvent::VmChanged(started.clone()));
+    window.on_service_event(vmclone::client::ServiceEvent::VmRemoved(removed));
+    settle(Duration::from_millis(300));
+
+    let vms = window.shown_vms();
+    let names: Vec<&str> = vms.iter().map(|vm| vm.name.as_str()).collect();
+    let mut expected: Vec<&str> = listed.iter().map(|vm| vm.name.as_str()).collect();
+    expected.retain(|name| *name != "vm0250");
+    assert_eq!(
+        names, expected,
+        "every VM once, in order, without the removed one"
+    );
+    assert_eq!(
+        vms.iter().find(|vm| vm.name == "vm0200"),
+        Some(&started),
+        "the change is shown"
+    );
+
+    // A state change in place keeps the selection on its VM.
+    let first = vms[0].clone();
+    window.select_vm(&first.id);
+    let mut running = first.clone();
+    running.state = "running".into();
+    window.on_service_event(vmclone::client::ServiceEvent::VmChanged(running.clone()));
+    settle(Duration::from_millis(100));
+    assert_eq!(
+        window.selected_vm(),
+        Some(running),
+        "the changed VM stays selected"
+    );
+}
+
+/// A clone made while the app's first ListVms is on its way: the list was
+/// read before the clone, its signal arrives before the list is shown. The
+/// new VM must still be listed.
+fn change_during_first_list(app: &adw::Application) {
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &demo_host_uri(), &[]);
+    // The client asks for the list at once, on its own thread; GTK does not run meanwhile.
+    let (client, events) = vmclone::client::Client::start(Some(bus.address().to_string()));
+    std::thread::sleep(Duration::from_secs(1));
+    vmclone_tests::stdout_ok(&bus.call("CloneVm", "ss", &["web01", "made-during-list"]));
+    vmclone_tests::wait_until(LONG, "the clone's signal to reach the app", || {
+        !events.is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let window = Window::new(app, client, events);
+    window.present();
+    wait_for(LONG, "the list", || window.page() == Page::List);
+    settle(Duration::from_millis(300));
+    assert!(
+        names(&window).contains(&"made-during-list".to_string()),
+        "the clone is listed: {:?}",
+        names(&window)
+    );
+    assert_eq!(
+        names(&window).len(),
+        busctl_list_vms(&bus).len(),
+        "one row per VM"
+    );
+}
+
+/// The service is killed while it copies: no Finished signal ever comes, yet
+/// the progress bar goes and a toast says what happened.
+fn service_dies_mid_clone(app: &adw::Application) {
+    let dir = TempDir::new("gui-dies");
+    let uri = host_with_big_disk(dir.path(), 4);
+    let bus = PrivateBus::start();
+    let service = Service::start(&bus, &uri, &[]);
+    let window = open_window(app, &bus);
+    let dialog = open_dialog_for(&window, "big01");
+    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    confirm(&dialog);
+    wait_for(LONG, "the progress bar to move", || {
+        window
+            .job_bars()
+            .first()
+            .is_some_and(|b| b.progress_bar().fraction() > 0.0)
+    });
+    let _state = service.kill9();
+    wait_for(LONG, "the progress bar to go", || {
+        window.job_bars().is_empty()
+    });
+    wait_for(LONG, "a toast saying the service stopped", || {
+        toast_texts(&window)
+            .iter()
+            .any(|t| t.contains("service stopped"))
+    });
+    screenshot(&window, "service-died-mid-clone");
+}
+
+/// Enter on a focused row opens the clone dialog for a shut-off VM, and does
+/// nothing for a running one.
+fn enter_on_a_row(app: &adw::Application) {
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &demo_host_uri(), &[]);
+    let window = open_window(app, &bus);
+    let vms = busctl_list_vms(&bus);
+    let running = vms.iter().find(|vm| vm.state == "running").unwrap();
+    window.select_vm(&running.id);
+    press_key(&window, "Return");
+    settle(Duration::from_millis(300));
+    assert!(
+        window.clone_dialog().is_none(),
+        "a running VM is not offered"
+    );
+
+    window.select_vm(&vms.iter().find(|vm| vm.name == "web01").unwrap().id);
+    press_key(&window, "Return");
+    let mut dialog = None;
+    wait_for(LONG, "the clone dialog after Enter on the row", || {
+        dialog = window.clone_dialog();
+        dialog.is_some()
+    });
+    assert_eq!(dialog.unwrap().name_row().text(), "web01-clone");
 }
