@@ -559,7 +559,7 @@ fn progress_is_published_while_bytes_move() {
     assert!(peak_kib < 50 << 10, "service peak RSS {peak_kib} KiB");
 }
 
-/// A clone of an 8 GiB VM holding 2 GiB, started as a job and caught while
+/// A clone of an 8 GiB VM holding some GiB, started as a job and caught while
 /// its bytes move, with what the lab held before it started.
 /// (Fields drop in order: the service stops before the lab is cleaned.)
 struct CopyUnderWay {
@@ -574,10 +574,12 @@ struct CopyUnderWay {
 }
 
 impl CopyUnderWay {
-    fn start(tag: &str) -> CopyUnderWay {
+    /// The source holds `data_mib` MiB: enough for the copy to outlast what the
+    /// test does meanwhile.
+    fn start(tag: &str, data_mib: u64) -> CopyUnderWay {
         let lab = Lab::new(tag);
         let src = lab.name("big");
-        big_vm(&lab, &lab.dir, &src, 8, 2048);
+        big_vm(&lab, &lab.dir, &src, 8, data_mib);
         let bus = PrivateBus::start();
         let service = Service::start(&bus, URI, &[]);
         let (files, vms) = (lab.files(), lab.vms());
@@ -613,7 +615,7 @@ impl CopyUnderWay {
 #[test]
 #[ignore = "needs root, libvirtd and QEMU"]
 fn cancel_mid_copy_leaves_the_host_as_it_was() {
-    let job = CopyUnderWay::start("cancel");
+    let job = CopyUnderWay::start("cancel", 2048);
     let (bus, path) = (&job.bus, &job.path);
     stdout_ok(&bus.busctl(["call", BUS_NAME, path, "org.vmclone.Job", "Cancel"]));
     let finished = job.finished();
@@ -712,7 +714,7 @@ fn a_service_killed_mid_copy_cleans_up_at_next_start() {
         files,
         vms,
         ..
-    } = CopyUnderWay::start("kill9");
+    } = CopyUnderWay::start("kill9", 2048);
     let state = service.kill9();
     assert_ne!(
         lab.files(),
@@ -808,7 +810,8 @@ fn a_libvirt_error_after_the_copies_removes_them() {
 #[test]
 #[ignore = "needs root, libvirtd and QEMU"]
 fn a_source_started_during_the_copy_gives_no_clone() {
-    let job = CopyUnderWay::start("started");
+    // 4 GiB to copy: seconds longer than `virsh start` takes.
+    let job = CopyUnderWay::start("started", 4096);
     virsh(&["start", &job.src]);
     let finished = job.finished();
     assert!(finished.contains("'failed'"), "{finished}");
