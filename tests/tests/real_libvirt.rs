@@ -84,7 +84,6 @@ impl Lab {
   <os><type arch='x86_64' machine='pc'>hvm</type>{os_extra}<boot dev='hd'/></os>
   <features><acpi/></features>
   <devices>
-    <graphics type='vnc' port='5999' autoport='no' listen='127.0.0.1'/>
     {devices}
   </devices>
 </domain>"
@@ -221,8 +220,12 @@ fn a_clone_boots_beside_its_source_with_its_own_disk_and_macs() {
     let img = lab.path("src.qcow2");
     qcow2_image(&img, "256M", "write -P 0x5a 1M 8M");
     let src = lab.name("src");
-    let nics = format!("{NIC}{NIC}");
-    lab.define(&src, "", &format!("{}{nics}", disk_xml(&img, "qcow2")));
+    // A fixed VNC port: the clone's must become automatic, or the two could not run together.
+    let devices = format!(
+        "{}{NIC}{NIC}<graphics type='vnc' port='5999' autoport='no' listen='127.0.0.1'/>",
+        disk_xml(&img, "qcow2")
+    );
+    lab.define(&src, "", &devices);
     let (bus, _service) = start_service();
     let clone = lab.name("clone");
     let uuid = reply_string(&bus.call("CloneVm", "ss", &[&src, &clone]));
