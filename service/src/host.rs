@@ -232,29 +232,25 @@ impl Host {
     pub fn macs_in_use(&self) -> Result<HashSet<String>> {
         let mut macs = HashSet::new();
         for dom in self.conn().list_all_domains(0)? {
-            let Ok(xml) = dom.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE) else {
-                continue;
-            };
-            let Ok(info) = domain_xml::parse(&xml) else {
-                tracing::warn!("skipping a domain whose XML vmclone cannot read");
-                continue;
-            };
-            macs.extend(
-                info.interfaces
-                    .iter()
-                    .filter_map(|i| i.mac.as_ref())
-                    .map(|m| m.to_ascii_lowercase()),
-            );
+            let mut definitions = vec![virt::sys::VIR_DOMAIN_XML_INACTIVE];
             // A running domain's live MACs can differ from its definition.
             if dom.is_active().unwrap_or(false) {
-                if let Ok(Ok(live)) = dom.xml_desc(0).map(|x| domain_xml::parse(&x)) {
-                    macs.extend(
-                        live.interfaces
-                            .iter()
-                            .filter_map(|i| i.mac.as_ref())
-                            .map(|m| m.to_ascii_lowercase()),
-                    );
-                }
+                definitions.push(0);
+            }
+            for flags in definitions {
+                let Ok(xml) = dom.xml_desc(flags) else {
+                    continue;
+                };
+                let Ok(info) = domain_xml::parse(&xml) else {
+                    tracing::warn!("skipping a domain whose XML vmclone cannot read");
+                    continue;
+                };
+                macs.extend(
+                    info.interfaces
+                        .iter()
+                        .filter_map(|i| i.mac.as_ref())
+                        .map(|m| m.to_ascii_lowercase()),
+                );
             }
         }
         Ok(macs)
@@ -314,10 +310,20 @@ impl Host {
         pool.lookup_storage_vol_by_name(name).is_ok()
     }
 
+    /// The volume `name` of the pool named `pool`.
+    pub fn volume(
+        &self,
+        pool: &str,
+        name: &str,
+    ) -> Result<virt::storage_vol::StorageVol, virt::error::Error> {
+        self.conn()
+            .lookup_storage_pool_by_name(pool)?
+            .lookup_storage_vol_by_name(name)
+    }
+
     /// Deletes a volume by pool and name; a missing one is fine.
     pub fn delete_volume(&self, pool: &str, name: &str) -> Result<()> {
-        let pool = self.conn().lookup_storage_pool_by_name(pool)?;
-        match pool.lookup_storage_vol_by_name(name) {
+        match self.volume(pool, name) {
             Ok(vol) => Ok(vol.delete(0)?),
             Err(e) if is_no_storage_vol(&e) => Ok(()),
             Err(e) => Err(e.into()),

@@ -17,12 +17,9 @@ pub fn convert(host: &Host, id_or_name: &str) -> Result<String> {
     for disk in info.disks.iter().filter(|d| !d.is_shared()) {
         let path = match &disk.source {
             DiskSource::File(p) | DiskSource::Block(p) => p.clone(),
-            DiskSource::Volume { pool, volume } => PathBuf::from(
-                host.conn()
-                    .lookup_storage_pool_by_name(pool)
-                    .and_then(|p| p.lookup_storage_vol_by_name(volume))
-                    .and_then(|v| v.path())?,
-            ),
+            DiskSource::Volume { pool, volume } => {
+                PathBuf::from(host.volume(pool, volume).and_then(|v| v.path())?)
+            }
             _ => continue,
         };
         // Block devices keep their modes; the test driver's images are not files.

@@ -159,9 +159,7 @@ impl Planner<'_> {
             DiskSource::Volume { pool, volume } if self.target_dir.is_some() => {
                 let path = self
                     .host
-                    .conn()
-                    .lookup_storage_pool_by_name(pool)
-                    .and_then(|p| p.lookup_storage_vol_by_name(volume))
+                    .volume(pool, volume)
                     .and_then(|v| v.path())
                     .map(PathBuf::from)
                     .ok()
@@ -178,17 +176,12 @@ impl Planner<'_> {
                 })
             }
             DiskSource::Volume { pool, volume } => {
-                let vol = self
-                    .host
-                    .conn()
-                    .lookup_storage_pool_by_name(pool)
-                    .and_then(|p| p.lookup_storage_vol_by_name(volume))
-                    .map_err(|e| {
-                        Error::Storage(format!(
-                            "The disk volume “{volume}” in pool “{pool}” cannot be found: {}",
-                            e.message()
-                        ))
-                    })?;
+                let vol = self.host.volume(pool, volume).map_err(|e| {
+                    Error::Storage(format!(
+                        "The disk volume “{volume}” in pool “{pool}” cannot be found: {}",
+                        e.message()
+                    ))
+                })?;
                 self.plan_volume(disk, vol, true)
             }
             other => Err(not_cloneable(other, disk, &self.info.name)),
@@ -235,13 +228,9 @@ impl Planner<'_> {
     fn plan_overlay(&mut self, disk: &Disk) -> Result<DiskOp> {
         let backing = match &disk.source {
             DiskSource::File(p) | DiskSource::Block(p) => p.clone(),
-            DiskSource::Volume { pool, volume } => PathBuf::from(
-                self.host
-                    .conn()
-                    .lookup_storage_pool_by_name(pool)
-                    .and_then(|p| p.lookup_storage_vol_by_name(volume))
-                    .and_then(|v| v.path())?,
-            ),
+            DiskSource::Volume { pool, volume } => {
+                PathBuf::from(self.host.volume(pool, volume).and_then(|v| v.path())?)
+            }
             other => return Err(not_cloneable(other, disk, &self.info.name)),
         };
         if !backing.exists() {
