@@ -182,6 +182,21 @@ impl Authorizer {
     }
 }
 
+/// Whether `conn` is connected to the system bus, whatever address reached it.
+pub async fn is_the_system_bus(conn: &zbus::Connection) -> bool {
+    async fn bus_id(conn: &zbus::Connection) -> zbus::Result<String> {
+        Ok(zbus::fdo::DBusProxy::new(conn)
+            .await?
+            .get_id()
+            .await?
+            .to_string())
+    }
+    let Ok(system) = zbus::Connection::system().await else {
+        return false;
+    };
+    matches!((bus_id(conn).await, bus_id(&system).await), (Ok(a), Ok(b)) if a == b)
+}
+
 /// The caller as a `unix-process` subject, from what the bus daemon knows about its connection.
 async fn caller_process(bus: &zbus::Connection, header: &Header<'_>) -> Result<Subject, String> {
     let sender = header

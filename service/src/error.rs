@@ -96,6 +96,24 @@ impl From<crate::storage::copy::CopyError> for Error {
     }
 }
 
+impl From<crate::journal::JournalError> for Error {
+    fn from(e: crate::journal::JournalError) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+impl From<crate::storage::overlay::OverlayError> for Error {
+    fn from(e: crate::storage::overlay::OverlayError) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+impl From<crate::events::EventError> for Error {
+    fn from(e: crate::events::EventError) -> Self {
+        Error::Libvirt(e.to_string())
+    }
+}
+
 impl zbus::DBusError for Error {
     fn name(&self) -> ErrorName<'_> {
         ErrorName::try_from(self.dbus_name()).expect("valid error name")

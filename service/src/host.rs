@@ -2,7 +2,7 @@
 //! blocking calls the clone engine and the D-Bus API make on it. Every
 //! function here blocks; callers run them in `spawn_blocking`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Mutex, RwLock};
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -10,12 +10,11 @@ use tokio::sync::mpsc::UnboundedSender;
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainState};
 use virt::error::ErrorNumber;
-use zbus::zvariant::{OwnedValue, Value};
 
 use crate::domain_xml::{self, DomainInfo, METADATA_NS, METADATA_PREFIX, TEMPLATE_ELEMENT};
 use crate::error::{Error, Result};
 use crate::events::{self, LifecycleEvent};
-use crate::options::normalize_uuid;
+use crate::ids::normalize_uuid;
 
 /// The flags for the XML a clone starts from: the persistent definition,
 /// including secrets such as VNC passwords (they belong to the copy too).
@@ -43,27 +42,13 @@ pub struct VmSummary {
     pub is_template: bool,
 }
 
-impl VmSummary {
-    pub fn to_dict(&self) -> HashMap<String, OwnedValue> {
-        let entries: [(&str, Value<'_>); 8] = [
-            ("id", self.id.as_str().into()),
-            ("name", self.name.as_str().into()),
-            ("state", self.state.into()),
-            ("vcpus", self.vcpus.into()),
-            ("memory-mib", self.memory_mib.into()),
-            ("disks", self.disks.into()),
-            ("interfaces", self.interfaces.into()),
-            ("is-template", self.is_template.into()),
-        ];
-        entries
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    OwnedValue::try_from(v).expect("plain values have no fds"),
-                )
-            })
-            .collect()
+/// Checks the connection now and then, so that after a libvirtd restart
+/// events flow again even when no one calls.
+pub async fn keep_connected(host: std::sync::Arc<Host>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        let h = host.clone();
+        let _ = tokio::task::spawn_blocking(move || drop(h.conn())).await;
     }
 }
 
@@ -151,8 +136,7 @@ impl Host {
 
     /// Sends the lifecycle events of every domain to `tx`, across reconnects.
     pub fn watch_events(&self, tx: UnboundedSender<LifecycleEvent>) -> Result<()> {
-        events::watch_lifecycle(&self.conn(), tx.clone())
-            .map_err(|e| Error::Libvirt(e.to_string()))?;
+        events::watch_lifecycle(&self.conn(), tx.clone())?;
         *self.events.lock().expect("events lock") = Some(tx);
         Ok(())
     }

@@ -49,7 +49,7 @@ struct Status {
 }
 
 /// The state a job's D-Bus object and its runner share.
-pub struct JobShared {
+pub struct JobRecord {
     pub progress: Progress,
     pub source_vm_id: String,
     pub new_name: String,
@@ -58,9 +58,9 @@ pub struct JobShared {
     ended: tokio::sync::Notify,
 }
 
-impl JobShared {
-    pub fn new(source_vm_id: &str, new_name: &str) -> Arc<JobShared> {
-        Arc::new(JobShared {
+impl JobRecord {
+    pub fn new(source_vm_id: &str, new_name: &str) -> Arc<JobRecord> {
+        Arc::new(JobRecord {
             progress: Progress::default(),
             source_vm_id: source_vm_id.to_string(),
             new_name: new_name.to_string(),
@@ -105,12 +105,12 @@ impl JobShared {
 }
 
 pub struct Job {
-    shared: Arc<JobShared>,
+    shared: Arc<JobRecord>,
     auth: Authorizer,
 }
 
 impl Job {
-    pub fn new(shared: Arc<JobShared>, auth: Authorizer) -> Job {
+    pub fn new(shared: Arc<JobRecord>, auth: Authorizer) -> Job {
         Job { shared, auth }
     }
 
@@ -176,7 +176,7 @@ impl Job {
 
 /// Publishes `BytesDone`/`BytesTotal` while the job runs, every
 /// [`PROGRESS_INTERVAL`] when they changed, and once more at the end.
-pub async fn publish_progress(conn: Connection, path: String, shared: Arc<JobShared>) {
+pub async fn publish_progress(conn: Connection, path: String, shared: Arc<JobRecord>) {
     let Ok(iface) = conn
         .object_server()
         .interface::<_, Job>(path.as_str())

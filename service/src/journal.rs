@@ -39,12 +39,6 @@ pub struct JournalError {
     source: io::Error,
 }
 
-impl From<JournalError> for crate::error::Error {
-    fn from(e: JournalError) -> Self {
-        crate::error::Error::Storage(e.to_string())
-    }
-}
-
 fn journal_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("journal")
 }
@@ -149,6 +143,27 @@ fn write_entries(path: &Path, entries: &[Artifact]) -> io::Result<()> {
     File::open(&tmp)?.sync_all()?;
     fs::rename(&tmp, path)?;
     sync_dir(parent(path))
+}
+
+/// An exclusive lock on `<state dir>/lock`, held for the process's life.
+pub fn lock_state_dir(dir: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::io::AsRawFd;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "another vmclone-service is running with the state folder {}; stop it first or give --state-dir",
+            dir.display()
+        ));
+    }
+    Ok(file)
 }
 
 /// Rolls back every journal left by a service that died mid-clone.

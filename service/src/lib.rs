@@ -9,6 +9,7 @@ pub mod domain_xml;
 pub mod error;
 pub mod events;
 pub mod host;
+pub mod ids;
 pub mod job;
 pub mod journal;
 pub mod manager;

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
-use vmclone_service::auth::Authorizer;
+use vmclone_service::auth::{self, Authorizer};
 use vmclone_service::clone::Engine;
-use vmclone_service::events::{self, LifecycleEvent};
-use vmclone_service::host::Host;
+use vmclone_service::events;
+use vmclone_service::host::{self, Host};
 use vmclone_service::journal;
-use vmclone_service::manager::{blocking, Manager, BUS_NAME, OBJECT_PATH};
-use zbus::object_server::SignalEmitter;
+use vmclone_service::manager::{announce_state_changes, blocking, Manager, BUS_NAME, OBJECT_PATH};
 
 const USAGE: &str = "\
 Usage: vmclone-service [OPTIONS]
@@ -127,7 +126,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let state_dir = args.state_dir();
     // One service per state folder: a second one must not roll back the
     // first one's clones in progress.
-    let _lock = lock_state_dir(&state_dir)?;
+    let _lock = journal::lock_state_dir(&state_dir)?;
     events::start_event_loop()?;
     let uri = args.uri.clone();
     let host = Arc::new(blocking(move || Host::open(&uri)).await?);
@@ -149,7 +148,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Bus::Address(a) => zbus::connection::Builder::address(a.as_str())?,
     };
     let conn = builder.build().await?;
-    if args.no_authorization && is_the_system_bus(&conn).await {
+    if args.no_authorization && auth::is_the_system_bus(&conn).await {
         return Err("--no-authorization is refused on the system bus (the given bus address is the system bus); polkit always decides there".into());
     }
     let auth = if args.no_authorization {
@@ -164,7 +163,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .at(OBJECT_PATH, manager.clone())
         .await?;
     tokio::spawn(announce_state_changes(conn.clone(), host.clone(), rx));
-    tokio::spawn(keep_connected(host.clone()));
+    tokio::spawn(host::keep_connected(host.clone()));
     // Take the name last: a client that sees it finds the service ready.
     conn.request_name(BUS_NAME).await?;
     tracing::info!(
@@ -185,76 +184,4 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Blocking work that cannot be cancelled (a libvirt volume copy) must not
     // hold the exit: its journal is rolled back at the next start.
     std::process::exit(0);
-}
-
-/// Whether `conn` is connected to the system bus, whatever address reached it.
-async fn is_the_system_bus(conn: &zbus::Connection) -> bool {
-    async fn bus_id(conn: &zbus::Connection) -> zbus::Result<String> {
-        Ok(zbus::fdo::DBusProxy::new(conn)
-            .await?
-            .get_id()
-            .await?
-            .to_string())
-    }
-    let Ok(system) = zbus::Connection::system().await else {
-        return false;
-    };
-    matches!((bus_id(conn).await, bus_id(&system).await), (Ok(a), Ok(b)) if a == b)
-}
-
-/// An exclusive lock on `<state dir>/lock`, held for the process's life.
-fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
-    use std::os::unix::io::AsRawFd;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    // SAFETY: flock on a file descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(format!(
-            "another vmclone-service is running with the state folder {}; stop it first or give --state-dir",
-            dir.display()
-        ));
-    }
-    Ok(file)
-}
-
-/// Checks the libvirt connection now and then, so that after a libvirtd
-/// restart events flow again even when no one calls.
-async fn keep_connected(host: Arc<Host>) {
-    loop {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let h = host.clone();
-        let _ = tokio::task::spawn_blocking(move || drop(h.conn())).await;
-    }
-}
-
-/// Turns libvirt lifecycle events into `VmStateChanged` signals.
-async fn announce_state_changes(
-    conn: zbus::Connection,
-    host: Arc<Host>,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<LifecycleEvent>,
-) {
-    let Ok(emitter) = SignalEmitter::new(&conn, OBJECT_PATH) else {
-        return;
-    };
-    while let Some(event) = rx.recv().await {
-        let state = match event.undefined {
-            true => "undefined",
-            false => {
-                let host = host.clone();
-                let uuid = event.uuid.clone();
-                blocking(move || host.state(&host.lookup(&uuid)?))
-                    .await
-                    .unwrap_or("undefined")
-            }
-        };
-        if let Err(e) = Manager::vm_state_changed(&emitter, &event.uuid, state).await {
-            tracing::warn!("emitting VmStateChanged: {e}");
-        }
-    }
 }

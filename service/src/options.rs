@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use zbus::zvariant::{OwnedValue, Value};
 
 use crate::error::{Error, Result};
+use crate::ids;
 
 /// How the clone gets its writable disks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,7 +55,7 @@ impl CloneOptions {
                     let Value::Str(s) = value else {
                         return Err(wrong_type(key, "s"));
                     };
-                    parsed.uuid = Some(normalize_uuid(s).ok_or_else(|| {
+                    parsed.uuid = Some(ids::normalize_uuid(s).ok_or_else(|| {
                         Error::InvalidOption(format!(
                             "Option “uuid”: “{s}” is not a UUID (expected 8-4-4-4-12 hexadecimal digits)."
                         ))
@@ -125,42 +126,10 @@ fn wrong_type(key: &str, signature: &str) -> Error {
     ))
 }
 
-/// Lower-case `xx:xx:xx:xx:xx:xx` with a unicast first octet, or an error naming the key.
+/// A MAC address of option `key`, lower case, or an error naming the key.
 fn normalize_mac(key: &str, mac: &str) -> Result<String> {
-    let bytes: Vec<Option<u8>> = mac
-        .split(':')
-        .map(|p| {
-            (p.len() == 2)
-                .then(|| u8::from_str_radix(p, 16).ok())
-                .flatten()
-        })
-        .collect();
-    match bytes.as_slice() {
-        [Some(first), rest @ ..] if rest.len() == 5 && rest.iter().all(Option::is_some) => {
-            if first & 1 == 1 {
-                return Err(Error::InvalidOption(format!(
-                    "Option “{key}”: {mac} is a multicast address; a network card needs a unicast one (even first byte)."
-                )));
-            }
-            Ok(mac.to_ascii_lowercase())
-        }
-        _ => Err(Error::InvalidOption(format!(
-            "Option “{key}”: “{mac}” is not a MAC address (expected six hex pairs like 52:54:00:12:34:56)."
-        ))),
-    }
-}
-
-/// The UUID in canonical 8-4-4-4-12 lower-case form (as libvirt reports it
-/// and names the swtpm folder), or None.
-pub fn normalize_uuid(s: &str) -> Option<String> {
-    let groups: Vec<&str> = s.split('-').collect();
-    let lens = [8, 4, 4, 4, 12];
-    (groups.len() == 5
-        && groups
-            .iter()
-            .zip(lens)
-            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit())))
-    .then(|| s.to_ascii_lowercase())
+    ids::normalize_mac(mac)
+        .map_err(|e| Error::InvalidOption(format!("Option “{key}”: “{mac}” is {e}.")))
 }
 
 #[cfg(test)]

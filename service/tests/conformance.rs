@@ -17,7 +17,7 @@ use quick_xml::{Reader, XmlVersion};
 use vmclone_service::domain_xml::{
     self, CloneEdits, DiskSource, DiskTarget, DomainInfo, NewDisk, XmlError,
 };
-use vmclone_service::naming;
+use vmclone_service::{ids, naming};
 
 #[path = "common/test_driver.rs"]
 mod test_driver;
@@ -446,6 +446,7 @@ fn case(number: u32) -> &'static Case {
 /// by our naming rule, random 52:54:00 MACs and a random UUID unless given.
 struct Plan {
     uuid: String,
+    genid: String,
     macs: Vec<String>,
     disks: Vec<Option<NewDisk>>,
     nvram: Option<PathBuf>,
@@ -457,6 +458,7 @@ impl Plan {
         CloneEdits {
             new_name,
             new_uuid: &self.uuid,
+            new_genid: &self.genid,
             macs: &self.macs,
             disks: &self.disks,
             nvram: self.nvram.as_deref(),
@@ -516,7 +518,8 @@ fn plan(info: &DomainInfo, c: &Case) -> Plan {
         uuid: c
             .options
             .uuid
-            .map_or_else(domain_xml::random_uuid, str::to_owned),
+            .map_or_else(|| ids::new_uuid(|_| false), str::to_owned),
+        genid: ids::new_uuid(|_| false),
         macs,
         disks,
         nvram: info
@@ -1177,6 +1180,7 @@ fn network_disks_are_neither_shared_nor_rewritable() {
         );
         let plan = Plan {
             uuid: PREDICTABLE_UUID.into(),
+            genid: PREDICTABLE_UUID.into(),
             macs: Vec::new(),
             disks: vec![copy_to(DiskTarget::File("/tmp/x.img".into()))],
             nvram: None,
@@ -1200,6 +1204,7 @@ fn interfaces_without_a_mac_get_one() {
     assert!(!info.disks[0].is_shared());
     let plan = Plan {
         uuid: PREDICTABLE_UUID.into(),
+        genid: PREDICTABLE_UUID.into(),
         macs: vec![random_mac(), random_mac()],
         disks: vec![copy_to(DiskTarget::Block(naming::disk_clone_path(
             Path::new("/virtinst-testsuite-fail-pool-install/fooey"),

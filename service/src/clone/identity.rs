@@ -1,71 +1,109 @@
-//! New identities for a clone: UUIDs and MAC addresses that clash with nothing.
+//! The clone's identity: a UUID, one MAC per interface and a genid, none of
+//! them in use by any domain or reserved by a concurrent clone.
 
 use std::collections::HashSet;
 
-use rand::Rng;
+use crate::clone::reserve::{mac_key, uuid_key, Reservation, Reservations};
+use crate::domain_xml::DomainInfo;
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::ids;
 
-/// A random version-4 UUID for which `taken` is false.
-pub fn new_uuid(taken: impl Fn(&str) -> bool) -> String {
-    let mut rng = rand::rng();
+pub struct Identity {
+    pub uuid: String,
+    pub macs: Vec<String>,
+    pub genid: String,
+}
+
+/// Picks the clone's identity, or takes the given `uuid` and `macs` when they are free.
+pub fn choose(
+    host: &Host,
+    reservations: &Reservations,
+    reservation: &mut Reservation,
+    info: &DomainInfo,
+    uuid: Option<&str>,
+    macs: Option<&[String]>,
+) -> Result<Identity> {
+    let uuid = pick_uuid(host, reservations, reservation, uuid)?;
+    let macs = pick_macs(host, reservations, reservation, info, macs)?;
+    Ok(Identity {
+        uuid,
+        macs,
+        genid: ids::new_uuid(|_| false),
+    })
+}
+
+fn pick_uuid(
+    host: &Host,
+    reservations: &Reservations,
+    reservation: &mut Reservation,
+    given: Option<&str>,
+) -> Result<String> {
+    if let Some(uuid) = given {
+        if host.uuid_taken(uuid) || !reservation.take(uuid_key(uuid)) {
+            return Err(Error::InvalidOption(format!(
+                "Option “uuid”: {uuid} already belongs to another VM."
+            )));
+        }
+        return Ok(uuid.to_string());
+    }
     loop {
-        let mut b: [u8; 16] = rng.random();
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        let uuid = format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        );
-        if !taken(&uuid) {
-            return uuid;
+        let uuid = ids::new_uuid(|u| host.uuid_taken(u) || reservations.is_held(&uuid_key(u)));
+        if reservation.take(uuid_key(&uuid)) {
+            return Ok(uuid);
         }
     }
 }
 
-/// `count` distinct random MACs in QEMU's `52:54:00` range, none of them in `in_use`.
-pub fn new_macs(count: usize, in_use: &HashSet<String>) -> Vec<String> {
-    let mut rng = rand::rng();
-    let mut out: Vec<String> = Vec::with_capacity(count);
-    while out.len() < count {
-        let [a, b, c]: [u8; 3] = rng.random();
-        let mac = format!("52:54:00:{a:02x}:{b:02x}:{c:02x}");
-        if !in_use.contains(&mac) && !out.contains(&mac) {
-            out.push(mac);
+fn pick_macs(
+    host: &Host,
+    reservations: &Reservations,
+    reservation: &mut Reservation,
+    info: &DomainInfo,
+    given: Option<&[String]>,
+) -> Result<Vec<String>> {
+    if info.interfaces.is_empty() && given.is_none() {
+        return Ok(Vec::new());
+    }
+    let in_use = host.macs_in_use()?;
+    let busy = |m: &str| in_use.contains(m) || reservations.is_held(&mac_key(m));
+    if let Some(macs) = given {
+        if macs.len() != info.interfaces.len() {
+            return Err(Error::InvalidOption(format!(
+                "Option “mac-addresses” gives {} addresses, but “{}” has {} network interfaces; give one per interface, in order.",
+                macs.len(),
+                info.name,
+                info.interfaces.len()
+            )));
         }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuids_are_version_4_and_avoid_taken_ones() {
-        let first = new_uuid(|_| false);
-        assert_eq!(first.len(), 36);
-        assert_eq!(&first[14..15], "4");
-        assert!(matches!(&first[19..20], "8" | "9" | "a" | "b"));
-        let other = new_uuid(|u| u == first);
-        assert_ne!(other, first);
-    }
-
-    #[test]
-    fn macs_are_distinct_unused_and_in_qemu_range() {
-        let in_use: HashSet<String> = (0..=255u32)
-            .flat_map(|b| (0..=255u32).map(move |c| format!("52:54:00:00:{b:02x}:{c:02x}")))
-            .collect();
-        let macs = new_macs(64, &in_use);
-        assert_eq!(macs.len(), 64);
         let distinct: HashSet<&String> = macs.iter().collect();
-        assert_eq!(distinct.len(), 64);
-        for m in &macs {
-            assert!(m.starts_with("52:54:00:"), "{m}");
-            assert!(!in_use.contains(m));
+        if distinct.len() != macs.len() {
+            return Err(Error::InvalidOption(
+                "Option “mac-addresses” lists the same address twice; each interface needs its own."
+                    .into(),
+            ));
+        }
+        for mac in macs {
+            if busy(mac) || !reservation.take(mac_key(mac)) {
+                return Err(Error::MacInUse(format!(
+                    "The MAC address {mac} is already used by a network interface of another VM. Choose another one, or leave mac-addresses out to get new random ones."
+                )));
+            }
+        }
+        return Ok(macs.to_vec());
+    }
+    let mut taken: HashSet<String> = in_use;
+    loop {
+        let macs = ids::new_macs(info.interfaces.len(), &taken);
+        let mut ok = true;
+        for mac in &macs {
+            if !reservation.take(mac_key(mac)) {
+                taken.insert(mac.clone());
+                ok = false;
+            }
+        }
+        if ok {
+            return Ok(macs);
         }
     }
 }

@@ -20,8 +20,9 @@ use crate::naming;
 use crate::options::{CloneOptions, StorageMode};
 use crate::storage::copy::{self, CopyControl, CopyError};
 use crate::storage::{overlay, set_owner_and_mode, volume};
+use identity::Identity;
 use plan::{DiskOp, Planner, StoragePlan};
-use reserve::{mac_key, name_key, uuid_key, Reservation, Reservations};
+use reserve::{name_key, Reservations};
 
 pub struct CloneRequest {
     pub source: String,
@@ -74,6 +75,32 @@ impl Engine {
         Ok(())
     }
 
+    /// Checks a batch of clones of `source` before any of them starts: at
+    /// least one name, each valid, free and given once, and no option that
+    /// identifies a single VM shared by several.
+    pub fn check_batch(&self, source: &str, names: &[String], opts: &CloneOptions) -> Result<()> {
+        if names.is_empty() {
+            return Err(Error::InvalidName(
+                "Give at least one name for the clones.".into(),
+            ));
+        }
+        if names.len() > 1 && (opts.uuid.is_some() || opts.mac_addresses.is_some()) {
+            return Err(Error::InvalidOption(
+                "Options “uuid” and “mac-addresses” identify one VM; they cannot be shared by several clones.".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for name in names {
+            if !seen.insert(name.as_str()) {
+                return Err(Error::InvalidName(format!(
+                    "The name “{name}” is given twice; each clone needs its own name."
+                )));
+            }
+        }
+        self.host.lookup(source)?;
+        names.iter().try_for_each(|n| self.check_name(n))
+    }
+
     /// Makes the whole clone. Returns once the domain is defined and its
     /// storage is complete.
     pub fn clone_vm(&self, req: &CloneRequest, progress: &Progress) -> Result<CloneOutcome> {
@@ -96,15 +123,21 @@ impl Engine {
                 info.name
             )));
         }
-        let uuid = self.pick_uuid(opts.uuid.as_deref(), &mut reservation)?;
-        let macs = self.pick_macs(&info, opts.mac_addresses.as_deref(), &mut reservation)?;
+        let id = identity::choose(
+            &self.host,
+            &self.reservations,
+            &mut reservation,
+            &info,
+            opts.uuid.as_deref(),
+            opts.mac_addresses.as_deref(),
+        )?;
         let plan = Planner {
             host: &self.host,
             reservations: &self.reservations,
             reservation: &mut reservation,
             info: &info,
             new_name: &req.new_name,
-            new_uuid: &uuid,
+            new_uuid: &id.uuid,
             target_dir: opts.target_dir.as_deref(),
             mode: opts.storage,
         }
@@ -113,8 +146,8 @@ impl Engine {
             .bytes_total
             .store(bytes_to_move(&plan)?, Ordering::Relaxed);
 
-        let mut journal = Journal::create(&self.state_dir, &uuid)?;
-        let run = Run {
+        let mut journal = Journal::create(&self.state_dir, &id.uuid)?;
+        let run = Execution {
             host: &self.host,
             journal: &mut journal,
             progress,
@@ -122,16 +155,16 @@ impl Engine {
         };
         // A panic must not skip the rollback.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run.execute(&plan, &xml, &req.new_name, &uuid, &macs, opts)
+            run.execute(&plan, &xml, &req.new_name, &id, opts)
         }))
         .unwrap_or_else(|_| Err(Error::Libvirt("internal error: the clone panicked".into())));
         match result {
             Ok(()) => {
                 journal.commit();
-                tracing::info!("cloned “{}” to “{}” ({uuid})", info.name, req.new_name);
+                tracing::info!("cloned “{}” to “{}” ({})", info.name, req.new_name, id.uuid);
                 Ok(CloneOutcome {
                     source_uuid: info.uuid.clone(),
-                    uuid,
+                    uuid: id.uuid,
                     name: req.new_name.clone(),
                 })
             }
@@ -143,77 +176,6 @@ impl Engine {
                 );
                 journal.roll_back(&self.host);
                 Err(e)
-            }
-        }
-    }
-
-    fn pick_uuid(&self, given: Option<&str>, reservation: &mut Reservation) -> Result<String> {
-        if let Some(uuid) = given {
-            if self.host.uuid_taken(uuid) || !reservation.take(uuid_key(uuid)) {
-                return Err(Error::InvalidOption(format!(
-                    "Option “uuid”: {uuid} already belongs to another VM."
-                )));
-            }
-            return Ok(uuid.to_string());
-        }
-        loop {
-            let uuid = identity::new_uuid(|u| {
-                self.host.uuid_taken(u) || self.reservations.is_held(&uuid_key(u))
-            });
-            if reservation.take(uuid_key(&uuid)) {
-                return Ok(uuid);
-            }
-        }
-    }
-
-    fn pick_macs(
-        &self,
-        info: &DomainInfo,
-        given: Option<&[String]>,
-        reservation: &mut Reservation,
-    ) -> Result<Vec<String>> {
-        if info.interfaces.is_empty() && given.is_none() {
-            return Ok(Vec::new());
-        }
-        let in_use = self.host.macs_in_use()?;
-        let busy = |m: &str| in_use.contains(m) || self.reservations.is_held(&mac_key(m));
-        if let Some(macs) = given {
-            if macs.len() != info.interfaces.len() {
-                return Err(Error::InvalidOption(format!(
-                    "Option “mac-addresses” gives {} addresses, but “{}” has {} network interfaces; give one per interface, in order.",
-                    macs.len(),
-                    info.name,
-                    info.interfaces.len()
-                )));
-            }
-            let distinct: HashSet<&String> = macs.iter().collect();
-            if distinct.len() != macs.len() {
-                return Err(Error::InvalidOption(
-                    "Option “mac-addresses” lists the same address twice; each interface needs its own."
-                        .into(),
-                ));
-            }
-            for mac in macs {
-                if busy(mac) || !reservation.take(mac_key(mac)) {
-                    return Err(Error::MacInUse(format!(
-                        "The MAC address {mac} is already used by a network interface of another VM. Choose another one, or leave mac-addresses out to get new random ones."
-                    )));
-                }
-            }
-            return Ok(macs.to_vec());
-        }
-        let mut taken: HashSet<String> = in_use;
-        loop {
-            let macs = identity::new_macs(info.interfaces.len(), &taken);
-            let mut ok = true;
-            for mac in &macs {
-                if !reservation.take(mac_key(mac)) {
-                    taken.insert(mac.clone());
-                    ok = false;
-                }
-            }
-            if ok {
-                return Ok(macs);
             }
         }
     }
@@ -250,14 +212,14 @@ fn bytes_to_move(plan: &StoragePlan) -> Result<u64> {
 }
 
 /// One execution of a plan, recording every artifact before making it.
-struct Run<'a> {
+struct Execution<'a> {
     host: &'a Host,
     journal: &'a mut Journal,
     progress: &'a Progress,
     info: &'a DomainInfo,
 }
 
-impl Run<'_> {
+impl Execution<'_> {
     fn check_cancel(&self) -> Result<()> {
         match self.progress.ctl.is_cancelled() {
             true => Err(Error::Cancelled),
@@ -282,8 +244,7 @@ impl Run<'_> {
         plan: &StoragePlan,
         xml: &str,
         new_name: &str,
-        uuid: &str,
-        macs: &[String],
+        id: &Identity,
         opts: &CloneOptions,
     ) -> Result<()> {
         let mut new_disks = Vec::with_capacity(plan.disks.len());
@@ -313,8 +274,9 @@ impl Run<'_> {
         self.check_cancel()?;
         let edits = CloneEdits {
             new_name,
-            new_uuid: uuid,
-            macs,
+            new_uuid: &id.uuid,
+            new_genid: &id.genid,
+            macs: &id.macs,
             disks: &new_disks,
             nvram: plan.nvram.as_ref().map(|(_, dst)| dst.as_path()),
             vcpus: opts.vcpus,
@@ -332,7 +294,7 @@ impl Run<'_> {
         let host = self.host;
         self.create(
             Artifact::Domain {
-                uuid: uuid.to_string(),
+                uuid: id.uuid.clone(),
             },
             || host.define(&new_xml).map(drop),
         )
@@ -425,8 +387,7 @@ impl Run<'_> {
                 dst,
             } => {
                 self.create(Artifact::File(dst.clone()), || {
-                    overlay::create(dst, backing, backing_format)
-                        .map_err(|e| Error::Storage(e.to_string()))
+                    Ok(overlay::create(dst, backing, backing_format)?)
                 })?;
                 add_owner_write(dst, backing)?;
                 self.host.refresh_pool_of(dst);

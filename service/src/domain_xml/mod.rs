@@ -178,6 +178,9 @@ pub struct NewDisk {
 pub struct CloneEdits<'a> {
     pub new_name: &'a str,
     pub new_uuid: &'a str,
+    /// The value a non-empty `<genid>` takes (a fresh UUID), so that the
+    /// guest sees it was cloned.
+    pub new_genid: &'a str,
     /// Exactly one per `<interface>`, in order.
     pub macs: &'a [String],
     /// Exactly one per `<disk>`, in order; None = unchanged (shared).
@@ -186,19 +189,4 @@ pub struct CloneEdits<'a> {
     pub nvram: Option<&'a Path>,
     pub vcpus: Option<u32>,
     pub memory_kib: Option<u64>,
-}
-
-/// A random (version 4) UUID in libvirt's lower-case form.
-pub fn random_uuid() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let mut s = String::with_capacity(36);
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push_str(&format!("{byte:02x}"));
-    }
-    s
 }

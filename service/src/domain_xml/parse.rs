@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::{Namespace, ResolveResult};
 use quick_xml::NsReader;
 
-use super::tag::{self, attr, Bad};
-use super::{Disk, DiskSource, DomainInfo, Interface, XmlError, METADATA_NS, TEMPLATE_LOCAL_NAME};
+use super::tag::{self, attr, TagError};
+use super::{Disk, DiskSource, DomainInfo, Interface, XmlError};
 
 /// Reads what the service needs from a libvirt domain XML.
 pub fn parse(xml: &str) -> Result<DomainInfo, XmlError> {
@@ -151,7 +150,9 @@ impl Parser<'_> {
                     let empty = matches!(ev, Event::Empty(_));
                     if self.stack.is_empty() {
                         if seen_root {
-                            return Err(self.bad(Bad::Msg("more than one root element".into())));
+                            return Err(
+                                self.bad(TagError::Msg("more than one root element".into()))
+                            );
                         }
                         seen_root = true;
                         if tag::name(e) != "domain" {
@@ -161,7 +162,7 @@ impl Parser<'_> {
                     if let Some((_, depth, _)) = &self.text {
                         if *depth == self.stack.len() {
                             // An element inside a leaf we read: not libvirt's schema.
-                            return Err(self.bad(Bad::Msg(format!(
+                            return Err(self.bad(TagError::Msg(format!(
                                 "unexpected <{}> inside a text element",
                                 tag::name(e)
                             ))));
@@ -179,7 +180,8 @@ impl Parser<'_> {
                 Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {
                     if let Some((_, depth, buf)) = &mut self.text {
                         if *depth == self.stack.len() {
-                            tag::push_text(buf, &ev).map_err(|b| Self::bad_at(&self.reader, b))?;
+                            tag::push_text(buf, &ev)
+                                .map_err(|b| tag::malformed(&self.reader, b))?;
                         }
                     }
                 }
@@ -188,30 +190,23 @@ impl Parser<'_> {
             }
         }
         if let Some(open) = self.stack.last() {
-            return Err(self.bad(Bad::Msg(format!("the document ends inside <{open}>"))));
+            return Err(self.bad(TagError::Msg(format!("the document ends inside <{open}>"))));
         }
         if !seen_root {
-            return Err(self.bad(Bad::Msg("the document has no root element".into())));
+            return Err(self.bad(TagError::Msg("the document has no root element".into())));
         }
         Ok(())
     }
 
-    fn bad(&self, b: Bad) -> XmlError {
-        Self::bad_at(&self.reader, b)
-    }
-
-    fn bad_at(reader: &NsReader<&[u8]>, b: Bad) -> XmlError {
-        XmlError::Malformed {
-            position: reader.buffer_position(),
-            message: b.to_string(),
-        }
+    fn bad(&self, b: TagError) -> XmlError {
+        tag::malformed(&self.reader, b)
     }
 
     fn at(&self, path: &[&str]) -> bool {
-        self.stack.len() == path.len() && self.stack.iter().zip(path).all(|(a, b)| a == b)
+        tag::at(&self.stack, path)
     }
 
-    fn on_element(&mut self, e: &BytesStart, empty: bool) -> Result<(), Bad> {
+    fn on_element(&mut self, e: &BytesStart, empty: bool) -> Result<(), TagError> {
         tag::check_attrs(e)?;
         let name = tag::name(e);
         let depth = self.stack.len() + 1;
@@ -228,10 +223,7 @@ impl Parser<'_> {
                 _ => {}
             }
         } else if self.at(&["domain", "metadata"]) {
-            let (ns, local) = self.reader.resolver().resolve_element(e.name());
-            if matches!(ns, ResolveResult::Bound(Namespace(n)) if n == METADATA_NS)
-                && local.into_inner() == TEMPLATE_LOCAL_NAME
-            {
+            if tag::is_template_marker(&self.reader, e) {
                 self.is_template = true;
             }
         } else if self.at(&["domain", "os"]) && name == "nvram" {

@@ -4,34 +4,63 @@
 
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::XmlVersion;
+use quick_xml::name::{Namespace, ResolveResult};
+use quick_xml::{NsReader, XmlVersion};
+
+use super::{XmlError, METADATA_NS, TEMPLATE_LOCAL_NAME};
 
 /// A problem found while looking inside an event; the reader adds the position.
 #[derive(Debug)]
-pub(super) enum Bad {
+pub(super) enum TagError {
     Xml(quick_xml::Error),
     Msg(String),
 }
 
-impl From<quick_xml::Error> for Bad {
+impl From<quick_xml::Error> for TagError {
     fn from(e: quick_xml::Error) -> Self {
-        Bad::Xml(e)
+        TagError::Xml(e)
     }
 }
 
-impl From<quick_xml::events::attributes::AttrError> for Bad {
+impl From<quick_xml::events::attributes::AttrError> for TagError {
     fn from(e: quick_xml::events::attributes::AttrError) -> Self {
-        Bad::Xml(e.into())
+        TagError::Xml(e.into())
     }
 }
 
-impl std::fmt::Display for Bad {
+impl std::fmt::Display for TagError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Bad::Xml(e) => e.fmt(f),
-            Bad::Msg(m) => f.write_str(m),
+            TagError::Xml(e) => e.fmt(f),
+            TagError::Msg(m) => f.write_str(m),
         }
     }
+}
+
+/// The error for a problem found at the reader's current position.
+pub(super) fn malformed(reader: &NsReader<&[u8]>, e: TagError) -> XmlError {
+    XmlError::Malformed {
+        position: reader.buffer_position(),
+        message: e.to_string(),
+    }
+}
+
+/// Whether the open elements `stack` (root first) are exactly `path`.
+pub(super) fn at<S: AsRef<str>>(stack: &[S], path: &[&str]) -> bool {
+    stack.len() == path.len() && under(stack, path)
+}
+
+/// Whether the open elements `stack` (root first) are `path` or inside it.
+pub(super) fn under<S: AsRef<str>>(stack: &[S], path: &[&str]) -> bool {
+    stack.len() >= path.len() && stack.iter().zip(path).all(|(a, b)| a.as_ref() == *b)
+}
+
+/// Whether `e` is vmclone's template marker in `<metadata>` (by namespace,
+/// whatever prefix the document binds to it).
+pub(super) fn is_template_marker(reader: &NsReader<&[u8]>, e: &BytesStart) -> bool {
+    let (ns, local) = reader.resolver().resolve_element(e.name());
+    matches!(ns, ResolveResult::Bound(Namespace(n)) if n == METADATA_NS)
+        && local.into_inner() == TEMPLATE_LOCAL_NAME
 }
 
 /// The qualified name of an element, as written (`disk`, `vmclone:template`).
@@ -40,7 +69,7 @@ pub(super) fn name<'a>(e: &'a BytesStart) -> &'a str {
 }
 
 /// Checks every attribute of a tag (quotes, duplicates, entities).
-pub(super) fn check_attrs(e: &BytesStart) -> Result<(), Bad> {
+pub(super) fn check_attrs(e: &BytesStart) -> Result<(), TagError> {
     for a in e.attributes() {
         a?.normalized_value(XmlVersion::Implicit1_0)?;
     }
@@ -48,7 +77,7 @@ pub(super) fn check_attrs(e: &BytesStart) -> Result<(), Bad> {
 }
 
 /// The value of attribute `key` with entities resolved.
-pub(super) fn attr(e: &BytesStart, key: &str) -> Result<Option<String>, Bad> {
+pub(super) fn attr(e: &BytesStart, key: &str) -> Result<Option<String>, TagError> {
     match e.try_get_attribute(key)? {
         Some(a) => Ok(Some(
             a.normalized_value(XmlVersion::Implicit1_0)?.into_owned(),
@@ -58,7 +87,7 @@ pub(super) fn attr(e: &BytesStart, key: &str) -> Result<Option<String>, Bad> {
 }
 
 /// Appends the character data of a text, reference or CDATA event to `out`.
-pub(super) fn push_text(out: &mut String, ev: &Event) -> Result<(), Bad> {
+pub(super) fn push_text(out: &mut String, ev: &Event) -> Result<(), TagError> {
     match ev {
         Event::Text(t) => out.push_str(&t.xml10_content()),
         Event::CData(c) => out.push_str(&c.xml10_content()),
@@ -68,13 +97,13 @@ pub(super) fn push_text(out: &mut String, ev: &Event) -> Result<(), Bad> {
     Ok(())
 }
 
-fn resolve_ref(r: &BytesRef) -> Result<String, Bad> {
+fn resolve_ref(r: &BytesRef) -> Result<String, TagError> {
     if let Some(c) = r.resolve_char_ref()? {
         return Ok(c.to_string());
     }
     resolve_predefined_entity(r)
         .map(str::to_owned)
-        .ok_or_else(|| Bad::Msg(format!("unknown entity &{};", &**r)))
+        .ok_or_else(|| TagError::Msg(format!("unknown entity &{};", &**r)))
 }
 
 /// Escapes a value for an attribute quoted with `quote`. Tabs and line
@@ -136,7 +165,7 @@ pub(super) fn edit(
     e: &BytesStart,
     edits: &[Edit],
     default_quote: char,
-) -> Result<BytesStart<'static>, Bad> {
+) -> Result<BytesStart<'static>, TagError> {
     check_attrs(e)?;
     let content: &str = e;
     let name_len = name(e).len();
@@ -183,10 +212,10 @@ pub(super) fn edit(
 
 /// Finds the attribute spans of a tag whose attributes quick-xml has
 /// already accepted (so the grammar is known to be right).
-fn scan(content: &str, name_len: usize) -> Result<Vec<Span>, Bad> {
+fn scan(content: &str, name_len: usize) -> Result<Vec<Span>, TagError> {
     let b = content.as_bytes();
     let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
-    let bad = || Bad::Msg(format!("cannot read the attributes of <{content}>"));
+    let bad = || TagError::Msg(format!("cannot read the attributes of <{content}>"));
     let mut spans = Vec::new();
     let mut i = name_len;
     loop {

@@ -2,10 +2,15 @@
 //! clone engine. Every method checks polkit first; libvirt work runs on the
 //! blocking pool so the bus stays responsive during long copies.
 
-use std::collections::{HashMap, HashSet};
+mod dicts;
+mod signals;
+
+pub use signals::announce_state_changes;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
@@ -15,7 +20,7 @@ use zbus::{interface, Connection};
 use crate::auth::{Action, Authorizer};
 use crate::clone::{CloneOutcome, CloneRequest, Engine};
 use crate::error::{Error, Result};
-use crate::job::{self, Job, JobShared, JOBS_PATH};
+use crate::job::{self, Job, JobRecord, JOBS_PATH};
 use crate::naming;
 use crate::options::CloneOptions;
 use crate::template;
@@ -30,7 +35,7 @@ pub struct Manager {
     engine: Arc<Engine>,
     auth: Authorizer,
     next_job: Arc<AtomicU64>,
-    running: Arc<Mutex<HashMap<u64, Arc<JobShared>>>>,
+    running: Arc<Mutex<HashMap<u64, Arc<JobRecord>>>>,
 }
 
 /// Runs a blocking libvirt call off the async executor.
@@ -55,7 +60,7 @@ impl Manager {
     /// Cancels every running clone and waits (up to `limit`) for their
     /// rollbacks, so that stopping the service leaves nothing behind.
     pub async fn cancel_all(&self, limit: Duration) {
-        let jobs: Vec<Arc<JobShared>> = self
+        let jobs: Vec<Arc<JobRecord>> = self
             .running
             .lock()
             .expect("jobs lock")
@@ -86,7 +91,7 @@ impl Manager {
     )> {
         let n = self.next_job.fetch_add(1, Ordering::Relaxed);
         let path = format!("{JOBS_PATH}/{n}");
-        let shared = JobShared::new(&request.source, &request.new_name);
+        let shared = JobRecord::new(&request.source, &request.new_name);
         conn.object_server()
             .at(path.as_str(), Job::new(shared.clone(), self.auth.clone()))
             .await?;
@@ -111,7 +116,7 @@ impl Manager {
             running.lock().expect("jobs lock").remove(&n);
             let _ = publisher.await;
             if let Ok(outcome) = &result {
-                announce_clone(&conn, outcome).await;
+                signals::announce_clone(&conn, outcome).await;
             }
             job::announce_finish(conn, job_path, state, linger).await;
             result
@@ -143,29 +148,6 @@ impl Manager {
             .await
             .unwrap_or_else(|e| Err(Error::Libvirt(format!("internal error: {e}"))))?;
         Ok(outcome.uuid)
-    }
-}
-
-async fn announce_clone(conn: &Connection, outcome: &CloneOutcome) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    match SignalEmitter::new(conn, OBJECT_PATH) {
-        Ok(emitter) => {
-            if let Err(e) = Manager::vm_cloned(
-                &emitter,
-                &outcome.source_uuid,
-                &outcome.uuid,
-                &outcome.name,
-                now,
-            )
-            .await
-            {
-                tracing::warn!("emitting VmCloned: {e}");
-            }
-        }
-        Err(e) => tracing::warn!("emitting VmCloned: {e}"),
     }
 }
 
@@ -209,32 +191,9 @@ impl Manager {
     ) -> Result<Vec<String>> {
         self.auth.check(&header, Action::CloneVm).await?;
         let options = CloneOptions::parse(&options)?;
-        if new_names.is_empty() {
-            return Err(Error::InvalidName(
-                "Give at least one name for the clones.".into(),
-            ));
-        }
-        if new_names.len() > 1 && (options.uuid.is_some() || options.mac_addresses.is_some()) {
-            return Err(Error::InvalidOption(
-                "Options “uuid” and “mac-addresses” identify one VM; they cannot be shared by several clones.".into(),
-            ));
-        }
-        let mut seen = HashSet::new();
-        for name in &new_names {
-            if !seen.insert(name.as_str()) {
-                return Err(Error::InvalidName(format!(
-                    "The name “{name}” is given twice; each clone needs its own name."
-                )));
-            }
-        }
         let engine = self.engine.clone();
-        let names = new_names.clone();
-        let source = source_vm_id.clone();
-        blocking(move || {
-            engine.host().lookup(&source)?;
-            names.iter().try_for_each(|n| engine.check_name(n))
-        })
-        .await?;
+        let (source, names, opts) = (source_vm_id.clone(), new_names.clone(), options.clone());
+        blocking(move || engine.check_batch(&source, &names, &opts)).await?;
         let mut results = Vec::with_capacity(new_names.len());
         for new_name in new_names {
             let request = CloneRequest {
@@ -276,7 +235,7 @@ impl Manager {
         self.auth.check(&header, Action::ListVms).await?;
         let engine = self.engine.clone();
         let vms = blocking(move || engine.host().list()).await?;
-        Ok(vms.iter().map(|v| v.to_dict()).collect())
+        Ok(vms.iter().map(dicts::vm).collect())
     }
 
     #[zbus(out_args("vm"))]
@@ -292,7 +251,7 @@ impl Manager {
             host.summary(&host.lookup(&id_or_name)?)
         })
         .await?;
-        Ok(vm.to_dict())
+        Ok(dicts::vm(&vm))
     }
 
     async fn check_name(&self, new_name: String, #[zbus(header)] header: Header<'_>) -> Result<()> {
