@@ -87,10 +87,10 @@ impl From<crate::domain_xml::XmlError> for Error {
     }
 }
 
-impl From<crate::storage::copy::CopyError> for Error {
-    fn from(e: crate::storage::copy::CopyError) -> Self {
+impl From<crate::storage::error::FileError> for Error {
+    fn from(e: crate::storage::error::FileError) -> Self {
         match e {
-            crate::storage::copy::CopyError::Cancelled => Error::Cancelled,
+            crate::storage::error::FileError::Cancelled => Error::Cancelled,
             other => Error::Storage(other.to_string()),
         }
     }

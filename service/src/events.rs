@@ -3,6 +3,8 @@
 //! The `virt` crate does not wrap event callbacks, so this uses `virt::sys`.
 
 use std::os::raw::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::mpsc::UnboundedSender;
 use virt::connect::Connect;
@@ -13,6 +15,71 @@ use virt::sys;
 pub struct LifecycleEvent {
     pub uuid: String,
     pub undefined: bool,
+}
+
+/// Where libvirt's lifecycle events go: to the async side (for
+/// `VmStateChanged`), and to the clones watching their source.
+pub struct EventSink {
+    tx: UnboundedSender<LifecycleEvent>,
+    watches: Mutex<Vec<Weak<StartWatch>>>,
+}
+
+/// A clone's watch on its source: set (and the clone's copies told to stop)
+/// as soon as the source starts or resumes.
+#[derive(Debug)]
+pub struct StartWatch {
+    uuid: String,
+    started: AtomicBool,
+    stop: Arc<AtomicBool>,
+}
+
+impl StartWatch {
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::SeqCst)
+    }
+}
+
+impl EventSink {
+    pub fn new(tx: UnboundedSender<LifecycleEvent>) -> Arc<EventSink> {
+        Arc::new(EventSink {
+            tx,
+            watches: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Watches the domain `uuid` for starts until the watch is dropped;
+    /// a start also sets `stop`.
+    pub fn watch_starts(&self, uuid: &str, stop: Arc<AtomicBool>) -> Arc<StartWatch> {
+        let watch = Arc::new(StartWatch {
+            uuid: uuid.to_ascii_lowercase(),
+            started: AtomicBool::new(false),
+            stop,
+        });
+        let mut watches = self.watches.lock().expect("watches lock");
+        watches.retain(|w| w.strong_count() > 0);
+        watches.push(Arc::downgrade(&watch));
+        watch
+    }
+
+    fn deliver(&self, uuid: String, event: c_int) {
+        let started = event == sys::VIR_DOMAIN_EVENT_STARTED as c_int
+            || event == sys::VIR_DOMAIN_EVENT_RESUMED as c_int;
+        if started {
+            for watch in self.watches.lock().expect("watches lock").iter() {
+                if let Some(w) = watch
+                    .upgrade()
+                    .filter(|w| w.uuid.eq_ignore_ascii_case(&uuid))
+                {
+                    w.started.store(true, Ordering::SeqCst);
+                    w.stop.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        let _ = self.tx.send(LifecycleEvent {
+            uuid,
+            undefined: event == sys::VIR_DOMAIN_EVENT_UNDEFINED as c_int,
+        });
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,37 +109,29 @@ unsafe extern "C" fn on_lifecycle(
     _detail: c_int,
     opaque: *mut c_void,
 ) -> c_int {
-    let tx = &*(opaque as *const UnboundedSender<LifecycleEvent>);
+    let sink = &*(opaque as *const EventSink);
     let mut buf = [0 as c_char; sys::VIR_UUID_STRING_BUFLEN as usize];
     if sys::virDomainGetUUIDString(dom, buf.as_mut_ptr()) == 0 {
         let uuid = std::ffi::CStr::from_ptr(buf.as_ptr())
             .to_string_lossy()
             .into_owned();
-        let _ = tx.send(LifecycleEvent {
-            uuid,
-            undefined: event == sys::VIR_DOMAIN_EVENT_UNDEFINED as c_int,
-        });
+        sink.deliver(uuid, event);
     }
     0
 }
 
-unsafe extern "C" fn free_sender(opaque: *mut c_void) {
-    drop(Box::from_raw(
-        opaque as *mut UnboundedSender<LifecycleEvent>,
-    ));
+unsafe extern "C" fn free_sink(opaque: *mut c_void) {
+    drop(Arc::from_raw(opaque as *const EventSink));
 }
 
-/// Sends every lifecycle event of every domain on `conn` to `tx`, for the
+/// Sends every lifecycle event of every domain on `conn` to `sink`, for the
 /// connection's lifetime.
-pub fn watch_lifecycle(
-    conn: &Connect,
-    tx: UnboundedSender<LifecycleEvent>,
-) -> Result<(), EventError> {
-    let opaque = Box::into_raw(Box::new(tx)) as *mut c_void;
+pub fn watch_lifecycle(conn: &Connect, sink: Arc<EventSink>) -> Result<(), EventError> {
+    let opaque = Arc::into_raw(sink) as *mut c_void;
     let callback: sys::virConnectDomainEventCallback = Some(on_lifecycle);
     // SAFETY: libvirt calls the lifecycle callback with the lifecycle
     // signature; the generic type is only how the API takes it. `opaque`
-    // stays valid until libvirt calls `free_sender`.
+    // stays valid until libvirt calls `free_sink`.
     let id = unsafe {
         sys::virConnectDomainEventRegisterAny(
             conn.as_ptr(),
@@ -83,12 +142,12 @@ pub fn watch_lifecycle(
                 sys::virConnectDomainEventGenericCallback,
             >(callback),
             opaque,
-            Some(free_sender),
+            Some(free_sink),
         )
     };
     if id < 0 {
         // SAFETY: libvirt did not take ownership on failure.
-        unsafe { free_sender(opaque) };
+        unsafe { free_sink(opaque) };
         return Err(EventError(
             virt::error::Error::last_error().message().into(),
         ));

@@ -3,18 +3,21 @@
 //! function here blocks; callers run them in `spawn_blocking`.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, RwLock};
-
-use tokio::sync::mpsc::UnboundedSender;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainState};
 use virt::error::ErrorNumber;
 
-use crate::domain_xml::{self, DomainInfo, METADATA_NS, METADATA_PREFIX, TEMPLATE_ELEMENT};
+use crate::domain_xml::{
+    self, DiskSource, DomainInfo, METADATA_NS, METADATA_PREFIX, TEMPLATE_ELEMENT,
+};
 use crate::error::{Error, Result};
-use crate::events::{self, LifecycleEvent};
+use crate::events::{self, EventSink, StartWatch};
 use crate::ids::normalize_uuid;
+use crate::pool_xml;
 
 /// The flags for the XML a clone starts from: the persistent definition,
 /// including secrets such as VNC passwords (they belong to the copy too).
@@ -26,7 +29,24 @@ const INACTIVE_SECURE_XML: u32 =
 pub struct Host {
     conn: RwLock<Connect>,
     uri: String,
-    events: Mutex<Option<UnboundedSender<LifecycleEvent>>>,
+    events: Mutex<Option<Arc<EventSink>>>,
+    /// Counts reconnections: events may have been missed across one.
+    generation: AtomicU64,
+}
+
+/// What the defined domains use: no rollback may remove any of it.
+#[derive(Debug, Default)]
+pub struct InUse {
+    pub paths: HashSet<PathBuf>,
+    /// (pool, volume) of disks that name their volume.
+    pub volumes: HashSet<(String, String)>,
+}
+
+/// Why a definition failed, and whether the clone's domain may exist anyway
+/// (the call failed in a way that does not say).
+pub struct DefineFailure {
+    pub error: Error,
+    pub may_exist: bool,
 }
 
 /// What `ListVms`/`GetVm` report for one domain.
@@ -96,6 +116,7 @@ impl Host {
             conn: RwLock::new(connect(uri)?),
             uri: uri.to_string(),
             events: Mutex::new(None),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -119,11 +140,12 @@ impl Host {
                     "the libvirt connection to {} was lost; reconnected",
                     self.uri
                 );
-                if let Some(tx) = self.events.lock().expect("events lock").clone() {
-                    if let Err(e) = events::watch_lifecycle(&fresh, tx) {
+                if let Some(sink) = self.events.lock().expect("events lock").clone() {
+                    if let Err(e) = events::watch_lifecycle(&fresh, sink) {
                         tracing::error!("{e}");
                     }
                 }
+                self.generation.fetch_add(1, Ordering::SeqCst);
                 *conn = fresh.clone();
                 fresh
             }
@@ -134,11 +156,23 @@ impl Host {
         }
     }
 
-    /// Sends the lifecycle events of every domain to `tx`, across reconnects.
-    pub fn watch_events(&self, tx: UnboundedSender<LifecycleEvent>) -> Result<()> {
-        events::watch_lifecycle(&self.conn(), tx.clone())?;
-        *self.events.lock().expect("events lock") = Some(tx);
+    /// Sends the lifecycle events of every domain to `sink`, across reconnects.
+    pub fn watch_events(&self, sink: Arc<EventSink>) -> Result<()> {
+        events::watch_lifecycle(&self.conn(), sink.clone())?;
+        *self.events.lock().expect("events lock") = Some(sink);
         Ok(())
+    }
+
+    /// Watches the domain `uuid` for starts (setting `stop` on one) until
+    /// the watch is dropped; None when events are not watched at all.
+    pub fn watch_starts(&self, uuid: &str, stop: Arc<AtomicBool>) -> Option<Arc<StartWatch>> {
+        let sink = self.events.lock().expect("events lock").clone()?;
+        Some(sink.watch_starts(uuid, stop))
+    }
+
+    /// Changes whenever the connection to libvirtd was made anew.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// The domain with this UUID or name.
@@ -240,36 +274,107 @@ impl Host {
         Ok(macs)
     }
 
-    pub fn define(&self, xml: &str) -> Result<Domain> {
-        self.conn().define_domain_xml(xml).map_err(|e| {
-            let msg = e.message().to_string();
-            if matches!(
-                e.code(),
-                virt::error::ErrorNumberEnum::Known(ErrorNumber::DomExist)
-                    | virt::error::ErrorNumberEnum::Known(ErrorNumber::OperationFailed)
-            ) && msg.contains("already exists")
-            {
-                Error::NameExists(format!("A VM with that name already exists: {msg}"))
-            } else {
-                Error::Libvirt(format!("libvirt refused the clone's definition: {msg}"))
-            }
+    /// Defines the domain `xml`, named `name` with `uuid`. A failure says,
+    /// by what libvirt holds afterwards rather than by its message, whether
+    /// the name or UUID was taken or the domain may have been made anyway.
+    pub fn define(&self, xml: &str, name: &str, uuid: &str) -> Result<Domain, DefineFailure> {
+        let e = match self.conn().define_domain_xml(xml) {
+            Ok(dom) => return Ok(dom),
+            Err(e) => e,
+        };
+        let message = e.message().to_string();
+        let by_uuid = self.conn().lookup_domain_by_uuid_string(uuid);
+        let holder = by_uuid.as_ref().ok().and_then(|d| d.name().ok());
+        let failure = |error, may_exist| DefineFailure { error, may_exist };
+        Err(match holder {
+            Some(holder) if holder == name => failure(
+                Error::Libvirt(format!("libvirt reported a failure defining the clone, yet it exists: {message}")),
+                true,
+            ),
+            Some(holder) => failure(
+                Error::InvalidOption(format!(
+                    "Option “uuid”: {uuid} already belongs to “{holder}”."
+                )),
+                false,
+            ),
+            None if by_uuid.as_ref().is_err_and(|e| !is_no_domain(e)) => failure(
+                Error::Libvirt(format!("libvirt refused the clone's definition: {message}")),
+                true,
+            ),
+            None if self.name_taken(name) => failure(
+                Error::NameExists(format!(
+                    "A VM named “{name}” was defined while the clone was being made. Choose another name."
+                )),
+                false,
+            ),
+            None => failure(
+                Error::Libvirt(format!("libvirt refused the clone's definition: {message}")),
+                false,
+            ),
         })
     }
 
-    /// Removes the definition of the domain with this UUID, if there is one,
-    /// leaving its NVRAM and TPM state to the caller.
-    pub fn undefine_uuid(&self, uuid: &str) -> Result<()> {
+    /// Whether a domain has this UUID; an error when libvirt cannot say.
+    pub fn domain_exists(&self, uuid: &str) -> Result<bool> {
+        match self.conn().lookup_domain_by_uuid_string(uuid) {
+            Ok(_) => Ok(true),
+            Err(e) if is_no_domain(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes the definition of the shut-off domain with this UUID (a
+    /// running one is never touched), leaving its NVRAM and TPM state.
+    pub fn undefine_inactive(&self, uuid: &str) -> Result<&'static str> {
         let dom = match self.conn().lookup_domain_by_uuid_string(uuid) {
             Ok(d) => d,
-            Err(e) if is_no_domain(&e) => return Ok(()),
+            Err(e) if is_no_domain(&e) => return Ok("not defined"),
             Err(e) => return Err(e.into()),
         };
+        if dom.is_active()? {
+            return Err(Error::Libvirt(format!(
+                "the domain {uuid} is running, so it is left defined"
+            )));
+        }
         let keep =
             virt::sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | virt::sys::VIR_DOMAIN_UNDEFINE_KEEP_TPM;
         dom.undefine_flags(keep)
             .or_else(|_| dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM))
             .or_else(|_| dom.undefine())?;
-        Ok(())
+        Ok("undefined")
+    }
+
+    /// What every defined domain uses (inactive and live definitions).
+    pub fn storage_in_use(&self) -> Result<InUse> {
+        let mut used = InUse::default();
+        for dom in self.conn().list_all_domains(0)? {
+            let mut definitions = vec![virt::sys::VIR_DOMAIN_XML_INACTIVE];
+            if dom.is_active().unwrap_or(false) {
+                definitions.push(0);
+            }
+            for flags in definitions {
+                let Ok(xml) = dom.xml_desc(flags) else {
+                    continue;
+                };
+                let info = domain_xml::parse(&xml)?;
+                for disk in &info.disks {
+                    match &disk.source {
+                        DiskSource::File(p) | DiskSource::Block(p) => {
+                            used.paths.insert(p.clone());
+                        }
+                        DiskSource::Volume { pool, volume } => {
+                            if let Ok(path) = self.volume(pool, volume).and_then(|v| v.path()) {
+                                used.paths.insert(PathBuf::from(path));
+                            }
+                            used.volumes.insert((pool.clone(), volume.clone()));
+                        }
+                        _ => {}
+                    }
+                }
+                used.paths.extend(info.nvram.map(PathBuf::from));
+            }
+        }
+        Ok(used)
     }
 
     /// Marks the domain as a template in our libvirt metadata namespace.
@@ -289,11 +394,6 @@ impl Host {
         self.conn().lookup_storage_vol_by_path(path).ok()
     }
 
-    /// Whether the pool already has a volume of that name.
-    pub fn volume_exists(&self, pool: &virt::storage_pool::StoragePool, name: &str) -> bool {
-        pool.lookup_storage_vol_by_name(name).is_ok()
-    }
-
     /// The volume `name` of the pool named `pool`.
     pub fn volume(
         &self,
@@ -305,13 +405,46 @@ impl Host {
             .lookup_storage_vol_by_name(name)
     }
 
-    /// Deletes a volume by pool and name; a missing one is fine.
-    pub fn delete_volume(&self, pool: &str, name: &str) -> Result<()> {
-        match self.volume(pool, name) {
-            Ok(vol) => Ok(vol.delete(0)?),
-            Err(e) if is_no_storage_vol(&e) => Ok(()),
-            Err(e) => Err(e.into()),
+    /// Deletes the volume `name` of `pool` if it is the one with `key` (any,
+    /// when the key was never learnt) and no defined domain uses its path.
+    pub fn delete_volume_if(
+        &self,
+        pool: &str,
+        name: &str,
+        key: Option<&str>,
+        in_use: &HashSet<PathBuf>,
+    ) -> Result<&'static str> {
+        let vol = match self.volume(pool, name) {
+            Ok(vol) => vol,
+            Err(e) if is_no_storage_vol(&e) => return Ok("absent"),
+            Err(e) => return Err(e.into()),
+        };
+        if key.is_some_and(|k| vol.key().ok().as_deref() != Some(k)) {
+            return Ok("left: another volume has its name now");
         }
+        if vol.path().is_ok_and(|p| in_use.contains(&PathBuf::from(p))) {
+            return Ok("left: a defined VM uses it");
+        }
+        vol.delete(0)?;
+        Ok("deleted")
+    }
+
+    /// The active storage pools whose volumes are files in a folder (dir,
+    /// fs, netfs), with that folder.
+    pub fn file_pools(&self) -> Result<Vec<(String, PathBuf)>> {
+        let mut out = Vec::new();
+        let flags = virt::sys::VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE;
+        for pool in self.conn().list_all_storage_pools(flags)? {
+            let Ok(xml) = pool.xml_desc(0) else {
+                continue;
+            };
+            if let Some((kind, path)) = pool_xml::type_and_target(&xml) {
+                if matches!(kind.as_str(), "dir" | "fs" | "netfs") {
+                    out.push((pool.name()?, path));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Re-reads the pools whose folder holds `path`, so a file we created or

@@ -123,23 +123,29 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // libvirt prints every error to stderr by default; we report them ourselves.
     virt::error::clear_error_callback();
-    let state_dir = args.state_dir();
-    // One service per state folder: a second one must not roll back the
-    // first one's clones in progress.
-    let _lock = journal::lock_state_dir(&state_dir)?;
+    let state = journal::open_state_dir(&args.state_dir())?;
+    let _lock = journal::lock_state_dir(&state)?;
+    let journals = journal::JournalDir::open(&state)?;
     events::start_event_loop()?;
     let uri = args.uri.clone();
     let host = Arc::new(blocking(move || Host::open(&uri)).await?);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let watching = host.clone();
-    blocking(move || watching.watch_events(tx)).await?;
+    blocking(move || watching.watch_events(events::EventSink::new(tx))).await?;
 
     let recovering = host.clone();
-    let dir = state_dir.clone();
-    let rolled_back =
-        tokio::task::spawn_blocking(move || journal::recover(&dir, &recovering)).await??;
-    if rolled_back > 0 {
-        tracing::warn!("rolled back {rolled_back} clone(s) left unfinished by an earlier run");
+    let (journals, recovered) = tokio::task::spawn_blocking(move || {
+        let recovered = journal::recover(&journals, &recovering);
+        (journals, recovered)
+    })
+    .await?;
+    let recovered = recovered?;
+    if recovered.rolled_back > 0 || recovered.committed > 0 {
+        tracing::warn!(
+            "journals of an earlier run: {} unfinished clone(s) rolled back, {} finished clone(s) kept",
+            recovered.rolled_back,
+            recovered.committed
+        );
     }
 
     let builder = match &args.bus {
@@ -157,7 +163,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Authorizer::polkit(&conn, args.bus == Bus::System).await?
     };
-    let engine = Arc::new(Engine::new(host.clone(), state_dir));
+    let engine = Arc::new(Engine::new(host.clone(), journals, &recovered.left));
     let manager = Manager::new(engine, auth);
     conn.object_server()
         .at(OBJECT_PATH, manager.clone())

@@ -8,8 +8,15 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// Longest VM name we accept, in characters (not bytes).
+/// Longest VM name we accept, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
+
+/// Longest VM name we accept in UTF-8 bytes: the clone's file names are made
+/// from it, and a file name can have at most 255 bytes.
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// The extension a copy gets when the new VM name alone would be its name.
+const FALLBACK_EXT: &[u8] = b".img";
 
 /// Longest file-name suffix that still counts as an extension (as virt-clone).
 const MAX_EXT_LEN: usize = 7;
@@ -30,10 +37,19 @@ pub enum NameError {
     ControlChar { code: u32, position: usize },
     #[error("A VM name cannot start or end with a space or other whitespace")]
     EdgeWhitespace,
+    #[error(
+        "A VM name can have at most {max} bytes in UTF-8, since the clone's files are named after it; this one has {len}"
+    )]
+    TooManyBytes { len: usize, max: usize },
+    #[error(
+        "A VM name cannot be a UUID: VMs are also found by UUID, so this name would find another VM (or none)"
+    )]
+    Uuid,
 }
 
-/// Checks a new VM name: 1 to 100 characters, no '/', no control characters,
-/// no leading or trailing whitespace. Spaces, Unicode and `&<>'"` are fine.
+/// Checks a new VM name: 1 to 100 characters and at most 200 bytes, no '/',
+/// no control characters, no leading or trailing whitespace, not a UUID.
+/// Spaces, Unicode and `&<>'"` are fine.
 pub fn validate_vm_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
@@ -43,6 +59,12 @@ pub fn validate_vm_name(name: &str) -> Result<(), NameError> {
         return Err(NameError::TooLong {
             len,
             max: MAX_NAME_CHARS,
+        });
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(NameError::TooManyBytes {
+            len: name.len(),
+            max: MAX_NAME_BYTES,
         });
     }
     if name.contains('/') {
@@ -58,6 +80,9 @@ pub fn validate_vm_name(name: &str) -> Result<(), NameError> {
     let last = name.chars().next_back().is_some_and(char::is_whitespace);
     if first || last {
         return Err(NameError::EdgeWhitespace);
+    }
+    if crate::ids::normalize_uuid(name).is_some() {
+        return Err(NameError::Uuid);
     }
     Ok(())
 }
@@ -140,7 +165,17 @@ pub fn rename_in_file_name(path: &str, old_name: &str, new_name: &str) -> Option
 }
 
 /// Stem and extension of the clone's file name, before collision handling.
+/// The new VM name alone is never the whole name (a name chosen by a caller
+/// must not become, say, `authorized_keys`): it then gets [`FALLBACK_EXT`].
 fn clone_stem<'b>(base: &'b [u8], old: &[u8], new: &[u8]) -> (Vec<u8>, &'b [u8]) {
+    let (stem, ext) = clone_stem_of(base, old, new);
+    match ext.is_empty() && stem == new {
+        true => (stem, FALLBACK_EXT),
+        false => (stem, ext),
+    }
+}
+
+fn clone_stem_of<'b>(base: &'b [u8], old: &[u8], new: &[u8]) -> (Vec<u8>, &'b [u8]) {
     let (stem, ext) = split_ext(base);
     match find_word(base, old) {
         Some(pos) => {
@@ -302,6 +337,45 @@ mod tests {
     }
 
     #[test]
+    fn names_whose_files_could_not_exist_and_uuids_are_refused() {
+        assert_eq!(validate_vm_name(&"é".repeat(100)), Ok(()));
+        assert_eq!(
+            validate_vm_name(&"日".repeat(67)),
+            Err(NameError::TooManyBytes { len: 201, max: 200 })
+        );
+        for uuid in [
+            "6b3c2a4e-8f3d-4c1e-9a7b-2f5d8e9c1a3b",
+            "6B3C2A4E-8F3D-4C1E-9A7B-2F5D8E9C1A3B",
+        ] {
+            assert_eq!(validate_vm_name(uuid), Err(NameError::Uuid), "{uuid}");
+        }
+        // Not UUIDs: a name may still look technical.
+        assert_eq!(validate_vm_name("6b3c2a4e-8f3d-4c1e-9a7b"), Ok(()));
+    }
+
+    #[test]
+    fn a_callers_name_alone_never_names_a_file() {
+        // An image without extension named after its VM: the new name gets one.
+        for new in ["authorized_keys", "crontab", "root"] {
+            let p = disk_clone_path(Path::new("/i/web01"), "web01", new, None, none_taken);
+            assert_eq!(p, Path::new("/i").join(format!("{new}.img")));
+            assert_eq!(
+                volume_clone_name("web01", "web01", new, |_| false),
+                format!("{new}.img")
+            );
+        }
+        // A name with a part of the source's name or an extension stays as it was.
+        assert_eq!(
+            disk_clone_path(Path::new("/i/web01-root"), "web01", "x", None, none_taken),
+            Path::new("/i/x-root")
+        );
+        assert_eq!(
+            disk_clone_path(Path::new("/i/disk"), "web01", "x", None, none_taken),
+            Path::new("/i/disk-x")
+        );
+    }
+
+    #[test]
     fn name_errors_tell_the_user_what_to_change() {
         assert_eq!(NameError::Slash.to_string(), "A VM name cannot contain '/'");
         assert_eq!(
@@ -330,7 +404,8 @@ mod tests {
             p("/images/disk_web01.img"),
             Path::new("/images/disk_web02.img")
         );
-        assert_eq!(p("/images/web01"), Path::new("/images/web02"));
+        // The new name alone never makes a whole file name.
+        assert_eq!(p("/images/web01"), Path::new("/images/web02.img"));
         assert_eq!(p("/dev/vg0/web01-root"), Path::new("/dev/vg0/web02-root"));
     }
 
@@ -379,7 +454,7 @@ mod tests {
             )
         };
         assert_eq!(p("/i/web01.example.com.qcow2"), Path::new("/i/web02.qcow2"));
-        assert_eq!(p("/i/web01.example.com"), Path::new("/i/web02"));
+        assert_eq!(p("/i/web01.example.com"), Path::new("/i/web02.img"));
     }
 
     #[test]
@@ -467,12 +542,14 @@ mod tests {
     fn dot_names_never_become_path_components() {
         for new in [".", ".."] {
             let p = disk_clone_path(Path::new("/i/web01"), "web01", new, None, none_taken);
-            assert_eq!(p, Path::new("/i").join(format!("{new}-2")));
+            assert_eq!(p, Path::new("/i").join(format!("{new}.img")));
             assert_eq!(p.parent(), Some(Path::new("/i")));
             assert_eq!(
                 volume_clone_name("web01", "web01", new, |_| false),
-                format!("{new}-2")
+                format!("{new}.img")
             );
+            let p = disk_clone_path(Path::new("/i/x.img"), "web01", new, None, none_taken);
+            assert_eq!(p.parent(), Some(Path::new("/i")));
             assert_eq!(rename_in_file_name("/tmp/web01", "web01", new), None);
             let nv = nvram_clone_path(Path::new("/nvram/web01_VARS.fd"), new);
             assert_eq!(nv.parent(), Some(Path::new("/nvram")));

@@ -1,12 +1,13 @@
 //! Templates: VMs marked in our libvirt metadata namespace whose disk images
 //! are made read-only, so that linked clones can safely stand on them.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use crate::domain_xml::{self, DiskSource};
 use crate::error::{Error, Result};
 use crate::host::Host;
+use crate::storage::copy::Source;
+use crate::storage::error::FileKind;
 
 /// Marks the shut-off VM `id_or_name` as a template; returns its UUID. Idempotent.
 pub fn convert(host: &Host, id_or_name: &str) -> Result<String> {
@@ -23,37 +24,44 @@ pub fn convert(host: &Host, id_or_name: &str) -> Result<String> {
             _ => continue,
         };
         // Block devices keep their modes; the test driver's images are not files.
-        if path.is_file() {
-            images.push(path);
+        match Source::open(&path) {
+            Ok(image) if !image.is_block_device() => images.push(image),
+            Ok(_) => {}
+            Err(crate::storage::error::FileError::Unsupported {
+                kind: FileKind::BlockDevice,
+                ..
+            }) => {}
+            Err(e) if is_missing(&e) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    let mut changed: Vec<(PathBuf, u32)> = Vec::new();
-    let restore = |changed: &[(PathBuf, u32)]| {
-        for (p, mode) in changed {
-            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(*mode));
-        }
+    // Through the open descriptors: a path swapped meanwhile changes nothing.
+    let set = |image: &Source, mode: u32| {
+        rustix::fs::fchmod(image.file(), rustix::fs::Mode::from_raw_mode(mode))
     };
-    for path in images {
-        let mode = path.metadata().map(|m| m.permissions().mode() & 0o7777);
-        let result = mode.and_then(|mode| {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !0o222))?;
-            Ok(mode)
-        });
-        match result {
-            Ok(mode) => changed.push((path, mode)),
-            Err(e) => {
-                restore(&changed);
-                return Err(Error::Storage(format!(
-                    "Cannot make {} read-only: {e}",
-                    path.display()
-                )));
+    let mut changed: Vec<&Source> = Vec::new();
+    for image in &images {
+        if let Err(e) = set(image, image.mode() & !0o222) {
+            for done in &changed {
+                let _ = set(done, done.mode());
             }
+            return Err(Error::Storage(format!(
+                "Cannot make {} read-only: {e}",
+                image.path().display()
+            )));
         }
+        changed.push(image);
     }
     if let Err(e) = host.mark_template(&dom) {
-        restore(&changed);
+        for done in &changed {
+            let _ = set(done, done.mode());
+        }
         return Err(e);
     }
     tracing::info!("“{}” is now a template", info.name);
     Ok(info.uuid)
+}
+
+fn is_missing(e: &crate::storage::error::FileError) -> bool {
+    matches!(e, crate::storage::error::FileError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }

@@ -22,16 +22,43 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::Instant;
 
-use vmclone_service::storage::copy::{
-    allocated_bytes, copy_file, copy_file_starting_at, copy_tree, CopyControl, CopyError,
-    CopyMethod,
-};
+use vmclone_service::storage::copy::{self, CopyControl, CopyMethod, FileError, Source};
+use vmclone_service::storage::folder::{self, Folder};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 /// An owner no test file has by accident.
 const TEST_ID: u32 = 65534;
+
+// ---------------------------------------------------------------------------------------------
+// The engine on paths, as the service drives it: the source opened with `Source::open`, the
+// copy created in its folder opened with `Folder::open`.
+
+fn copy_file(src: &Path, dst: &Path, ctl: &CopyControl) -> Result<CopyMethod, FileError> {
+    copy_file_starting_at(src, dst, ctl, CopyMethod::Reflink)
+}
+
+fn copy_file_starting_at(
+    src: &Path,
+    dst: &Path,
+    ctl: &CopyControl,
+    first: CopyMethod,
+) -> Result<CopyMethod, FileError> {
+    let source = Source::open(src)?;
+    let (dir, name) = folder::split(dst)?;
+    copy::copy_file_starting_at(&source, &Folder::open(dir)?, name, ctl, &mut (), first)
+}
+
+fn copy_tree(src: &Path, dst: &Path, ctl: &CopyControl) -> Result<(), FileError> {
+    let source = Folder::open(src)?;
+    let (dir, name) = folder::split(dst)?;
+    copy::copy_tree(&source, &Folder::open(dir)?, name, ctl, &mut ())
+}
+
+fn allocated_bytes(src: &Path) -> Result<u64, FileError> {
+    Source::open(src)?.allocated()
+}
 
 // ---------------------------------------------------------------------------------------------
 // Scratch space, commands, mounts: everything is undone by Drop, even when a test fails.
@@ -631,7 +658,7 @@ fn cancel_in_the_middle_of_a_multi_gib_copy_removes_the_partial_copy() {
             result
         });
         assert!(
-            matches!(result, Err(CopyError::Cancelled)),
+            matches!(result, Err(FileError::Cancelled)),
             "starting at {first}: {result:?}"
         );
         let done = ctl.bytes_done();
@@ -671,11 +698,11 @@ fn a_cancelled_control_creates_nothing() {
     ctl.cancel();
     assert!(matches!(
         copy_file(&src, &dir.join("dst"), &ctl),
-        Err(CopyError::Cancelled)
+        Err(FileError::Cancelled)
     ));
     assert!(matches!(
         copy_tree(dir.path(), &dir.join("tree"), &ctl),
-        Err(CopyError::Cancelled)
+        Err(FileError::Cancelled)
     ));
     assert_eq!(names_in(dir.path()), ["src"]);
 }
@@ -711,7 +738,7 @@ fn a_full_filesystem_gives_no_space_and_leaves_nothing_behind() {
     ] {
         let dst = mnt.join("copy.img");
         match copy_file_starting_at(&src, &dst, &CopyControl::new(), first) {
-            Err(CopyError::NoSpace { path }) => assert_eq!(path, dst),
+            Err(FileError::NoSpace { path }) => assert_eq!(path, dst),
             other => panic!("starting at {first}: expected NoSpace, got {other:?}"),
         }
         assert_gone(&dst);
@@ -724,7 +751,7 @@ fn a_full_filesystem_gives_no_space_and_leaves_nothing_behind() {
     }
 
     let err = copy_tree(&tree, &mnt.join("tree"), &CopyControl::new()).unwrap_err();
-    assert!(matches!(err, CopyError::NoSpace { .. }), "{err:?}");
+    assert!(matches!(err, FileError::NoSpace { .. }), "{err:?}");
     assert!(
         err.to_string().contains(arg(&mnt)),
         "message names the place: {err}"
@@ -765,7 +792,7 @@ fn an_existing_destination_is_never_overwritten() {
     fs::write(&dst, b"precious").unwrap();
     let err = copy_file(&src, &dst, &CopyControl::new()).unwrap_err();
     assert!(
-        matches!(err, CopyError::Exists { ref path } if *path == dst),
+        matches!(err, FileError::Exists { ref path } if *path == dst),
         "{err:?}"
     );
     assert!(
@@ -778,7 +805,7 @@ fn an_existing_destination_is_never_overwritten() {
     let link = dir.join("link");
     symlink(dir.join("target"), &link).unwrap();
     let err = copy_file(&src, &link, &CopyControl::new()).unwrap_err();
-    assert!(matches!(err, CopyError::Exists { .. }), "{err:?}");
+    assert!(matches!(err, FileError::Exists { .. }), "{err:?}");
     assert_gone(&dir.join("target"));
 
     let tree_src = dir.join("tree-src");
@@ -788,7 +815,7 @@ fn an_existing_destination_is_never_overwritten() {
     fs::create_dir(&tree_dst).unwrap();
     fs::write(tree_dst.join("f"), b"precious").unwrap();
     let err = copy_tree(&tree_src, &tree_dst, &CopyControl::new()).unwrap_err();
-    assert!(matches!(err, CopyError::Exists { .. }), "{err:?}");
+    assert!(matches!(err, FileError::Exists { .. }), "{err:?}");
     assert_eq!(fs::read(tree_dst.join("f")).unwrap(), b"precious");
     assert_eq!(names_in(&tree_dst), ["f"]);
 }
@@ -802,15 +829,15 @@ fn sources_of_the_wrong_kind_are_refused_by_name() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let dst = dir.join("dst");
     let err = copy_file(&fifo, &dst, &CopyControl::new()).unwrap_err();
-    assert!(matches!(err, CopyError::Unsupported { .. }), "{err:?}");
+    assert!(matches!(err, FileError::Unsupported { .. }), "{err:?}");
     assert!(err.to_string().contains(arg(&fifo)), "{err}");
     assert_gone(&dst);
     let err = copy_file(dir.path(), &dst, &CopyControl::new()).unwrap_err();
-    assert!(matches!(err, CopyError::Unsupported { .. }), "{err:?}");
+    assert!(matches!(err, FileError::Unsupported { .. }), "{err:?}");
     assert_gone(&dst);
     let err = copy_tree(&fifo, &dst, &CopyControl::new()).unwrap_err();
     assert!(
-        matches!(err, CopyError::NotADirectory { ref path } if *path == fifo),
+        matches!(err, FileError::NotADirectory { ref path } if *path == fifo),
         "{err:?}"
     );
     assert_gone(&dst);
@@ -1049,7 +1076,7 @@ fn a_failed_tree_copy_removes_everything_it_made() {
     let err = copy_tree(&src, &dst, &CopyControl::new()).unwrap_err();
 
     assert!(
-        matches!(err, CopyError::Unsupported { ref path, .. } if *path == fifo),
+        matches!(err, FileError::Unsupported { ref path, .. } if *path == fifo),
         "{err:?}"
     );
     assert_gone(&dst);

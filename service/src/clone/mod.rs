@@ -1,6 +1,7 @@
 //! The clone engine: checks a request, plans the clone's identity and
 //! storage, creates everything under a journal, and defines the new domain
-//! last. Any failure or cancel rolls back all that the clone created.
+//! last. Any failure or cancel rolls back all that the clone created; a
+//! clone whose definition is committed is never touched again.
 //! Everything here blocks: run it in `spawn_blocking`.
 
 pub mod identity;
@@ -8,21 +9,27 @@ pub mod plan;
 pub mod reserve;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use crate::domain_xml::{self, CloneEdits, DiskSource, DiskTarget, DomainInfo, NewDisk};
+use crate::domain_xml::{self, CloneEdits, DiskTarget, DomainInfo, NewDisk};
 use crate::error::{Error, Result};
+use crate::events::StartWatch;
+use crate::failpoint;
 use crate::host::Host;
-use crate::journal::{Artifact, Journal};
+use crate::journal::{Artifact, Journal, JournalDir, Made};
 use crate::naming;
 use crate::options::{CloneOptions, StorageMode};
-use crate::storage::copy::{self, CopyControl, CopyError};
-use crate::storage::{overlay, set_owner_and_mode, volume};
+use crate::storage::copy::{self, CopyControl, CopyHooks};
+use crate::storage::error::FileError;
+use crate::storage::folder::{FileId, Folder};
+use crate::storage::{overlay, volume};
 use identity::Identity;
-use plan::{DiskOp, Planner, StoragePlan};
-use reserve::{name_key, Reservations};
+use plan::{Dest, DiskWork, Layer, Planner, StoragePlan};
+use reserve::{name_key, path_key, volume_key, Reservation, Reservations};
 
 pub struct CloneRequest {
     pub source: String,
@@ -46,21 +53,42 @@ pub struct CloneOutcome {
 
 pub struct Engine {
     host: Arc<Host>,
-    state_dir: PathBuf,
+    journals: JournalDir,
     reservations: Reservations,
+    /// Paths and volumes that journals of failed rollbacks still hold.
+    held: Mutex<Reservation>,
 }
 
 impl Engine {
-    pub fn new(host: Arc<Host>, state_dir: PathBuf) -> Engine {
-        Engine {
+    /// The engine on `host`, with its journals in `journals`; `left` is what
+    /// earlier rollbacks could not remove (no new clone may take it).
+    pub fn new(host: Arc<Host>, journals: JournalDir, left: &[Artifact]) -> Engine {
+        let reservations = Reservations::default();
+        let engine = Engine {
             host,
-            state_dir,
-            reservations: Reservations::default(),
-        }
+            journals,
+            held: Mutex::new(reservations.start()),
+            reservations,
+        };
+        engine.hold(left);
+        engine
     }
 
     pub fn host(&self) -> &Host {
         &self.host
+    }
+
+    /// Keeps what a rollback left from being taken by a new clone.
+    fn hold(&self, left: &[Artifact]) {
+        let mut held = self.held.lock().expect("held lock");
+        for artifact in left {
+            if let Some(path) = artifact.path() {
+                held.take(path_key(&path));
+            }
+            if let Artifact::Volume { pool, name, .. } = artifact {
+                held.take(volume_key(pool, name));
+            }
+        }
     }
 
     /// Whether `name` may be given to a new clone now.
@@ -76,13 +104,19 @@ impl Engine {
     }
 
     /// Checks a batch of clones of `source` before any of them starts: at
-    /// least one name, each valid, free and given once, and no option that
-    /// identifies a single VM shared by several.
+    /// least one name and at most [`MAX_BATCH`], each valid, free and given
+    /// once, and no option that identifies a single VM shared by several.
     pub fn check_batch(&self, source: &str, names: &[String], opts: &CloneOptions) -> Result<()> {
         if names.is_empty() {
             return Err(Error::InvalidName(
                 "Give at least one name for the clones.".into(),
             ));
+        }
+        if names.len() > MAX_BATCH {
+            return Err(Error::InvalidName(format!(
+                "{} names were given; one call makes at most {MAX_BATCH} clones. Split the batch.",
+                names.len()
+            )));
         }
         if names.len() > 1 && (opts.uuid.is_some() || opts.mac_addresses.is_some()) {
             return Err(Error::InvalidOption(
@@ -131,7 +165,7 @@ impl Engine {
             opts.uuid.as_deref(),
             opts.mac_addresses.as_deref(),
         )?;
-        let plan = Planner {
+        let mut plan = Planner {
             host: &self.host,
             reservations: &self.reservations,
             reservation: &mut reservation,
@@ -140,27 +174,58 @@ impl Engine {
             new_uuid: &id.uuid,
             target_dir: opts.target_dir.as_deref(),
             mode: opts.storage,
+            live: false,
         }
         .plan()?;
+        if info.is_template {
+            for work in &mut plan.disks {
+                if let DiskWork::Copy { layers, .. } = work {
+                    layers
+                        .iter_mut()
+                        .for_each(|l| l.source.make_copies_writable());
+                }
+            }
+        }
+        // From here on a start of the source stops the clone; the images
+        // are locked against QEMU writers already. Check once more, now
+        // that nothing can slip between the check and the watch.
+        let watch = Watch {
+            start: self
+                .host
+                .watch_starts(&info.uuid, progress.ctl.cancelled.clone()),
+            generation: self.host.generation(),
+        };
+        self.host.ensure_shut_off(&dom, &info.name)?;
         progress
             .bytes_total
-            .store(bytes_to_move(&plan)?, Ordering::Relaxed);
+            .store(plan.bytes_to_copy()?, Ordering::Relaxed);
 
-        let mut journal = Journal::create(&self.state_dir, &id.uuid)?;
+        let mut journal = Journal::create(&self.journals, &id.uuid)?;
+        failpoint::step("after-journal", &progress.ctl.cancelled);
         let run = Execution {
             host: &self.host,
             journal: &mut journal,
             progress,
             info: &info,
+            watch: &watch,
+            made: Vec::new(),
         };
         // A panic must not skip the rollback.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run.execute(&plan, &xml, &req.new_name, &id, opts)
         }))
-        .unwrap_or_else(|_| Err(Error::Libvirt("internal error: the clone panicked".into())));
+        .unwrap_or_else(|_| Err(Error::Libvirt("internal error: the clone panicked".into())))
+        .map_err(|e| watch.explain(e, &info.name));
+        let result = result.and_then(|()| {
+            journal.commit().map_err(|e| {
+                Error::Storage(format!(
+                    "The clone was defined, but the journal could not record it as complete ({e}), so it was removed again. Free space in the state folder and try again."
+                ))
+            })
+        });
         match result {
             Ok(()) => {
-                journal.commit();
+                failpoint::step("after-commit", &progress.ctl.cancelled);
                 tracing::info!("cloned “{}” to “{}” ({})", info.name, req.new_name, id.uuid);
                 Ok(CloneOutcome {
                     source_uuid: info.uuid.clone(),
@@ -174,12 +239,16 @@ impl Engine {
                     info.name,
                     req.new_name
                 );
-                journal.roll_back(&self.host);
+                let left = journal.roll_back(&self.host);
+                self.hold(&left);
                 Err(e)
             }
         }
     }
 }
+
+/// At most this many names in one `CloneVms`.
+pub const MAX_BATCH: usize = 100;
 
 fn name_exists(name: &str) -> Error {
     Error::NameExists(format!(
@@ -193,33 +262,91 @@ fn name_busy(name: &str) -> Error {
     ))
 }
 
-/// The bytes the plan moves, for progress: allocated data, not apparent size.
-fn bytes_to_move(plan: &StoragePlan) -> Result<u64> {
-    let mut total = 0;
-    for op in &plan.disks {
-        total += match op {
-            DiskOp::CopyFile { src, .. } => copy::allocated_bytes(src)?,
-            DiskOp::CloneVolume { source, .. } => source.info()?.allocation,
-            DiskOp::Keep | DiskOp::Overlay { .. } => 0,
-        };
+/// How the clone knows its source stayed shut off.
+struct Watch {
+    start: Option<Arc<StartWatch>>,
+    /// The libvirt connection's generation when the watch began.
+    generation: u64,
+}
+
+impl Watch {
+    fn source_started(&self) -> bool {
+        self.start.as_ref().is_some_and(|w| w.started())
     }
-    if let Some((src, _)) = &plan.nvram {
-        if src.exists() {
-            total += copy::allocated_bytes(src)?;
+
+    /// Whether the watch may have missed a start: the connection was made
+    /// anew meanwhile.
+    fn interrupted(&self, host: &Host) -> bool {
+        host.generation() != self.generation
+    }
+
+    /// A cancel caused by the source starting is that, not a cancel.
+    fn explain(&self, e: Error, name: &str) -> Error {
+        match self.source_started() {
+            true => started_meanwhile(name),
+            false => e,
         }
     }
-    Ok(total)
+}
+
+fn started_meanwhile(name: &str) -> Error {
+    Error::SourceNotShutOff(format!(
+        "“{name}” was started while it was being cloned, so the copy may be inconsistent; it was removed. Shut the VM down and clone it again."
+    ))
 }
 
 /// One execution of a plan, recording every artifact before making it.
-struct Execution<'a> {
+struct Execution<'a, 'j> {
     host: &'a Host,
-    journal: &'a mut Journal,
+    journal: &'a mut Journal<'j>,
     progress: &'a Progress,
     info: &'a DomainInfo,
+    watch: &'a Watch,
+    /// Every file made, to check before the define that it is still there.
+    made: Vec<(Arc<Folder>, std::ffi::OsString, FileId)>,
 }
 
-impl Execution<'_> {
+/// Records a new file in the journal the moment it exists, and rebases a
+/// copied qcow2 layer onto the copy below it.
+struct Recorder<'r, 'j> {
+    journal: &'r mut Journal<'j>,
+    entry: crate::journal::Entry,
+    path: PathBuf,
+    id: Option<FileId>,
+    rebase: Option<&'r (PathBuf, String)>,
+}
+
+impl CopyHooks for Recorder<'_, '_> {
+    fn created(&mut self, id: FileId) -> Result<(), FileError> {
+        self.id = Some(id);
+        self.journal
+            .made(self.entry, Made::File(id))
+            .map_err(|e| journal_failed(&self.path, e))
+    }
+
+    fn copied(&mut self, file: &File) -> Result<(), FileError> {
+        match self.rebase {
+            Some((backing, format)) => {
+                overlay::rebase(file, &self.path, backing, format).map_err(|e| FileError::Io {
+                    op: "rebase",
+                    path: self.path.clone(),
+                    source: io::Error::other(e.to_string()),
+                })
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+fn journal_failed(path: &std::path::Path, e: crate::journal::JournalError) -> FileError {
+    FileError::Io {
+        op: "record in the clone journal",
+        path: path.to_owned(),
+        source: io::Error::other(e.to_string()),
+    }
+}
+
+impl Execution<'_, '_> {
     fn check_cancel(&self) -> Result<()> {
         match self.progress.ctl.is_cancelled() {
             true => Err(Error::Cancelled),
@@ -227,16 +354,8 @@ impl Execution<'_> {
         }
     }
 
-    /// Records `artifact`, then makes it. Every maker leaves nothing behind
-    /// when it fails (or found the thing already there, not ours), so a
-    /// failure takes the artifact out of the journal again.
-    fn create<T>(&mut self, artifact: Artifact, make: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.journal.record(artifact)?;
-        let made = make();
-        if made.is_err() {
-            self.journal.forget_last()?;
-        }
-        made
+    fn pause(&self, step: &str) {
+        failpoint::step(step, &self.progress.ctl.cancelled);
     }
 
     fn execute(
@@ -248,132 +367,203 @@ impl Execution<'_> {
         opts: &CloneOptions,
     ) -> Result<()> {
         let mut new_disks = Vec::with_capacity(plan.disks.len());
-        for (op, disk) in plan.disks.iter().zip(&self.info.disks) {
+        for (i, work) in plan.disks.iter().enumerate() {
             self.check_cancel()?;
-            new_disks.push(self.make_disk(op, &disk.source)?);
+            self.pause(&format!("before-disk-{i}"));
+            self.check_cancel()?;
+            new_disks.push(self.make_disk(work)?);
         }
-        if let Some((src, dst)) = &plan.nvram {
-            if src.exists() {
-                self.copy_file(src, dst)?;
+        if let Some(nvram) = &plan.nvram {
+            self.pause("before-nvram");
+            if let Some(source) = &nvram.source {
+                self.copy(source, &nvram.dst, None)?;
             }
         }
-        if let Some((src, dst)) = &plan.tpm {
+        if let Some(tpm) = &plan.tpm {
             self.check_cancel()?;
-            let ctl = &self.progress.ctl;
-            self.create(Artifact::Tree(dst.clone()), || {
-                copy::copy_tree(src, dst, ctl).map_err(|e| match e {
-                    CopyError::Cancelled => Error::Cancelled,
-                    CopyError::Exists { path } => Error::Storage(format!(
-                        "TPM state already exists at {}; vmclone never overwrites it. Remove it if it is left over, then try again.",
-                        path.display()
-                    )),
-                    other => Error::Storage(format!("Copying the TPM state {}: {other}", src.display())),
-                })
-            })?;
+            self.pause("before-tpm");
+            self.copy_tree(&tpm.source, &tpm.dst)?;
         }
         self.check_cancel()?;
+        let nvram = plan.nvram.as_ref().map(|n| n.dst.path());
         let edits = CloneEdits {
             new_name,
             new_uuid: &id.uuid,
             new_genid: &id.genid,
             macs: &id.macs,
             disks: &new_disks,
-            nvram: plan.nvram.as_ref().map(|(_, dst)| dst.as_path()),
+            nvram: nvram.as_deref(),
             vcpus: opts.vcpus,
             memory_kib: opts.memory_mib.map(|m| m * 1024),
         };
         let new_xml = domain_xml::rewrite(xml, &edits)?;
-        // Someone may have started the source while we copied: such a copy is torn.
-        let source = self.host.lookup(&self.info.uuid)?;
-        self.host.ensure_shut_off(&source, &self.info.name).map_err(|_| {
-            Error::SourceNotShutOff(format!(
-                "“{}” was started while it was being cloned, so the copy may be inconsistent; it was removed. Shut the VM down and clone it again.",
-                self.info.name
-            ))
-        })?;
-        let host = self.host;
-        self.create(
-            Artifact::Domain {
-                uuid: id.uuid.clone(),
-            },
-            || host.define(&new_xml).map(drop),
-        )
-    }
-
-    fn copy_file(&mut self, src: &Path, dst: &Path) -> Result<()> {
-        let ctl = &self.progress.ctl;
-        let method = self.create(Artifact::File(dst.to_path_buf()), || {
-            copy::copy_file(src, dst, ctl).map_err(|e| match e {
-                CopyError::Exists { path } => Error::Storage(format!(
-                    "{} appeared while the clone was being made; vmclone never overwrites a file. Try again.",
-                    path.display()
-                )),
-                other => other.into(),
-            })
-        })?;
-        tracing::info!("copied {} to {} ({method:?})", src.display(), dst.display());
+        self.check_still_ours()?;
+        self.check_source()?;
+        self.pause("before-define");
+        self.check_cancel()?;
+        self.define(&new_xml, new_name, &id.uuid)?;
+        self.pause("after-define");
         Ok(())
     }
 
-    fn make_disk(&mut self, op: &DiskOp, source: &DiskSource) -> Result<Option<NewDisk>> {
-        let new = match op {
-            DiskOp::Keep => return Ok(None),
-            DiskOp::CopyFile { src, dst, volume } => {
-                self.copy_file(src, dst)?;
-                if self.info.is_template {
-                    // The template's images are read-only; its full copies are ordinary disks.
-                    add_owner_write(dst, src)?;
+    /// Every file made is still the one under its name: nobody moved or
+    /// replaced it (the domain is about to point at those names).
+    fn check_still_ours(&self) -> Result<()> {
+        for (folder, name, id) in &self.made {
+            let found = folder.lookup(name)?;
+            if found.map(|e| e.id) != Some(*id) {
+                return Err(FileError::Replaced {
+                    path: folder.join(name),
                 }
-                self.host.refresh_pool_of(dst);
-                let target = match volume {
-                    Some((pool, volume)) => DiskTarget::Volume {
-                        pool: pool.clone(),
-                        volume: volume.clone(),
-                    },
-                    None => DiskTarget::File(dst.clone()),
-                };
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The source stayed shut off for the whole run.
+    fn check_source(&self) -> Result<()> {
+        if self.watch.source_started() {
+            return Err(started_meanwhile(&self.info.name));
+        }
+        if self.watch.interrupted(self.host) {
+            return Err(Error::Libvirt(format!(
+                "The connection to libvirtd was lost while “{}” was being cloned, so vmclone cannot be sure it stayed shut off; the copy was removed. Try again.",
+                self.info.name
+            )));
+        }
+        let source = self.host.lookup(&self.info.uuid)?;
+        self.host
+            .ensure_shut_off(&source, &self.info.name)
+            .map_err(|_| started_meanwhile(&self.info.name))
+    }
+
+    fn define(&mut self, xml: &str, name: &str, uuid: &str) -> Result<()> {
+        let entry = self.journal.intend(Artifact::Domain {
+            uuid: uuid.to_owned(),
+        })?;
+        match self.host.define(xml, name, uuid) {
+            Ok(_) => Ok(self.journal.made(entry, Made::Domain)?),
+            Err(failure) => {
+                if !failure.may_exist {
+                    self.journal.dropped(entry)?;
+                }
+                Err(failure.error)
+            }
+        }
+    }
+
+    /// Copies `source` to `dst` under the journal; `rebase` points a copied
+    /// qcow2 layer at the copy of its backing image.
+    fn copy(
+        &mut self,
+        source: &copy::Source,
+        dst: &Dest,
+        rebase: Option<&(PathBuf, String)>,
+    ) -> Result<()> {
+        let path = dst.path();
+        let entry = self.journal.intend(Artifact::File {
+            folder: dst.folder.path().to_owned(),
+            folder_id: dst.folder.id(),
+            name: dst.name.clone(),
+            id: None,
+        })?;
+        let mut rec = Recorder {
+            journal: self.journal,
+            entry,
+            path: path.clone(),
+            id: None,
+            rebase,
+        };
+        let result = copy::copy_file(source, &dst.folder, &dst.name, &self.progress.ctl, &mut rec);
+        let made = rec.id;
+        match (result, made) {
+            (Ok(method), Some(id)) => {
+                self.made.push((dst.folder.clone(), dst.name.clone(), id));
+                tracing::info!(
+                    "copied {} to {} ({method:?})",
+                    source.path().display(),
+                    path.display()
+                );
+                self.host.refresh_pool_of(&path);
+                Ok(())
+            }
+            (Ok(_), None) => unreachable!("a copy reports the file it made"),
+            (Err(e), None) => {
+                // Nothing was made (the name was taken, or the folder refused).
+                self.journal.dropped(entry)?;
+                Err(e.into())
+            }
+            (Err(e), Some(_)) => Err(e.into()),
+        }
+    }
+
+    fn copy_tree(&mut self, source: &Folder, dst: &Dest) -> Result<()> {
+        let entry = self.journal.intend(Artifact::Tree {
+            folder: dst.folder.path().to_owned(),
+            folder_id: dst.folder.id(),
+            name: dst.name.clone(),
+            id: None,
+        })?;
+        let mut rec = Recorder {
+            journal: self.journal,
+            entry,
+            path: dst.path(),
+            id: None,
+            rebase: None,
+        };
+        let result = copy::copy_tree(source, &dst.folder, &dst.name, &self.progress.ctl, &mut rec);
+        match (result, rec.id) {
+            (Ok(()), Some(id)) => {
+                self.made.push((dst.folder.clone(), dst.name.clone(), id));
+                Ok(())
+            }
+            (Ok(()), None) => unreachable!("a tree copy reports the folder it made"),
+            (Err(e), None) => {
+                self.journal.dropped(entry)?;
+                Err(tpm_error(e, source))
+            }
+            (Err(e), Some(_)) => Err(tpm_error(e, source)),
+        }
+    }
+
+    fn make_disk(&mut self, work: &DiskWork) -> Result<Option<NewDisk>> {
+        let new = match work {
+            DiskWork::Share => return Ok(None),
+            DiskWork::Copy { layers, target } => {
+                for Layer {
+                    source,
+                    dst,
+                    rebase,
+                    ..
+                } in layers
+                {
+                    self.check_cancel()?;
+                    self.copy(source, dst, rebase.as_ref())?;
+                }
                 NewDisk {
-                    target,
+                    target: target.clone(),
                     driver_type: None,
-                    overlay: false,
+                    // A copied chain's copies are probed anew by libvirt.
+                    overlay: layers.len() > 1,
                 }
             }
-            DiskOp::CloneVolume {
-                source: vol,
+            DiskWork::CloneVolume {
+                source,
                 pool,
                 new_name,
                 format,
                 by_name,
+                is_block,
             } => {
-                let artifact = Artifact::Volume {
-                    pool: pool.clone(),
-                    name: new_name.clone(),
-                };
-                let made = self.create(artifact, || {
-                    let pool_obj = vol.lookup_storage_pool()?;
-                    volume::clone_volume(&pool_obj, vol, new_name, format.as_deref()).map_err(|e| {
-                        Error::Storage(format!(
-                            "libvirt could not copy volume “{}” in pool “{pool}”: {}",
-                            vol.name().unwrap_or_default(),
-                            e.message()
-                        ))
-                    })
-                })?;
-                self.progress.ctl.bytes_done.fetch_add(
-                    vol.info().map(|i| i.allocation).unwrap_or(0),
-                    Ordering::Relaxed,
-                );
-                let target = if *by_name {
-                    DiskTarget::Volume {
+                let path = self.clone_volume(source, pool, new_name, format.as_deref())?;
+                let target = match (*by_name, *is_block) {
+                    (true, _) => DiskTarget::Volume {
                         pool: pool.clone(),
                         volume: new_name.clone(),
-                    }
-                } else {
-                    let path = PathBuf::from(made.path()?);
-                    match source {
-                        DiskSource::Block(_) => DiskTarget::Block(path),
-                        _ => DiskTarget::File(path),
-                    }
+                    },
+                    (false, true) => DiskTarget::Block(path),
+                    (false, false) => DiskTarget::File(path),
                 };
                 NewDisk {
                     target,
@@ -381,18 +571,16 @@ impl Execution<'_> {
                     overlay: false,
                 }
             }
-            DiskOp::Overlay {
+            DiskWork::Overlay {
                 backing,
                 backing_format,
+                virtual_size,
+                owner,
                 dst,
             } => {
-                self.create(Artifact::File(dst.clone()), || {
-                    Ok(overlay::create(dst, backing, backing_format)?)
-                })?;
-                add_owner_write(dst, backing)?;
-                self.host.refresh_pool_of(dst);
+                self.overlay(backing, backing_format, *virtual_size, *owner, dst)?;
                 NewDisk {
-                    target: DiskTarget::File(dst.clone()),
+                    target: DiskTarget::File(dst.path()),
                     driver_type: Some("qcow2".into()),
                     overlay: true,
                 }
@@ -400,18 +588,91 @@ impl Execution<'_> {
         };
         Ok(Some(new))
     }
+
+    /// A new volume in `pool`, copied by libvirt; returns its path.
+    fn clone_volume(
+        &mut self,
+        source: &virt::storage_vol::StorageVol,
+        pool: &str,
+        new_name: &str,
+        format: Option<&str>,
+    ) -> Result<PathBuf> {
+        let entry = self.journal.intend(Artifact::Volume {
+            pool: pool.to_owned(),
+            name: new_name.to_owned(),
+            key: None,
+        })?;
+        let made = source
+            .lookup_storage_pool()
+            .and_then(|p| volume::clone_volume(&p, source, new_name, format));
+        let vol = match made {
+            Ok(vol) => vol,
+            Err(e) => {
+                // Only "it exists already" proves nothing of ours was made.
+                if volume::exists_error(&e) {
+                    self.journal.dropped(entry)?;
+                }
+                return Err(Error::Storage(format!(
+                    "libvirt could not copy volume “{}” in pool “{pool}”: {}",
+                    source.name().unwrap_or_default(),
+                    e.message()
+                )));
+            }
+        };
+        self.journal.made(entry, Made::Volume(vol.key()?))?;
+        self.progress.ctl.bytes_done.fetch_add(
+            source.info().map(|i| i.allocation).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        Ok(PathBuf::from(vol.path()?))
+    }
+
+    /// A qcow2 overlay of `backing`, private to its owner (0600), synced
+    /// with its folder.
+    fn overlay(
+        &mut self,
+        backing: &std::path::Path,
+        backing_format: &str,
+        virtual_size: u64,
+        owner: (u32, u32),
+        dst: &Dest,
+    ) -> Result<()> {
+        let path = dst.path();
+        let entry = self.journal.intend(Artifact::File {
+            folder: dst.folder.path().to_owned(),
+            folder_id: dst.folder.id(),
+            name: dst.name.clone(),
+            id: None,
+        })?;
+        let (file, id) = match dst.folder.create_file(&dst.name) {
+            Ok(made) => made,
+            Err(e) => {
+                self.journal.dropped(entry)?;
+                return Err(e.into());
+            }
+        };
+        self.journal.made(entry, Made::File(id))?;
+        self.made.push((dst.folder.clone(), dst.name.clone(), id));
+        overlay::create(&file, &path, backing, backing_format, virtual_size)?;
+        copy::set_owner_and_mode(&file, owner, 0o600, &path)?;
+        file.sync_all()
+            .map_err(|e| crate::storage::error::io_error("sync", &path, e))?;
+        dst.folder.sync()?;
+        self.host.refresh_pool_of(&path);
+        Ok(())
+    }
 }
 
-/// Gives `path` the owner and group of `like` and its mode plus owner write:
-/// copies and overlays of a template's read-only images are writable disks.
-fn add_owner_write(path: &Path, like: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    like.metadata()
-        .and_then(|m| set_owner_and_mode(path, like, (m.permissions().mode() & 0o7777) | 0o200))
-        .map_err(|e| {
-            Error::Storage(format!(
-                "Setting the owner and mode of {}: {e}",
-                path.display()
-            ))
-        })
+fn tpm_error(e: FileError, source: &Folder) -> Error {
+    match e {
+        FileError::Cancelled => Error::Cancelled,
+        FileError::Exists { path } => Error::Storage(format!(
+            "TPM state already exists at {}; vmclone never overwrites it. Remove it if it is left over, then try again.",
+            path.display()
+        )),
+        other => Error::Storage(format!(
+            "Copying the TPM state {}: {other}",
+            source.path().display()
+        )),
+    }
 }

@@ -5,18 +5,27 @@
 //! backing-file reference). Only data extents are moved (SEEK_DATA/SEEK_HOLE), so holes stay
 //! holes. The fastest method the filesystems allow does the work: a FICLONE reflink, else
 //! `copy_file_range`, else a read/write loop with one fixed buffer; each fallback is logged.
+//! Everything goes through descriptors: sources are opened by [`Source`] without following a
+//! link or opening anything but a file or block device, copies are created in an open
+//! [`Folder`] and removed again (only if they are still ours) when anything fails.
 
+use std::ffi::OsStr;
 use std::fmt;
-use std::fs::{self, DirBuilder, File, Metadata, OpenOptions, Permissions};
-use std::io::{self, Seek, SeekFrom};
+use std::fs::File;
+use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{lchown, PermissionsExt};
-use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use rustix::fs::{FileType, Gid, Mode, SeekFrom, Stat, Uid};
+use rustix::io::Errno;
 use tracing::{debug, info, warn};
+
+pub use super::error::FileError;
+use super::error::{io_error, FileKind};
+use super::folder::{self, FileId, Folder, Removal};
 
 /// Bytes handed to one `copy_file_range` call: bounds how long a cancel waits and how coarse
 /// progress is.
@@ -52,9 +61,9 @@ impl CopyControl {
         self.bytes_done.load(Ordering::Relaxed)
     }
 
-    fn check(&self) -> Result<(), CopyError> {
+    fn check(&self) -> Result<(), FileError> {
         if self.is_cancelled() {
-            Err(CopyError::Cancelled)
+            Err(FileError::Cancelled)
         } else {
             Ok(())
         }
@@ -86,217 +95,82 @@ impl fmt::Display for CopyMethod {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CopyError {
-    #[error("the copy was cancelled")]
-    Cancelled,
-    #[error(
-        "no space left for {}: its filesystem (or your quota on it) is full; free some space there or clone to another storage pool",
-        path.display()
-    )]
-    NoSpace { path: PathBuf },
-    #[error(
-        "{} already exists and vmclone never overwrites files: remove it or choose another name",
-        path.display()
-    )]
-    Exists { path: PathBuf },
-    #[error(
-        "{} is {kind}: vmclone copies only regular files, block devices, directories and symlinks",
-        path.display()
-    )]
-    Unsupported { path: PathBuf, kind: &'static str },
-    #[error("cannot copy {} as a directory tree: it is not a directory", path.display())]
-    NotADirectory { path: PathBuf },
-    #[error("cannot {op} {}: {source}", path.display())]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
-}
-
-/// Maps an I/O error to `CopyError`, making a full disk (or quota) `NoSpace` wherever it happens.
-fn io_error(op: &'static str, path: &Path, source: io::Error) -> CopyError {
-    match source.raw_os_error() {
-        Some(libc::ENOSPC | libc::EDQUOT) => CopyError::NoSpace {
-            path: path.to_owned(),
-        },
-        _ => CopyError::Io {
-            op,
-            path: path.to_owned(),
-            source,
-        },
-    }
-}
-
-/// Bytes `copy_file` will move when it can't reflink: the sum of src's data extents; a block
-/// device counts whole.
-pub fn allocated_bytes(src: &Path) -> Result<u64, CopyError> {
-    let source = Source::open(src)?;
-    source.allocated()
-}
-
-/// Creates `dst` (never overwriting: `CopyError::Exists`) as a byte-exact sparse copy of `src`,
-/// a regular file or block device, with src's length, owner, group and mode. Tries a reflink,
-/// then `copy_file_range`, then a read/write loop. `dst` is synced, with its directory entry,
-/// before this returns; on any error or cancel it is removed.
-pub fn copy_file(src: &Path, dst: &Path, ctl: &CopyControl) -> Result<CopyMethod, CopyError> {
-    copy_file_starting_at(src, dst, ctl, CopyMethod::Reflink)
-}
-
-/// `copy_file`, but skipping the methods before `first` (tests use it to exercise each path).
-#[doc(hidden)]
-pub fn copy_file_starting_at(
-    src: &Path,
-    dst: &Path,
-    ctl: &CopyControl,
-    first: CopyMethod,
-) -> Result<CopyMethod, CopyError> {
-    ctl.check()?;
-    let source = Source::open(src)?;
-    let out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        // Private until the copy is complete; src's mode is applied at the end.
-        .mode(0o600)
-        .open(dst)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => CopyError::Exists {
-                path: dst.to_owned(),
-            },
-            _ => io_error("create", dst, e),
-        })?;
-    let created = RemoveOnDrop::file(dst);
-    let method = copy_contents(&source, &out, dst, ctl, first)?;
-    apply_owner_and_mode(&out, &source.meta, dst)?;
-    out.sync_all().map_err(|e| io_error("sync", dst, e))?;
-    sync_parent(dst)?;
-    created.keep();
-    info!(
-        src = %src.display(),
-        dst = %dst.display(),
-        %method,
-        bytes = source.len,
-        "file copied"
-    );
-    Ok(method)
-}
-
-/// Recursively copies the directory `src` to `dst`, which must not exist, keeping the owner,
-/// group and mode of every directory and file, and symlinks as symlinks. On any error or
-/// cancel, `dst` and everything under it are removed.
-pub fn copy_tree(src: &Path, dst: &Path, ctl: &CopyControl) -> Result<(), CopyError> {
-    ctl.check()?;
-    let meta = fs::metadata(src).map_err(|e| io_error("read", src, e))?;
-    if !meta.is_dir() {
-        return Err(CopyError::NotADirectory {
-            path: src.to_owned(),
-        });
-    }
-    make_private_dir(dst)?;
-    let created = RemoveOnDrop::tree(dst);
-    let mut dirs = vec![(dst.to_owned(), meta)];
-    copy_dir_entries(src, dst, ctl, &mut dirs)?;
-    // Directories get their real mode last, deepest first, so a read-only one can be filled.
-    for (dir, meta) in dirs.iter().rev() {
-        let handle = File::open(dir).map_err(|e| io_error("open", dir, e))?;
-        apply_owner_and_mode(&handle, meta, dir)?;
-        handle.sync_all().map_err(|e| io_error("sync", dir, e))?;
-    }
-    sync_parent(dst)?;
-    created.keep();
-    info!(src = %src.display(), dst = %dst.display(), "directory tree copied");
-    Ok(())
-}
-
-fn copy_dir_entries(
-    src: &Path,
-    dst: &Path,
-    ctl: &CopyControl,
-    dirs: &mut Vec<(PathBuf, Metadata)>,
-) -> Result<(), CopyError> {
-    for entry in fs::read_dir(src).map_err(|e| io_error("list", src, e))? {
-        ctl.check()?;
-        let entry = entry.map_err(|e| io_error("list", src, e))?;
-        let from = entry.path();
-        let to = dst.join(entry.file_name());
-        let meta = fs::symlink_metadata(&from).map_err(|e| io_error("read", &from, e))?;
-        let kind = meta.file_type();
-        if kind.is_dir() {
-            make_private_dir(&to)?;
-            dirs.push((to.clone(), meta));
-            copy_dir_entries(&from, &to, ctl, dirs)?;
-        } else if kind.is_symlink() {
-            let target = fs::read_link(&from).map_err(|e| io_error("read link", &from, e))?;
-            std::os::unix::fs::symlink(&target, &to)
-                .map_err(|e| io_error("create symlink", &to, e))?;
-            let current = fs::symlink_metadata(&to).map_err(|e| io_error("read", &to, e))?;
-            if (current.uid(), current.gid()) != (meta.uid(), meta.gid()) {
-                lchown(&to, Some(meta.uid()), Some(meta.gid()))
-                    .map_err(|e| io_error("set the owner of", &to, e))?;
-            }
-        } else if kind.is_file() {
-            copy_file(&from, &to, ctl)?;
-        } else {
-            return Err(CopyError::Unsupported {
-                path: from,
-                kind: describe(&kind),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn make_private_dir(path: &Path) -> Result<(), CopyError> {
-    DirBuilder::new()
-        .mode(0o700)
-        .create(path)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => CopyError::Exists {
-                path: path.to_owned(),
-            },
-            _ => io_error("create", path, e),
-        })
-}
-
 /// An open copy source and what the copy needs to know about it.
-struct Source {
+#[derive(Debug)]
+pub struct Source {
     path: PathBuf,
     file: File,
-    meta: Metadata,
+    st: Stat,
+    /// The permission bits copies get.
+    copy_mode: u32,
     len: u64,
     /// Block devices can't report holes: all of them is data.
     whole: bool,
 }
 
 impl Source {
-    fn open(path: &Path) -> Result<Self, CopyError> {
-        // Checked before opening: opening a FIFO would block.
-        let kind = fs::metadata(path)
-            .map_err(|e| io_error("read", path, e))?
-            .file_type();
-        if !kind.is_file() && !kind.is_block_device() {
-            return Err(CopyError::Unsupported {
-                path: path.to_owned(),
-                kind: describe(&kind),
-            });
-        }
-        let mut file = File::open(path).map_err(|e| io_error("open", path, e))?;
-        let meta = file.metadata().map_err(|e| io_error("read", path, e))?;
-        let whole = meta.file_type().is_block_device();
+    /// Opens the regular file or block device at the absolute `path` for reading (its folder
+    /// is resolved by [`Folder::open`]'s rules; the file itself is never a link).
+    pub fn open(path: &Path) -> Result<Source, FileError> {
+        let (dir, name) = folder::split(path)?;
+        Self::open_in(&Folder::open(dir)?, name)
+    }
+
+    /// Opens `name` in `folder` for reading.
+    pub fn open_in(folder: &Folder, name: &OsStr) -> Result<Source, FileError> {
+        let path = folder.join(name);
+        let (file, st) = folder.open_readonly(name)?;
+        let whole = FileType::from_raw_mode(st.st_mode) == FileType::BlockDevice;
         let len = if whole {
-            file.seek(SeekFrom::End(0))
-                .map_err(|e| io_error("find the size of", path, e))?
+            rustix::fs::seek(&file, SeekFrom::End(0))
+                .map_err(|e| io_error("find the size of", &path, e))?
         } else {
-            meta.len()
+            st.st_size as u64
         };
         Ok(Source {
-            path: path.to_owned(),
+            path,
             file,
-            meta,
+            copy_mode: st.st_mode & 0o7777,
+            st,
             len,
             whole,
         })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The size in bytes (a block device's whole size).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_block_device(&self) -> bool {
+        self.whole
+    }
+
+    /// Copies get owner write: a template's images are read-only, its full
+    /// copies ordinary disks.
+    pub fn make_copies_writable(&mut self) {
+        self.copy_mode |= 0o200;
+    }
+
+    pub fn owner(&self) -> (u32, u32) {
+        (self.st.st_uid, self.st.st_gid)
+    }
+
+    /// The permission bits.
+    pub fn mode(&self) -> u32 {
+        self.st.st_mode & 0o7777
     }
 
     fn extents(&self) -> DataExtents<'_> {
@@ -308,7 +182,9 @@ impl Source {
         }
     }
 
-    fn allocated(&self) -> Result<u64, CopyError> {
+    /// Bytes a copy moves when it can't reflink: the sum of the data extents; a block device
+    /// counts whole.
+    pub fn allocated(&self) -> Result<u64, FileError> {
         let mut total = 0;
         for extent in self.extents() {
             let (start, end) =
@@ -317,6 +193,142 @@ impl Source {
         }
         Ok(total)
     }
+}
+
+/// What the caller does at the steps of a copy.
+pub trait CopyHooks {
+    /// The new file or folder exists, with this identity; nothing is in it yet.
+    fn created(&mut self, _id: FileId) -> Result<(), FileError> {
+        Ok(())
+    }
+
+    /// A file's bytes are all there; its owner, mode and sync come next.
+    fn copied(&mut self, _file: &File) -> Result<(), FileError> {
+        Ok(())
+    }
+}
+
+/// No hooks.
+impl CopyHooks for () {}
+
+/// Creates the new file `name` in `dst` (never overwriting: `FileError::Exists`) as a
+/// byte-exact sparse copy of `source`, with its length, owner, group and mode (plus owner
+/// write for [`Source::make_copies_writable`]). Tries a reflink, then `copy_file_range`, then
+/// a read/write loop. The copy is synced, with its folder entry, before this returns; on any
+/// error or cancel it is removed again.
+pub fn copy_file(
+    source: &Source,
+    dst: &Folder,
+    name: &OsStr,
+    ctl: &CopyControl,
+    hooks: &mut impl CopyHooks,
+) -> Result<CopyMethod, FileError> {
+    copy_file_starting_at(source, dst, name, ctl, hooks, CopyMethod::Reflink)
+}
+
+/// `copy_file`, but skipping the methods before `first` (tests use it to exercise each path).
+#[doc(hidden)]
+pub fn copy_file_starting_at(
+    source: &Source,
+    dst: &Folder,
+    name: &OsStr,
+    ctl: &CopyControl,
+    hooks: &mut impl CopyHooks,
+    first: CopyMethod,
+) -> Result<CopyMethod, FileError> {
+    ctl.check()?;
+    let path = dst.join(name);
+    let (out, id) = dst.create_file(name)?;
+    let made = Made::file(dst, name, id);
+    hooks.created(id)?;
+    let method = copy_contents(source, &out, &path, ctl, first)?;
+    hooks.copied(&out)?;
+    set_owner_and_mode(&out, source.owner(), source.copy_mode, &path)?;
+    out.sync_all().map_err(|e| io_error("sync", &path, e))?;
+    dst.sync()?;
+    made.keep();
+    info!(
+        src = %source.path.display(),
+        dst = %path.display(),
+        %method,
+        bytes = source.len,
+        "file copied"
+    );
+    Ok(method)
+}
+
+/// Recursively copies the folder `src` into the new folder `name` in `dst`, keeping the
+/// owner, group and mode of every folder and file, and symlinks as symlinks (never followed).
+/// The hooks hear of the new folder before anything is copied into it. On any
+/// error or cancel, the new folder and everything under it are removed.
+pub fn copy_tree(
+    src: &Folder,
+    dst: &Folder,
+    name: &OsStr,
+    ctl: &CopyControl,
+    hooks: &mut impl CopyHooks,
+) -> Result<(), FileError> {
+    ctl.check()?;
+    let top = dst.make_dir(name)?;
+    let made = Made::tree(dst, name, top.id());
+    hooks.created(top.id())?;
+    let mut dirs = vec![(src.stat()?, top)];
+    copy_entries(src, 0, ctl, &mut dirs)?;
+    // Folders get their real mode last, deepest first, so a read-only one can be filled.
+    for (st, dir) in dirs.iter().rev() {
+        set_owner_and_mode(
+            dir.fd(),
+            (st.st_uid, st.st_gid),
+            st.st_mode & 0o7777,
+            dir.path(),
+        )?;
+        dir.sync()?;
+    }
+    dst.sync()?;
+    made.keep();
+    info!(src = %src.path().display(), dst = %dst.join(name).display(), "directory tree copied");
+    Ok(())
+}
+
+/// Copies the entries of `src` into the folder `dirs[at]`, adding the folders it makes.
+fn copy_entries(
+    src: &Folder,
+    at: usize,
+    ctl: &CopyControl,
+    dirs: &mut Vec<(Stat, Folder)>,
+) -> Result<(), FileError> {
+    for name in src.names()? {
+        ctl.check()?;
+        let Some(entry) = src.lookup(&name)? else {
+            continue;
+        };
+        let to = &dirs[at].1;
+        match entry.kind {
+            FileKind::Directory => {
+                let from = src.open_dir(&name)?;
+                let made = to.make_dir(&name)?;
+                let st = from.stat()?;
+                dirs.push((st, made));
+                let sub = dirs.len() - 1;
+                copy_entries(&from, sub, ctl, dirs)?;
+            }
+            FileKind::Symlink => {
+                let target = src.read_link(&name)?;
+                to.symlink(&target, &name)?;
+                to.chown_entry(&name, entry.uid, entry.gid)?;
+            }
+            _ if entry.is_file => {
+                copy_file(&Source::open_in(src, &name)?, to, &name, ctl, &mut ())?;
+            }
+            kind => {
+                return Err(FileError::Unsupported {
+                    path: src.join(&name),
+                    kind,
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The data extents `(start, end)` of a file, from SEEK_DATA/SEEK_HOLE; all of it when the
@@ -340,38 +352,31 @@ impl Iterator for DataExtents<'_> {
             self.pos = self.len;
             return Some(Ok(extent));
         }
-        let start = match seek(self.file, self.pos, libc::SEEK_DATA) {
+        let start = match rustix::fs::seek(self.file, SeekFrom::Data(self.pos)) {
             Ok(start) => start,
             // No data after pos: the rest is a hole.
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            Err(Errno::NXIO) => {
                 self.pos = self.len;
                 return None;
             }
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            Err(Errno::INVAL) => {
                 debug!("SEEK_DATA unsupported: treating the rest of the file as data");
                 self.whole = true;
                 return self.next();
             }
-            Err(e) => return Some(Err(e)),
+            Err(e) => return Some(Err(e.into())),
         };
         if start >= self.len {
             self.pos = self.len;
             return None;
         }
-        let end = match seek(self.file, start, libc::SEEK_HOLE) {
+        let end = match rustix::fs::seek(self.file, SeekFrom::Hole(start)) {
             Ok(end) => end.min(self.len),
-            Err(e) => return Some(Err(e)),
+            Err(e) => return Some(Err(e.into())),
         };
         self.pos = end;
         Some(Ok((start, end)))
     }
-}
-
-fn seek(file: &File, pos: u64, whence: libc::c_int) -> io::Result<u64> {
-    let pos = i64::try_from(pos).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
-    // SAFETY: lseek64 on an open descriptor; it reads no memory of ours.
-    let at = unsafe { libc::lseek64(file.as_raw_fd(), pos, whence) };
-    u64::try_from(at).map_err(|_| io::Error::last_os_error())
 }
 
 /// Moves src's bytes into the empty `out`, starting with `first`; returns the method that
@@ -382,7 +387,7 @@ fn copy_contents(
     dst: &Path,
     ctl: &CopyControl,
     first: CopyMethod,
-) -> Result<CopyMethod, CopyError> {
+) -> Result<CopyMethod, FileError> {
     let mut method = first;
     if method == CopyMethod::Reflink {
         if source.whole {
@@ -476,13 +481,9 @@ fn start_writeback(out: &File, pos: u64, len: u64) {
 
 fn reflink(src: &File, dst: &File) -> io::Result<()> {
     loop {
-        // SAFETY: FICLONE takes the source descriptor as its argument and touches no memory of ours.
-        if unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) } == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match rustix::fs::ioctl_ficlone(dst, src) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map_err(io::Error::from),
         }
     }
 }
@@ -505,29 +506,12 @@ fn copy_range_unsupported(e: &io::Error) -> bool {
 
 /// One `copy_file_range` call at the same offset in both files; returns the bytes copied.
 fn copy_range(src: &File, dst: &File, pos: u64, len: u64) -> io::Result<u64> {
-    let offset = i64::try_from(pos).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
     let len = usize::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
     loop {
-        let (mut off_in, mut off_out) = (offset, offset);
-        // SAFETY: both offsets point to live i64s; the descriptors are open.
-        let copied = unsafe {
-            libc::copy_file_range(
-                src.as_raw_fd(),
-                &mut off_in,
-                dst.as_raw_fd(),
-                &mut off_out,
-                len,
-                0,
-            )
-        };
-        match u64::try_from(copied) {
-            Ok(n) => return Ok(n),
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+        let (mut off_in, mut off_out) = (pos, pos);
+        match rustix::fs::copy_file_range(src, Some(&mut off_in), dst, Some(&mut off_out), len) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map(|n| n as u64).map_err(io::Error::from),
         }
     }
 }
@@ -540,11 +524,11 @@ fn read_write(
     dst: &Path,
     pos: u64,
     buf: &mut [u8],
-) -> Result<u64, CopyError> {
+) -> Result<u64, FileError> {
     let read = loop {
         match source.file.read_at(buf, pos) {
             Ok(0) => {
-                return Err(CopyError::Io {
+                return Err(FileError::Io {
                     op: "read",
                     path: source.path.clone(),
                     source: io::Error::new(
@@ -594,70 +578,50 @@ fn is_zero(block: &[u8]) -> bool {
     body == 0 && tail == 0
 }
 
-/// Gives `target` (opened from `path`) the owner, group and permission bits of `like`.
-fn apply_owner_and_mode(target: &File, like: &Metadata, path: &Path) -> Result<(), CopyError> {
-    let current = target.metadata().map_err(|e| io_error("read", path, e))?;
+/// Gives the file or folder open as `fd` an owner, group and permission bits (through the
+/// descriptor: a path could have been swapped meanwhile).
+pub fn set_owner_and_mode(
+    fd: impl std::os::fd::AsFd,
+    (uid, gid): (u32, u32),
+    mode: u32,
+    path: &Path,
+) -> Result<(), FileError> {
+    let fd = fd.as_fd();
+    let current = rustix::fs::fstat(fd).map_err(|e| io_error("read", path, e))?;
     // Owner first: chown clears setuid/setgid bits, which the mode then restores.
-    if (current.uid(), current.gid()) != (like.uid(), like.gid()) {
-        std::os::unix::fs::fchown(target, Some(like.uid()), Some(like.gid()))
+    if (current.st_uid, current.st_gid) != (uid, gid) {
+        rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
             .map_err(|e| io_error("set the owner of", path, e))?;
     }
-    target
-        .set_permissions(Permissions::from_mode(like.mode() & 0o7777))
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
         .map_err(|e| io_error("set the mode of", path, e))
 }
 
-/// Makes `path`'s directory entry durable.
-fn sync_parent(path: &Path) -> Result<(), CopyError> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(parent)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| io_error("sync", parent, e))
-}
-
-fn describe(kind: &fs::FileType) -> &'static str {
-    if kind.is_dir() {
-        "a directory"
-    } else if kind.is_symlink() {
-        "a symlink"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else {
-        "not a regular file"
-    }
-}
-
 /// Removes a file or tree this module created unless `keep` is called: the cleanup on every
-/// error and cancel path.
-struct RemoveOnDrop<'a> {
-    path: &'a Path,
+/// error and cancel path. Only the very file it made goes (checked by identity).
+struct Made<'a> {
+    folder: &'a Folder,
+    name: &'a OsStr,
+    id: FileId,
     tree: bool,
     armed: bool,
 }
 
-impl<'a> RemoveOnDrop<'a> {
-    fn file(path: &'a Path) -> Self {
-        RemoveOnDrop {
-            path,
+impl<'a> Made<'a> {
+    fn file(folder: &'a Folder, name: &'a OsStr, id: FileId) -> Self {
+        Made {
+            folder,
+            name,
+            id,
             tree: false,
             armed: true,
         }
     }
 
-    fn tree(path: &'a Path) -> Self {
-        RemoveOnDrop {
-            path,
+    fn tree(folder: &'a Folder, name: &'a OsStr, id: FileId) -> Self {
+        Made {
             tree: true,
-            armed: true,
+            ..Made::file(folder, name, id)
         }
     }
 
@@ -666,19 +630,20 @@ impl<'a> RemoveOnDrop<'a> {
     }
 }
 
-impl Drop for RemoveOnDrop<'_> {
+impl Drop for Made<'_> {
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
-        let removed = if self.tree {
-            fs::remove_dir_all(self.path)
-        } else {
-            fs::remove_file(self.path)
+        let path = self.folder.join(self.name);
+        let removed = match self.tree {
+            true => self.folder.remove_tree(self.name, self.id),
+            false => self.folder.remove_file(self.name, self.id),
         };
         match removed {
-            Ok(()) => debug!(path = %self.path.display(), "removed partial copy"),
-            Err(e) => warn!(path = %self.path.display(), "cannot remove partial copy: {e}"),
+            Ok(Removal::Removed) => debug!(path = %path.display(), "removed partial copy"),
+            Ok(found) => warn!(path = %path.display(), "partial copy not removed: {found:?}"),
+            Err(e) => warn!(path = %path.display(), "cannot remove partial copy: {e}"),
         }
     }
 }
@@ -696,22 +661,5 @@ mod tests {
             assert!(!is_zero(&block), "byte {at} set");
             block[at] = 0;
         }
-    }
-
-    #[test]
-    fn no_space_is_recognised_whatever_the_operation() {
-        let e = io_error(
-            "write",
-            Path::new("/pool/x.img"),
-            io::Error::from_raw_os_error(libc::ENOSPC),
-        );
-        assert!(matches!(e, CopyError::NoSpace { ref path } if path == Path::new("/pool/x.img")));
-        assert!(e.to_string().contains("/pool/x.img"), "{e}");
-        let e = io_error(
-            "sync",
-            Path::new("/q"),
-            io::Error::from_raw_os_error(libc::EDQUOT),
-        );
-        assert!(matches!(e, CopyError::NoSpace { .. }));
     }
 }

@@ -1,12 +1,17 @@
-//! Storage work of a clone: byte copies ([`copy`]), qcow2 overlays for
-//! linked clones ([`overlay`]) and copies of libvirt pool volumes ([`volume`]).
+//! Storage work of a clone, all of it through descriptors ([`folder`]): byte
+//! copies ([`copy`]), qcow2 headers read ([`qcow2`]) and written by qemu-img
+//! ([`overlay`]), QEMU's image locks ([`image_lock`]) and copies of libvirt
+//! pool volumes ([`volume`]).
 
 pub mod copy;
+pub mod error;
+pub mod folder;
+pub mod image_lock;
 pub mod overlay;
+pub mod qcow2;
 pub mod volume;
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Where libvirt keeps an emulated TPM's swtpm state, one folder per domain
 /// UUID: system-wide for `qemu:///system` (and for root, whose session is the
@@ -23,19 +28,6 @@ pub fn swtpm_state_dir(uri: &str) -> PathBuf {
         }
     }
     PathBuf::from("/var/lib/libvirt/swtpm")
-}
-
-/// Whether anything (even a dangling symlink) is at `path`.
-pub fn occupied(path: &Path) -> bool {
-    path.symlink_metadata().is_ok()
-}
-
-/// Gives `path` the owner and group of `like`, and `mode`.
-pub fn set_owner_and_mode(path: &Path, like: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = like.metadata()?;
-    std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 #[cfg(test)]

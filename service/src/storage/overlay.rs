@@ -1,59 +1,148 @@
-//! qcow2 overlays for linked clones: a new, empty image whose backing file is
-//! the template's image. Creating one costs O(1) in time and space.
+//! qcow2 images written by `qemu-img` on a file vmclone already holds open:
+//! new overlays for linked clones (backed by a template's image, O(1) in time
+//! and space) and new backing references for copied chains. qemu-img gets
+//! the descriptor as `/proc/self/fd/3` and never opens a path of ours or the
+//! backing file (`-u`), so nothing it touches can be swapped under it.
 
-use std::fs::OpenOptions;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// qemu-img only writes a header; it never needs long.
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OverlayError {
-    #[error("{path} already exists; vmclone never overwrites a file")]
-    Exists { path: String },
-    #[error("Cannot create the overlay {path}: {source}")]
-    Create {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("qemu-img could not create the overlay {path} on {backing}: {detail}")]
-    QemuImg {
-        path: String,
-        backing: String,
-        detail: String,
-    },
+    #[error("“{format}” is not an image format name qemu-img knows")]
+    BadFormat { format: String },
+    #[error("qemu-img could not write {path}: {detail}")]
+    QemuImg { path: String, detail: String },
 }
 
-/// Creates `path` (which must not exist) as a qcow2 overlay of `backing`
-/// (absolute path, format `backing_format`).
-pub fn create(path: &Path, backing: &Path, backing_format: &str) -> Result<(), OverlayError> {
-    let shown = path.display().to_string();
-    // Claim the name atomically first: qemu-img itself would truncate an existing file.
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::AlreadyExists => OverlayError::Exists {
-                path: shown.clone(),
-            },
-            _ => OverlayError::Create {
-                path: shown.clone(),
-                source,
-            },
-        })?;
-    let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", backing_format, "-b"])
-        .arg(backing)
-        .arg(path)
-        .output();
-    let failure = match out {
-        Ok(o) if o.status.success() => return Ok(()),
-        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
-        Err(e) => format!("cannot run qemu-img (package qemu-utils): {e}"),
+fn check_format(format: &str) -> Result<&str, OverlayError> {
+    let ok = !format.is_empty()
+        && format.len() <= 16
+        && format
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    match ok {
+        true => Ok(format),
+        false => Err(OverlayError::BadFormat {
+            format: format.to_owned(),
+        }),
+    }
+}
+
+/// Writes a qcow2 overlay of `virtual_size` bytes into the empty `file`
+/// (shown as `path`), backed by the absolute `backing` of format `backing_format`.
+pub fn create(
+    file: &File,
+    path: &Path,
+    backing: &Path,
+    backing_format: &str,
+    virtual_size: u64,
+) -> Result<(), OverlayError> {
+    let args: [&OsStr; 8] = [
+        "create".as_ref(),
+        "-q".as_ref(),
+        "-f".as_ref(),
+        "qcow2".as_ref(),
+        "-u".as_ref(),
+        "-F".as_ref(),
+        check_format(backing_format)?.as_ref(),
+        "-b".as_ref(),
+    ];
+    let size = OsString::from(virtual_size.to_string());
+    run(
+        file,
+        path,
+        &args,
+        &[backing.as_os_str(), "/proc/self/fd/3".as_ref(), &size],
+    )
+}
+
+/// Points the qcow2 image open as `file` at a new backing file, changing only
+/// its header (`qemu-img rebase -u`).
+pub fn rebase(
+    file: &File,
+    path: &Path,
+    backing: &Path,
+    backing_format: &str,
+) -> Result<(), OverlayError> {
+    let args: [&OsStr; 8] = [
+        "rebase".as_ref(),
+        "-q".as_ref(),
+        "-u".as_ref(),
+        "-f".as_ref(),
+        "qcow2".as_ref(),
+        "-F".as_ref(),
+        check_format(backing_format)?.as_ref(),
+        "-b".as_ref(),
+    ];
+    run(
+        file,
+        path,
+        &args,
+        &[backing.as_os_str(), "/proc/self/fd/3".as_ref()],
+    )
+}
+
+/// Runs qemu-img with `file` as its descriptor 3, bounded in time.
+fn run(file: &File, path: &Path, args: &[&OsStr], tail: &[&OsStr]) -> Result<(), OverlayError> {
+    let failed = |detail: String| OverlayError::QemuImg {
+        path: path.display().to_string(),
+        detail,
     };
-    let _ = std::fs::remove_file(path);
-    Err(OverlayError::QemuImg {
-        path: shown,
-        backing: backing.display().to_string(),
-        detail: failure,
-    })
+    let fd = file.as_raw_fd();
+    let mut cmd = Command::new("qemu-img");
+    cmd.args(args)
+        .args(tail)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: between fork and exec the child only calls dup2 or fcntl,
+    // which are async-signal-safe; descriptor 3 ends up not close-on-exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let done = match fd {
+                3 => libc::fcntl(3, libc::F_SETFD, 0),
+                _ => libc::dup2(fd, 3),
+            };
+            match done {
+                -1 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            }
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| failed(format!("cannot run qemu-img (package qemu-utils): {e}")))?;
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!(
+                    "it did not finish within {} s",
+                    TIMEOUT.as_secs()
+                )));
+            }
+            Err(e) => return Err(failed(e.to_string())),
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+    }
+    Err(failed(stderr.trim().to_string()))
 }

@@ -28,3 +28,12 @@ pub fn clone_volume(
     );
     StorageVol::create_xml_from(pool, &xml, source, 0)
 }
+
+/// Whether libvirt refused to create a volume because its name is taken
+/// (then nothing of ours was made).
+pub fn exists_error(e: &virt::error::Error) -> bool {
+    matches!(
+        e.code(),
+        virt::error::ErrorNumberEnum::Known(virt::error::ErrorNumber::StorageVolExist)
+    )
+}

@@ -1,0 +1,96 @@
+//! Where a clone's files may go: the target folders of the connection's
+//! active file-based storage pools and the folders that already hold the
+//! source's own disks. Nothing else — a caller allowed to clone must not be
+//! able to make root write guest-controlled bytes into `/root/.ssh` or a
+//! crontab folder. Folders are compared by identity, not by path text.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::domain_xml::{DiskSource, DomainInfo};
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::storage::folder::{self, Folder};
+
+/// A folder a clone may be put in.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub folder: Arc<Folder>,
+    /// The storage pool whose target it is.
+    pub pool: Option<String>,
+}
+
+impl Destination {
+    pub fn path(&self) -> &Path {
+        self.folder.path()
+    }
+}
+
+/// Every folder a clone of `info` may be put in, each once.
+pub fn allowed(host: &Host, info: Option<&DomainInfo>) -> Result<Vec<Destination>> {
+    let mut out: Vec<Destination> = Vec::new();
+    let mut add = |path: &Path, pool: Option<String>| match Folder::open(path) {
+        Ok(folder) => {
+            if let Some(known) = out.iter_mut().find(|d| d.folder.id() == folder.id()) {
+                known.pool = known.pool.take().or(pool);
+            } else {
+                out.push(Destination {
+                    folder: Arc::new(folder),
+                    pool,
+                });
+            }
+        }
+        Err(e) => tracing::debug!("{} is not a destination: {e}", path.display()),
+    };
+    for (pool, target) in host.file_pools()? {
+        add(&target, Some(pool));
+    }
+    if let Some(info) = info {
+        for dir in source_folders(host, info) {
+            add(&dir, None);
+        }
+    }
+    Ok(out)
+}
+
+/// The folders of the source's own disk images.
+fn source_folders(host: &Host, info: &DomainInfo) -> Vec<PathBuf> {
+    info.disks
+        .iter()
+        .filter_map(|d| match &d.source {
+            DiskSource::File(p) => Some(p.clone()),
+            DiskSource::Volume { pool, volume } => host
+                .volume(pool, volume)
+                .ok()?
+                .path()
+                .ok()
+                .map(PathBuf::from),
+            _ => None,
+        })
+        .filter_map(|p| folder::split(&p).ok().map(|(dir, _)| dir.to_owned()))
+        .collect()
+}
+
+/// The allowed destination the caller named as `target_dir`.
+pub fn choose(allowed: &[Destination], target_dir: &Path) -> Result<Arc<Folder>> {
+    let refuse = |why: String| {
+        let list: Vec<String> = allowed
+            .iter()
+            .map(|d| d.path().display().to_string())
+            .collect();
+        Error::InvalidOption(format!(
+            "Option “target-dir”: {why}. A clone may go into the folder of a storage pool or a folder that holds the VM's disks: {}.",
+            match list.is_empty() {
+                true => "(none here)".to_string(),
+                false => list.join(", "),
+            }
+        ))
+    };
+    let folder = Folder::open(target_dir)
+        .map_err(|e| refuse(format!("“{}” cannot be used ({e})", target_dir.display())))?;
+    allowed
+        .iter()
+        .find(|d| d.folder.id() == folder.id())
+        .map(|d| d.folder.clone())
+        .ok_or_else(|| refuse(format!("“{}” is not one of them", target_dir.display())))
+}
