@@ -1,11 +1,15 @@
 //! The main window: the live VM list, search, status pages, jobs and toasts.
 
+use std::rc::Rc;
+
 use adw::prelude::*;
 use adw::subclass::prelude::*;
 use gettextrs::gettext;
 use gtk::{gio, glib};
 
-use crate::client::{Client, ClientError, JobEvent, JobOutcome, ServiceEvent, Storage, VmInfo};
+use crate::client::{
+    Client, ClientError, JobEvent, JobHandle, JobOutcome, ServiceEvent, Storage, VmInfo,
+};
 use crate::clone_dialog::CloneDialog;
 use crate::job_bar::JobBar;
 use crate::vm_object::VmObject;
@@ -549,28 +553,45 @@ impl Window {
                     return;
                 }
             };
+            let job = Rc::new(job);
             let events = job.events.clone();
-            let bar = JobBar::new(&source.name, &new_name, move || job.cancel());
+            let bar = JobBar::new(&source.name, &new_name, {
+                let (this, source) = (this.clone(), source.name.clone());
+                move |bar| {
+                    if let Some(win) = this.upgrade() {
+                        win.cancel_job(&job, bar, &source);
+                    }
+                }
+            });
             win.imp().jobs_box.append(&bar);
             drop(win);
             while let Ok(event) = events.recv().await {
                 let Some(win) = this.upgrade() else { return };
                 match event {
                     JobEvent::Progress { done, total } => bar.set_progress(done, total),
-                    JobEvent::CancelFailed(err) => {
-                        bar.cancel_failed();
-                        win.show_error_toast(
-                            gettext("Could not cancel cloning “{name}”")
-                                .replace("{name}", &source.name),
-                            &err,
-                        );
-                    }
                     JobEvent::Finished(outcome) => {
                         win.imp().jobs_box.remove(&bar);
                         win.job_finished(&source.name, &new_name, outcome);
                         return;
                     }
                 }
+            }
+        });
+    }
+
+    /// Cancel on `bar` was pressed: ask the service to stop `job`. The
+    /// outcome comes as the job's end; a refusal lets Cancel be tried again.
+    fn cancel_job(&self, job: &Rc<JobHandle>, bar: &JobBar, source: &str) {
+        let this = self.downgrade();
+        let (job, bar, source) = (job.clone(), bar.clone(), source.to_owned());
+        glib::spawn_future_local(async move {
+            let Err(err) = job.cancel().await else { return };
+            bar.cancel_failed();
+            if let Some(win) = this.upgrade() {
+                win.show_error_toast(
+                    gettext("Could not cancel cloning “{name}”").replace("{name}", &source),
+                    &err,
+                );
             }
         });
     }
