@@ -47,7 +47,9 @@ glib::wrapper! {
 }
 
 impl JobBar {
-    pub fn new(source: &str, new_name: &str, on_cancel: impl Fn() + 'static) -> JobBar {
+    /// A bar for cloning `source` as `new_name`; Cancel turns insensitive
+    /// and calls `on_cancel`, until `cancel_failed`.
+    pub fn new(source: &str, new_name: &str, on_cancel: impl Fn(&JobBar) + 'static) -> JobBar {
         let bar: JobBar = glib::Object::new();
         let imp = bar.imp();
         imp.title_label.set_label(
@@ -56,9 +58,12 @@ impl JobBar {
                 .replace("{name}", new_name),
         );
         imp.progress_bar.set_text(Some(&gettext("Starting…")));
+        let this = bar.downgrade();
         imp.cancel_button.connect_clicked(move |button| {
             button.set_sensitive(false);
-            on_cancel();
+            if let Some(bar) = this.upgrade() {
+                on_cancel(&bar);
+            }
         });
         bar
     }

@@ -1,27 +1,30 @@
-//! The main window: the live VM list, search, status pages, jobs and toasts.
+//! The main window: the live VM list, search, status pages and the clone
+//! dialog. The list's data is `window/vm_list.rs`, the clones it runs and
+//! their toasts `window/jobs.rs`, what tests read back `window/inspection.rs`.
+
+mod inspection;
+mod jobs;
+mod vm_list;
 
 use adw::prelude::*;
 use adw::subclass::prelude::*;
 use gettextrs::gettext;
 use gtk::{gio, glib};
 
-use crate::client::{Client, ClientError, JobEvent, JobOutcome, ServiceEvent, Storage, VmInfo};
+use crate::client::{Client, ClientError, ServiceEvent};
 use crate::clone_dialog::CloneDialog;
-use crate::job_bar::JobBar;
 use crate::vm_object::VmObject;
 use crate::vm_row::VmRow;
-
-/// Rows enough to fill a tall window; see `set_vms`.
-const FIRST_SCREENFUL: usize = 40;
+use vm_list::Listed;
 
 mod imp {
-    use std::cell::{Cell, OnceCell, RefCell};
+    use std::cell::OnceCell;
 
     use adw::subclass::prelude::*;
-    use gtk::{gio, glib};
+    use gtk::glib;
 
-    use crate::client::{Client, ServiceEvent};
-    use crate::vm_object::VmObject;
+    use super::vm_list::VmList;
+    use crate::client::Client;
 
     #[derive(Default, gtk::CompositeTemplate)]
     #[template(resource = "/org/vmclone/VmClone/window.ui")]
@@ -45,21 +48,10 @@ mod imp {
         #[template_child]
         pub unauthorized_page: TemplateChild<adw::StatusPage>,
         pub client: OnceCell<Client>,
-        pub store: OnceCell<gio::ListStore>,
+        pub vms: VmList,
         pub filter: OnceCell<gtk::StringFilter>,
         pub filtered: OnceCell<gtk::FilterListModel>,
         pub selection: OnceCell<gtk::SingleSelection>,
-        /// The list arrived and no error page is up.
-        pub loaded: Cell<bool>,
-        /// The sorted tail of a first long list, not yet in the store; see `set_vms`.
-        pub pending: RefCell<Option<Vec<VmObject>>>,
-        /// Bumped by every reload, so only the newest list is shown.
-        pub list_generation: Cell<u64>,
-        /// A ListVms is in flight: changes wait in `queued` until it is shown.
-        pub listing: Cell<bool>,
-        pub queued: RefCell<Vec<ServiceEvent>>,
-        /// The service (re)appeared while a list was in flight.
-        pub appeared_while_listing: Cell<bool>,
     }
 
     #[glib::object_subclass]
@@ -144,6 +136,15 @@ pub enum Page {
 }
 
 impl Page {
+    const ALL: [Page; 6] = [
+        Page::Loading,
+        Page::List,
+        Page::Empty,
+        Page::NoResults,
+        Page::Unreachable,
+        Page::Unauthorized,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Page::Loading => "loading",
@@ -187,13 +188,8 @@ impl Window {
             .clone()
     }
 
-    fn store(&self) -> &gio::ListStore {
-        self.imp().store.get().expect("set up in new")
-    }
-
     fn setup_list(&self) {
         let imp = self.imp();
-        let store = gio::ListStore::new::<VmObject>();
         let filter = gtk::StringFilter::builder()
             .expression(gtk::PropertyExpression::new(
                 VmObject::static_type(),
@@ -203,7 +199,8 @@ impl Window {
             .ignore_case(true)
             .match_mode(gtk::StringFilterMatchMode::Substring)
             .build();
-        let filtered = gtk::FilterListModel::new(Some(store.clone()), Some(filter.clone()));
+        let filtered =
+            gtk::FilterListModel::new(Some(imp.vms.store().clone()), Some(filter.clone()));
         let selection = gtk::SingleSelection::builder()
             .model(&filtered)
             .autoselect(false)
@@ -247,7 +244,6 @@ impl Window {
                 win.update_page();
             }
         });
-        imp.store.set(store).ok();
         imp.filter.set(filter).ok();
         imp.filtered.set(filtered).ok();
         imp.selection.set(selection).ok();
@@ -270,45 +266,47 @@ impl Window {
     }
 
     /// Fetches the whole list again (at start, on Retry, when the service
-    /// reappears). Only the newest reload's answer counts; changes the service
-    /// reports meanwhile are applied on top of it, in order.
+    /// reappears); see `VmList::start_listing`.
     pub fn reload(&self) {
         let imp = self.imp();
-        if !imp.loaded.get() {
+        if !imp.vms.is_loaded() {
             self.show_page(Page::Loading);
         }
-        let generation = imp.list_generation.get() + 1;
-        imp.list_generation.set(generation);
-        imp.listing.set(true);
+        let listing = imp.vms.start_listing();
         let client = self.client();
         let this = self.downgrade();
         glib::spawn_future_local(async move {
             let result = client.list_vms().await;
             let Some(win) = this.upgrade() else { return };
-            let imp = win.imp();
-            if imp.list_generation.get() != generation {
-                return;
-            }
-            imp.listing.set(false);
-            let queued = imp.queued.take();
-            let appeared = imp.appeared_while_listing.replace(false);
-            match result {
-                Ok(vms) => {
-                    win.set_vms(vms);
-                    for event in queued {
-                        win.on_service_event(event);
-                    }
-                }
-                // The list was asked for before the service was back: ask again.
-                Err(_) if appeared => win.reload(),
-                Err(err) => win.show_error_page(&err),
+            match win.imp().vms.finish_listing(listing, result) {
+                Listed::Shown => win.update_page(),
+                Listed::Outdated => {}
+                Listed::Retry => win.reload(),
+                Listed::Failed(err) => win.show_error_page(&err),
             }
         });
     }
 
+    /// A change the service pushed.
+    pub fn on_service_event(&self, event: ServiceEvent) {
+        let vms = &self.imp().vms;
+        match event {
+            ServiceEvent::VmChanged(info) => vms.changed(info),
+            ServiceEvent::VmRemoved(id) => vms.removed(id),
+            ServiceEvent::ServiceLost => {
+                vms.service_lost();
+                self.show_error_page(&ClientError::Unreachable("the service left the bus".into()))
+            }
+            ServiceEvent::ServiceAppeared => {
+                if !vms.service_appeared_while_listing() {
+                    self.reload();
+                }
+            }
+        }
+    }
+
     fn show_error_page(&self, err: &ClientError) {
         let imp = self.imp();
-        imp.loaded.set(false);
         match err {
             ClientError::NotAuthorized(_) => {
                 imp.unauthorized_page.set_description(Some(&gettext(
@@ -348,29 +346,13 @@ impl Window {
         imp.stack.set_visible_child_name(page.name());
     }
 
-    /// The page on screen.
-    pub fn page(&self) -> Page {
-        let name = self.imp().stack.visible_child_name().unwrap_or_default();
-        [
-            Page::Loading,
-            Page::List,
-            Page::Empty,
-            Page::NoResults,
-            Page::Unreachable,
-            Page::Unauthorized,
-        ]
-        .into_iter()
-        .find(|p| p.name() == name)
-        .unwrap_or(Page::Loading)
-    }
-
     fn update_page(&self) {
         let imp = self.imp();
-        if !imp.loaded.get() {
+        if !imp.vms.is_loaded() {
             return;
         }
         let filtered = imp.filtered.get().expect("set up");
-        let page = if self.store().n_items() == 0 {
+        let page = if imp.vms.store().n_items() == 0 {
             Page::Empty
         } else if filtered.n_items() == 0 {
             Page::NoResults
@@ -380,139 +362,8 @@ impl Window {
         self.show_page(page);
     }
 
-    /// Replaces the list with `vms`. A reload that finds the same VMs leaves
-    /// the model alone, so rows, selection and scroll position stay put;
-    /// single changes arrive as signals and go through `upsert`.
-    fn set_vms(&self, mut vms: Vec<VmInfo>) {
-        let imp = self.imp();
-        let store = self.store();
-        // A tail still waiting for its idle is part of the old list; the new one replaces it.
-        let had_pending = imp.pending.take().is_some();
-        vms.sort_by_cached_key(|vm| sort_key(&vm.name));
-        let unchanged = !had_pending
-            && store.n_items() as usize == vms.len()
-            && vms
-                .iter()
-                .enumerate()
-                .all(|(i, vm)| self.vm_at(i as u32).is_some_and(|o| o.info() == *vm));
-        if !unchanged {
-            let mut objects: Vec<VmObject> = vms.into_iter().map(VmObject::new).collect();
-            // A first, long list shows a screenful at once and the rest right
-            // after: GTK 4.8's ListView builds up to 200 rows for its first frame.
-            // Until then the tail waits in `pending`, and everything that
-            // reads or changes the store appends it first (`flush_pending`).
-            if store.n_items() == 0 && objects.len() > FIRST_SCREENFUL {
-                imp.pending
-                    .replace(Some(objects.split_off(FIRST_SCREENFUL)));
-                let this = self.downgrade();
-                glib::idle_add_local_once(move || {
-                    if let Some(win) = this.upgrade() {
-                        win.flush_pending();
-                    }
-                });
-            }
-            store.splice(0, store.n_items(), &objects);
-        }
-        imp.loaded.set(true);
-        self.update_page();
-    }
-
-    /// Appends the tail of a first long list that `set_vms` left for later.
-    fn flush_pending(&self) {
-        let pending = self.imp().pending.take();
-        if let Some(rest) = pending {
-            let store = self.store();
-            store.splice(store.n_items(), 0, &rest);
-        }
-    }
-
-    fn vm_at(&self, position: u32) -> Option<VmObject> {
-        self.store().item(position).and_downcast::<VmObject>()
-    }
-
-    fn position_of(&self, id: &str) -> Option<u32> {
-        self.flush_pending();
-        (0..self.store().n_items()).find(|&i| self.vm_at(i).is_some_and(|vm| vm.id() == id))
-    }
-
-    /// A change the service pushed. While a list is in flight, changes wait
-    /// and are applied after it, so a snapshot taken before them cannot undo
-    /// them; without a list (error page) the next reload brings them.
-    pub fn on_service_event(&self, event: ServiceEvent) {
-        let imp = self.imp();
-        match event {
-            ServiceEvent::VmChanged(_) | ServiceEvent::VmRemoved(_) if imp.listing.get() => {
-                imp.queued.borrow_mut().push(event);
-            }
-            ServiceEvent::VmChanged(info) => {
-                if imp.loaded.get() {
-                    self.upsert(info);
-                }
-            }
-            ServiceEvent::VmRemoved(id) => {
-                if let Some(pos) = self.position_of(&id) {
-                    self.store().remove(pos);
-                }
-            }
-            ServiceEvent::ServiceLost => {
-                // A list in flight answers for a service that is gone; the
-                // service's return reloads.
-                imp.list_generation.set(imp.list_generation.get() + 1);
-                imp.listing.set(false);
-                imp.queued.take();
-                imp.appeared_while_listing.set(false);
-                self.show_error_page(&ClientError::Unreachable("the service left the bus".into()))
-            }
-            ServiceEvent::ServiceAppeared if imp.listing.get() => {
-                imp.appeared_while_listing.set(true);
-            }
-            ServiceEvent::ServiceAppeared => self.reload(),
-        }
-    }
-
-    /// Adds or updates one VM, keeping the list sorted. A VM whose place in
-    /// the order stays is updated in place (the same item), so its row keeps
-    /// focus and selection.
-    fn upsert(&self, info: VmInfo) {
-        let store = self.store();
-        let key = sort_key(&info.name);
-        let object = VmObject::new(info);
-        if let Some(pos) = self.position_of(&object.id()) {
-            let old = self.vm_at(pos).map(|vm| vm.info());
-            if old.as_ref() == Some(&object.info()) {
-                return;
-            }
-            let fits = |p: Option<u32>, after: bool| match p.and_then(|p| self.vm_at(p)) {
-                None => true,
-                Some(vm) if after => sort_key(&vm.info().name) >= key,
-                Some(vm) => sort_key(&vm.info().name) <= key,
-            };
-            if fits(pos.checked_sub(1), false) && fits(Some(pos + 1), true) {
-                if let Some(vm) = self.vm_at(pos) {
-                    vm.set_info(object.info());
-                }
-                return;
-            }
-            store.remove(pos);
-        }
-        // Binary search for the first row sorting after the new one.
-        let (mut lo, mut hi) = (0, store.n_items());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            let after = self
-                .vm_at(mid)
-                .is_some_and(|vm| sort_key(&vm.info().name) > key);
-            if after {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        store.insert(lo, &object);
-    }
-
     fn open_clone_dialog(&self, id: &str) {
-        let Some(vm) = self.position_of(id).and_then(|p| self.vm_at(p)) else {
+        let Some((_, vm)) = self.imp().vms.find(id) else {
             return;
         };
         let info = vm.info();
@@ -527,108 +378,10 @@ impl Window {
         dialog.name_row().grab_focus();
     }
 
-    /// The clone dialog on screen, if any.
-    pub fn clone_dialog(&self) -> Option<CloneDialog> {
-        let toplevels = gtk::Window::toplevels();
-        (0..toplevels.n_items())
-            .filter_map(|i| toplevels.item(i).and_downcast::<CloneDialog>())
-            .find(|d| d.is_visible() && d.transient_for().as_ref() == Some(self.upcast_ref()))
-    }
-
-    fn start_clone(&self, source: &VmInfo, new_name: String, storage: Storage) {
-        let client = self.client();
-        let this = self.downgrade();
-        let source = source.clone();
-        glib::spawn_future_local(async move {
-            let started = client.start_clone(&source.id, &new_name, storage).await;
-            let Some(win) = this.upgrade() else { return };
-            let job = match started {
-                Ok(job) => job,
-                Err(err) => {
-                    win.clone_failed(&source.name, &err);
-                    return;
-                }
-            };
-            let events = job.events.clone();
-            let bar = JobBar::new(&source.name, &new_name, move || job.cancel());
-            win.imp().jobs_box.append(&bar);
-            drop(win);
-            while let Ok(event) = events.recv().await {
-                let Some(win) = this.upgrade() else { return };
-                match event {
-                    JobEvent::Progress { done, total } => bar.set_progress(done, total),
-                    JobEvent::CancelFailed(err) => {
-                        bar.cancel_failed();
-                        win.show_error_toast(
-                            gettext("Could not cancel cloning “{name}”")
-                                .replace("{name}", &source.name),
-                            &err,
-                        );
-                    }
-                    JobEvent::Finished(outcome) => {
-                        win.imp().jobs_box.remove(&bar);
-                        win.job_finished(&source.name, &new_name, outcome);
-                        return;
-                    }
-                }
-            }
-        });
-    }
-
-    fn job_finished(&self, source: &str, new_name: &str, outcome: JobOutcome) {
-        match outcome {
-            JobOutcome::Succeeded { cloned_vm_id } => {
-                let toast = adw::Toast::new(&markup(
-                    &gettext("“{name}” is ready").replace("{name}", new_name),
-                ));
-                toast.set_button_label(Some(&gettext("_Show")));
-                toast.set_action_name(Some("win.select-vm"));
-                toast.set_action_target_value(Some(&cloned_vm_id.to_variant()));
-                self.add_toast(toast);
-            }
-            JobOutcome::Cancelled => {
-                self.add_toast(adw::Toast::new(&markup(
-                    &gettext("Cloning “{name}” was cancelled; nothing was left behind")
-                        .replace("{name}", source),
-                )));
-            }
-            JobOutcome::Failed(err) => self.clone_failed(source, &err),
-        }
-    }
-
-    fn clone_failed(&self, source: &str, err: &ClientError) {
-        let heading = gettext("Could not clone “{name}”").replace("{name}", source);
-        self.show_error_toast(heading, err);
-    }
-
-    /// A toast saying what went wrong in a translated sentence; Details shows
-    /// `heading` and the service's own, fuller words.
-    fn show_error_toast(&self, heading: String, err: &ClientError) {
-        let toast = adw::Toast::new(&markup(&err.summary()));
-        toast.set_button_label(Some(&gettext("_Details")));
-        toast.set_action_name(Some("win.show-error"));
-        toast.set_action_target_value(Some(&(heading, err.user_message()).to_variant()));
-        // An error stays until it has been read.
-        toast.set_timeout(0);
-        self.add_toast(toast);
-    }
-
-    fn show_error(&self, heading: &str, message: &str) {
-        let dialog = adw::MessageDialog::new(Some(self), Some(heading), Some(message));
-        dialog.add_response("close", &gettext("_Close"));
-        dialog.set_default_response(Some("close"));
-        dialog.set_close_response("close");
-        dialog.present();
-    }
-
-    fn add_toast(&self, toast: adw::Toast) {
-        self.imp().toast_overlay.add_toast(toast);
-    }
-
     /// Shows and selects the VM `id` (the success toast's button).
     pub fn select_vm(&self, id: &str) {
-        self.flush_pending();
         let imp = self.imp();
+        imp.vms.flush_pending();
         imp.search_button.set_active(false);
         let selection = imp.selection.get().expect("set up");
         let Some(pos) = (0..selection.n_items()).find(|&i| {
@@ -654,77 +407,4 @@ impl Window {
             None => imp.list_view.grab_focus(),
         };
     }
-
-    /// The VM currently selected, if any.
-    pub fn selected_vm(&self) -> Option<VmInfo> {
-        let selection = self.imp().selection.get()?;
-        selection
-            .selected_item()
-            .and_downcast::<VmObject>()
-            .map(|vm| vm.info())
-    }
-
-    /// The VMs in list order (after search filtering).
-    pub fn shown_vms(&self) -> Vec<VmInfo> {
-        let filtered = self.imp().filtered.get().expect("set up");
-        (0..filtered.n_items())
-            .filter_map(|i| filtered.item(i).and_downcast::<VmObject>())
-            .map(|vm| vm.info())
-            .collect()
-    }
-
-    /// The rows the list view has built (only those near the visible area).
-    pub fn visible_rows(&self) -> Vec<VmRow> {
-        let mut rows = Vec::new();
-        collect_rows(self.imp().list_view.upcast_ref(), &mut rows);
-        rows
-    }
-
-    pub fn job_bars(&self) -> Vec<JobBar> {
-        let mut bars = Vec::new();
-        let mut child = self.imp().jobs_box.first_child();
-        while let Some(widget) = child {
-            child = widget.next_sibling();
-            if let Ok(bar) = widget.downcast::<JobBar>() {
-                bars.push(bar);
-            }
-        }
-        bars
-    }
-
-    pub fn search_entry(&self) -> gtk::SearchEntry {
-        self.imp().search_entry.get()
-    }
-
-    pub fn search_button(&self) -> gtk::ToggleButton {
-        self.imp().search_button.get()
-    }
-
-    pub fn status_page(&self, page: Page) -> Option<adw::StatusPage> {
-        self.imp()
-            .stack
-            .child_by_name(page.name())
-            .and_downcast::<adw::StatusPage>()
-    }
-}
-
-fn collect_rows(widget: &gtk::Widget, rows: &mut Vec<VmRow>) {
-    let mut child = widget.first_child();
-    while let Some(w) = child {
-        child = w.next_sibling();
-        match w.clone().downcast::<VmRow>() {
-            Ok(row) => rows.push(row),
-            Err(w) => collect_rows(&w, rows),
-        }
-    }
-}
-
-/// Sort by name the way people read, then exactly, so the order is total.
-fn sort_key(name: &str) -> (String, String) {
-    (name.to_lowercase(), name.to_owned())
-}
-
-/// Toast titles are Pango markup in libadwaita 1.2; VM names may hold `&<>`.
-fn markup(text: &str) -> String {
-    glib::markup_escape_text(text).to_string()
 }

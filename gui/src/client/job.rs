@@ -1,0 +1,164 @@
+//! Following one clone job: its progress and its outcome, read from the
+//! service's `org.vmclone.Job` object by a task of its own, and Cancel.
+
+use futures_lite::StreamExt;
+use zbus::zvariant::OwnedObjectPath;
+use zbus::Connection;
+
+use super::error::ClientError;
+use super::proxy::{JobProxy, BUS_NAME};
+use super::runtime;
+
+/// Progress of one clone job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEvent {
+    Progress { done: u64, total: u64 },
+    Finished(JobOutcome),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Succeeded { cloned_vm_id: String },
+    Cancelled,
+    Failed(ClientError),
+}
+
+/// A running clone, seen from GTK. It holds no proxy: dropping a zbus proxy
+/// needs the runtime's context, which the GTK thread has not.
+pub struct JobHandle {
+    pub events: async_channel::Receiver<JobEvent>,
+    conn: Connection,
+    path: OwnedObjectPath,
+}
+
+impl JobHandle {
+    /// Starts following the job at `path`.
+    pub(super) async fn follow(
+        conn: &Connection,
+        path: OwnedObjectPath,
+    ) -> Result<JobHandle, ClientError> {
+        let job = JobProxy::builder(conn).path(path.clone())?.build().await?;
+        let (events_tx, events) = async_channel::unbounded();
+        tokio::spawn(follow(job, events_tx));
+        Ok(JobHandle {
+            events,
+            conn: conn.clone(),
+            path,
+        })
+    }
+
+    /// Asks the service to stop; the outcome still arrives as `Finished`. An
+    /// error means the service refused, and the job goes on.
+    pub async fn cancel(&self) -> Result<(), ClientError> {
+        let (conn, path) = (self.conn.clone(), self.path.clone());
+        runtime::run(async move {
+            let job = JobProxy::builder(&conn)
+                .path(path)?
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build()
+                .await?;
+            Ok(job.cancel().await?)
+        })
+        .await
+    }
+}
+
+/// Forwards a job's progress until it finishes. The proxy caches properties:
+/// it fetched them after subscribing to PropertiesChanged, so a job that
+/// finished before we looked is still seen as finished.
+async fn follow(job: JobProxy<'static>, events: async_channel::Sender<JobEvent>) {
+    let finish = |outcome| {
+        let events = events.clone();
+        async move {
+            let _ = events.send(JobEvent::Finished(outcome)).await;
+        }
+    };
+    let mut finished = match job.receive_finished().await {
+        Ok(stream) => stream,
+        Err(e) => return finish(JobOutcome::Failed(e.into())).await,
+    };
+    // A service that dies mid-copy sends no Finished and its property
+    // streams never end: its name losing its owner ends the job instead.
+    let owner = match zbus::fdo::DBusProxy::new(job.inner().connection()).await {
+        Ok(bus) => bus
+            .receive_name_owner_changed_with_args(&[(0, BUS_NAME)])
+            .await
+            .map_err(ClientError::from),
+        Err(e) => Err(e.into()),
+    };
+    let mut owner = match owner {
+        Ok(stream) => stream,
+        Err(e) => return finish(JobOutcome::Failed(e)).await,
+    };
+    let mut done_changes = job.receive_bytes_done_changed().await;
+    let mut total_changes = job.receive_bytes_total_changed().await;
+    loop {
+        match job.state().await.as_deref() {
+            Ok("running") => {}
+            Ok(_) => break,
+            Err(e) => return finish(JobOutcome::Failed(e.clone().into())).await,
+        }
+        let done = job.bytes_done().await.unwrap_or(0);
+        let total = job.bytes_total().await.unwrap_or(0);
+        if events
+            .send(JobEvent::Progress { done, total })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::select! {
+            _ = finished.next() => break,
+            Some(_) = done_changes.next() => {}
+            Some(_) = total_changes.next() => {}
+            Some(signal) = owner.next() => {
+                if signal.args().is_ok_and(|a| a.new_owner().is_none()) {
+                    let lost = ClientError::Unreachable("the service left the bus".into());
+                    return finish(JobOutcome::Failed(lost)).await;
+                }
+            }
+            else => break,
+        }
+    }
+    finish(outcome_of(&job).await).await
+}
+
+async fn outcome_of(job: &JobProxy<'_>) -> JobOutcome {
+    // Read the final values from the service rather than the cache, which may
+    // lag one PropertiesChanged behind the Finished signal.
+    let props = zbus::fdo::PropertiesProxy::builder(job.inner().connection())
+        .destination(BUS_NAME)
+        .and_then(|b| b.path(job.inner().path().to_owned()));
+    let all = match props {
+        Ok(builder) => match builder.build().await {
+            Ok(props) => props
+                .get_all(zbus::names::InterfaceName::from_static_str_unchecked(
+                    "org.vmclone.Job",
+                ))
+                .await
+                .map_err(|e| ClientError::from(zbus::Error::from(e))),
+            Err(e) => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    };
+    let all = match all {
+        Ok(all) => all,
+        Err(e) => return JobOutcome::Failed(e),
+    };
+    let text = |key: &str| {
+        all.get(key)
+            .and_then(|v| v.try_clone().ok())
+            .and_then(|v| String::try_from(v).ok())
+            .unwrap_or_default()
+    };
+    match text("State").as_str() {
+        "succeeded" => JobOutcome::Succeeded {
+            cloned_vm_id: text("ClonedVmId"),
+        },
+        "cancelled" => JobOutcome::Cancelled,
+        _ => JobOutcome::Failed(ClientError::Service {
+            name: text("ErrorName"),
+            message: text("Error"),
+        }),
+    }
+}
