@@ -4,6 +4,7 @@
 //! clone whose definition is committed is never touched again.
 //! Everything here blocks: run it in `spawn_blocking`.
 
+pub mod checks;
 pub mod identity;
 pub mod plan;
 pub mod reserve;
@@ -157,6 +158,7 @@ impl Engine {
                 info.name
             )));
         }
+        checks::check(&info, opts)?;
         let id = identity::choose(
             &self.host,
             &self.reservations,

@@ -3,6 +3,7 @@
 //! source through quick-xml, so that everything not changed on purpose
 //! stays byte for byte as it was.
 
+mod devices;
 mod parse;
 mod rewrite;
 mod tag;
@@ -11,6 +12,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub use devices::{Unsharable, UnsharableKind};
 pub use parse::parse;
 pub use rewrite::rewrite;
 
@@ -78,6 +80,25 @@ pub struct DomainInfo {
     pub tpm_emulator: bool,
     /// `<metadata>` holds our template element.
     pub is_template: bool,
+    /// Devices a clone can neither share nor copy.
+    pub unsharable: Vec<Unsharable>,
+    /// The model of a fixed (static) sVirt `<seclabel>`: the clone gets a
+    /// dynamic one, so two VMs never share a label.
+    pub static_seclabel: Option<String>,
+    /// `<cpu><numa><cell>`s.
+    pub numa_cells: Vec<NumaCell>,
+    /// The vCPUs `<cputune><vcpupin>` names.
+    pub pinned_vcpus: Vec<u32>,
+    /// `<maxMemory>` in KiB (the memory hotplug limit).
+    pub max_memory_kib: Option<u64>,
+}
+
+/// One guest NUMA cell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumaCell {
+    /// The vCPUs in it, as libvirt writes them (`0-3,6`).
+    pub cpus: String,
+    pub memory_kib: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

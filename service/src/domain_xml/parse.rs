@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::NsReader;
 
+use super::devices::Collector;
 use super::tag::{self, attr, TagError};
-use super::{Disk, DiskSource, DomainInfo, Interface, XmlError};
+use super::{Disk, DiskSource, DomainInfo, Interface, NumaCell, XmlError};
 
 /// Reads what the service needs from a libvirt domain XML.
 pub fn parse(xml: &str) -> Result<DomainInfo, XmlError> {
@@ -25,6 +26,11 @@ pub fn parse(xml: &str) -> Result<DomainInfo, XmlError> {
         nvram_is_file: false,
         tpm_emulator: false,
         is_template: false,
+        devices: Collector::default(),
+        static_seclabel: None,
+        numa_cells: Vec::new(),
+        pinned_vcpus: Vec::new(),
+        max_memory: None,
     };
     p.run()?;
     let memory_kib = match p.memory {
@@ -58,6 +64,14 @@ pub fn parse(xml: &str) -> Result<DomainInfo, XmlError> {
         nvram: p.nvram.filter(|n| !n.trim().is_empty()),
         tpm_emulator: p.tpm_emulator,
         is_template: p.is_template,
+        unsharable: p.devices.found,
+        static_seclabel: p.static_seclabel,
+        numa_cells: p.numa_cells,
+        pinned_vcpus: p.pinned_vcpus,
+        max_memory_kib: match p.max_memory {
+            Some((value, unit)) => Some(memory_to_kib(&value, unit.as_deref())?),
+            None => None,
+        },
     })
 }
 
@@ -68,6 +82,7 @@ enum TextOf {
     Uuid,
     Vcpu,
     Memory,
+    MaxMemory,
     Nvram,
 }
 
@@ -89,6 +104,12 @@ struct Parser<'x> {
     nvram_is_file: bool,
     tpm_emulator: bool,
     is_template: bool,
+    devices: Collector,
+    static_seclabel: Option<String>,
+    numa_cells: Vec<NumaCell>,
+    pinned_vcpus: Vec<u32>,
+    /// Value and unit of `<maxMemory>`.
+    max_memory: Option<(String, Option<String>)>,
 }
 
 #[derive(Default)]
@@ -178,6 +199,12 @@ impl Parser<'_> {
                     self.stack.pop();
                 }
                 Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {
+                    if self.devices.wants_text(self.stack.len()) {
+                        let mut text = String::new();
+                        tag::push_text(&mut text, &ev)
+                            .map_err(|b| tag::malformed(&self.reader, b))?;
+                        self.devices.on_text(&self.stack, &text);
+                    }
                     if let Some((_, depth, buf)) = &mut self.text {
                         if *depth == self.stack.len() {
                             tag::push_text(buf, &ev)
@@ -211,6 +238,7 @@ impl Parser<'_> {
         let name = tag::name(e);
         let depth = self.stack.len() + 1;
         let collect = |what| (!empty).then(|| (what, depth, String::new()));
+        self.devices.on_start(&self.stack, e, empty)?;
         if self.at(&["domain"]) {
             match name {
                 "name" => self.text = collect(TextOf::Name),
@@ -220,7 +248,29 @@ impl Parser<'_> {
                     self.memory = Some((String::new(), attr(e, "unit")?));
                     self.text = collect(TextOf::Memory);
                 }
+                "maxMemory" => {
+                    self.max_memory = Some((String::new(), attr(e, "unit")?));
+                    self.text = collect(TextOf::MaxMemory);
+                }
+                "seclabel" => {
+                    let model = attr(e, "model")?.unwrap_or_default();
+                    // A fixed DAC label is a user to run as, which clones may share.
+                    if attr(e, "type")?.as_deref() == Some("static") && model != "dac" {
+                        self.static_seclabel = Some(model);
+                    }
+                }
                 _ => {}
+            }
+        } else if self.at(&["domain", "cpu", "numa"]) && name == "cell" {
+            let memory = attr(e, "memory")?.unwrap_or_default();
+            self.numa_cells.push(NumaCell {
+                cpus: attr(e, "cpus")?.unwrap_or_default(),
+                memory_kib: memory_to_kib(&memory, attr(e, "unit")?.as_deref())
+                    .map_err(|e| TagError::Msg(e.to_string()))?,
+            });
+        } else if self.at(&["domain", "cputune"]) && name == "vcpupin" {
+            if let Some(n) = attr(e, "vcpu")?.and_then(|v| v.trim().parse().ok()) {
+                self.pinned_vcpus.push(n);
             }
         } else if self.at(&["domain", "metadata"]) {
             if tag::is_template_marker(&self.reader, e) {
@@ -288,6 +338,7 @@ impl Parser<'_> {
     }
 
     fn on_end(&mut self) {
+        self.devices.on_end(&self.stack);
         let depth = self.stack.len();
         if let Some((what, d, _)) = &self.text {
             if *d == depth {
@@ -299,6 +350,11 @@ impl Parser<'_> {
                     TextOf::Vcpu => self.vcpus = Some(text),
                     TextOf::Memory => {
                         if let Some(m) = &mut self.memory {
+                            m.0 = text;
+                        }
+                    }
+                    TextOf::MaxMemory => {
+                        if let Some(m) = &mut self.max_memory {
                             m.0 = text;
                         }
                     }

@@ -510,15 +510,15 @@ fn vcpus_and_memory_change_with_a_consistent_topology() {
         .unwrap()
     };
 
+    // The new count is the current count too: all vCPUs are online.
     let out = with(Some(8), Some(8_388_608));
-    assert!(out.contains("<vcpu placement='static' current='2'>8</vcpu>"));
+    assert!(out.contains("<vcpu placement='static'>8</vcpu>"));
     assert!(out.contains("<topology sockets='8' dies='1' cores='1' threads='1'/>"));
     assert!(out.contains("<memory unit='KiB'>8388608</memory>"));
     assert!(out.contains("<currentMemory unit='KiB'>8388608</currentMemory>"));
     let info = parse(&out).unwrap();
     assert_eq!((info.vcpus, info.memory_kib), (8, 8_388_608));
 
-    // `current` larger than the new count goes.
     let out = with(Some(1), None);
     assert!(out.contains("<vcpu placement='static'>1</vcpu>"));
     assert!(out.contains("<topology sockets='1' dies='1' cores='1' threads='1'/>"));
@@ -556,10 +556,7 @@ fn per_vcpu_settings_go_when_the_count_changes() {
     };
     let out = rewrite(&xml, &edits(Some(4))).unwrap();
     assert!(!out.contains("<vcpus>"), "{out}");
-    assert!(
-        out.contains("  <vcpu current='2'>4</vcpu>\n</domain>"),
-        "{out}"
-    );
+    assert!(out.contains("  <vcpu>4</vcpu>\n</domain>"), "{out}");
     let out = rewrite(&xml, &edits(Some(2))).unwrap();
     assert!(out.contains("<vcpus>"));
 }
@@ -869,4 +866,30 @@ fn libvirt_accepts_the_fixtures_and_their_clones() {
         }
     }
     define_in_test_driver("domain-xml", &definitions);
+}
+
+#[test]
+fn a_fixed_svirt_label_becomes_dynamic_and_a_dac_one_stays() {
+    let xml = format!(
+        "<domain type='kvm'>\n  <name>v</name>\n  <uuid>{NEW_UUID}</uuid>\n  <memory>1</memory>\n  \
+         <seclabel type='static' model='selinux' relabel='yes'>\n    \
+         <label>system_u:system_r:svirt_t:s0:c10,c20</label>\n    \
+         <imagelabel>system_u:object_r:svirt_image_t:s0:c10,c20</imagelabel>\n  </seclabel>\n  \
+         <seclabel type='static' model='dac' relabel='no'>\n    <label>+107:+107</label>\n  </seclabel>\n\
+         </domain>\n"
+    );
+    let info = parse(&xml).unwrap();
+    assert_eq!(info.static_seclabel.as_deref(), Some("selinux"));
+    let out = rewrite(&xml, &plain_edits("w", &[], &[])).unwrap();
+    let mut want = xml.replace("<name>v</name>", "<name>w</name>");
+    replace_once(
+        &mut want,
+        "<seclabel type='static' model='selinux' relabel='yes'>\n    \
+         <label>system_u:system_r:svirt_t:s0:c10,c20</label>\n    \
+         <imagelabel>system_u:object_r:svirt_image_t:s0:c10,c20</imagelabel>\n  </seclabel>",
+        "<seclabel type='dynamic' model='selinux'>\n  </seclabel>",
+    );
+    assert_eq!(out, want);
+    // A clone of the clone has nothing left to change.
+    assert_eq!(parse(&out).unwrap().static_seclabel, None);
 }

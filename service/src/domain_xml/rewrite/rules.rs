@@ -70,6 +70,8 @@ pub(super) struct Rules<'e> {
     iface: Option<IfaceState>,
     chardev: Option<ChardevState>,
     nvram_is_file: bool,
+    /// Inside a `<seclabel>` that was static.
+    seclabel_made_dynamic: bool,
 }
 
 type Rule = Result<Decision, TagError>;
@@ -97,6 +99,7 @@ impl<'e> Rules<'e> {
             iface: None,
             chardev: None,
             nvram_is_file: false,
+            seclabel_made_dynamic: false,
         }
     }
 
@@ -114,6 +117,13 @@ impl<'e> Rules<'e> {
         }
         if at(&["domain", "metadata"]) {
             return self.metadata_child(e, start.is_template_marker);
+        }
+        if at(&["domain", "seclabel"]) && self.seclabel_made_dynamic {
+            // A dynamic label is libvirt's to choose.
+            return match name {
+                "label" | "imagelabel" => Ok(Decision::Drop),
+                _ => keep(e),
+            };
         }
         if tag::under(stack, &["domain", "sysinfo"]) {
             return Ok(Decision::Capture(
@@ -165,7 +175,7 @@ impl<'e> Rules<'e> {
 
     /// `<name>`, `<uuid>` and `<genid>` take the clone's; `<title>` goes;
     /// vcpus and memory as asked.
-    fn domain_child(&self, e: &BytesStart, name: &str) -> Rule {
+    fn domain_child(&mut self, e: &BytesStart, name: &str) -> Rule {
         let edits = self.edits;
         let own = || e.to_owned().into_owned();
         match name {
@@ -174,19 +184,15 @@ impl<'e> Rules<'e> {
             "title" => Ok(Decision::Drop),
             "metadata" => Ok(Decision::DeferMetadata(own())),
             "genid" => Ok(Decision::Capture(own(), CaptureKind::Genid)),
+            // The new count is the current count too: every vCPU is online.
             "vcpu" => match edits.vcpus {
-                Some(n) => {
-                    let current = attr(e, "current")?.and_then(|c| c.trim().parse::<u64>().ok());
-                    let start = match current {
-                        Some(c) if c > u64::from(n) => {
-                            tag::edit(e, &[Edit::Remove("current")], self.quote)?
-                        }
-                        _ => own(),
-                    };
-                    Ok(Decision::ReplaceText(start, n.to_string()))
-                }
+                Some(n) => Ok(Decision::ReplaceText(
+                    tag::edit(e, &[Edit::Remove("current")], self.quote)?,
+                    n.to_string(),
+                )),
                 None => keep(e),
             },
+            "seclabel" => self.seclabel(e),
             // Per-vcpu settings describe the old count; libvirt fills in defaults.
             "vcpus" if self.vcpus_change.is_some() => Ok(Decision::Drop),
             "memory" | "currentMemory" => match edits.memory_kib {
@@ -200,6 +206,23 @@ impl<'e> Rules<'e> {
                 None => keep(e),
             },
             _ => keep(e),
+        }
+    }
+
+    /// A fixed sVirt label (SELinux, AppArmor) becomes dynamic, so that the
+    /// clone never shares the source's label; a fixed DAC label is only the
+    /// user to run as and stays.
+    fn seclabel(&mut self, e: &BytesStart) -> Rule {
+        let fixed = attr(e, "type")?.as_deref() == Some("static")
+            && attr(e, "model")?.as_deref() != Some("dac");
+        self.seclabel_made_dynamic = fixed;
+        match fixed {
+            true => Ok(Decision::Keep(tag::edit(
+                e,
+                &[Edit::Set("type", "dynamic"), Edit::Remove("relabel")],
+                self.quote,
+            )?)),
+            false => keep(e),
         }
     }
 
@@ -470,6 +493,8 @@ impl<'e> Rules<'e> {
             }
         } else if tag::at(stack, &["domain", "os", "nvram"]) {
             self.nvram_is_file = false;
+        } else if tag::at(stack, &["domain", "seclabel"]) {
+            self.seclabel_made_dynamic = false;
         }
     }
 }
