@@ -8,20 +8,18 @@
 //! `$VMCLONE_SHARED_DIR/conformance/virt-manager` or
 //! `<repo>/../shared/conformance/virt-manager`; see its INDEX.md.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
+use vmclone_service::clone::identity;
 use vmclone_service::domain_xml::{
     self, CloneEdits, DiskSource, DiskTarget, DomainInfo, NewDisk, XmlError,
 };
 use vmclone_service::naming;
-
-#[path = "common/test_driver.rs"]
-mod test_driver;
-use test_driver::{define_in_test_driver, Definition};
+use vmclone_tests::test_host::{define_in_test_driver, Definition};
 
 /// What the harness's `,predictable` test driver generates.
 const PREDICTABLE_UUID: &str = "00000000-1111-2222-3333-444444444444";
@@ -475,9 +473,9 @@ fn copy_to(target: DiskTarget) -> Option<NewDisk> {
     })
 }
 
-fn random_mac() -> String {
-    let b: [u8; 3] = rand::random();
-    format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
+/// `count` MACs from the service's own generator, on a host where none is in use.
+fn new_macs(count: usize) -> Vec<String> {
+    identity::new_macs(count, &HashSet::new())
 }
 
 fn plan(info: &DomainInfo, c: &Case) -> Plan {
@@ -510,13 +508,13 @@ fn plan(info: &DomainInfo, c: &Case) -> Plan {
         .collect();
     let macs = match c.options.macs {
         Some(given) => given.iter().map(|m| m.to_string()).collect(),
-        None => info.interfaces.iter().map(|_| random_mac()).collect(),
+        None => new_macs(info.interfaces.len()),
     };
     Plan {
         uuid: c
             .options
             .uuid
-            .map_or_else(domain_xml::random_uuid, str::to_owned),
+            .map_or_else(|| identity::new_uuid(|_| false), str::to_owned),
         macs,
         disks,
         nvram: info
@@ -1127,6 +1125,8 @@ fn case_12_sysinfo_follows_the_new_uuid() {
         .contains(&format!("<entry name='uuid'>{}</entry>", info.uuid)));
 }
 
+/// The service's generators (`clone::identity`) give each clone fresh MACs and a fresh
+/// UUID, and the rewrite writes exactly those.
 #[test]
 fn our_random_macs_and_uuids_are_fresh_each_time() {
     let a = check(case(1)).plan;
@@ -1136,6 +1136,8 @@ fn our_random_macs_and_uuids_are_fresh_each_time() {
     for m in a.macs.iter().chain(&b.macs) {
         assert!(m.starts_with("52:54:00:"), "{m}");
     }
+    let macs = new_macs(2);
+    assert_ne!(macs[0], macs[1], "two interfaces, two MACs");
 }
 
 /// libvirt itself accepts every clone we write: each one is defined (then
@@ -1200,7 +1202,7 @@ fn interfaces_without_a_mac_get_one() {
     assert!(!info.disks[0].is_shared());
     let plan = Plan {
         uuid: PREDICTABLE_UUID.into(),
-        macs: vec![random_mac(), random_mac()],
+        macs: new_macs(2),
         disks: vec![copy_to(DiskTarget::Block(naming::disk_clone_path(
             Path::new("/virtinst-testsuite-fail-pool-install/fooey"),
             &info.name,
