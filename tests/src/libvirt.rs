@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::process::{require_root, run, wait_until};
+use crate::process::{require_root, run, try_run_command, wait_until};
 use crate::temp::file_sizes;
 
 pub const SYSTEM_URI: &str = "qemu:///system";
@@ -17,18 +17,17 @@ pub const NIC: &str = "<interface type='user'><model type='virtio'/></interface>
 
 /// `virsh -c qemu:///system ARGS…`, which must succeed; its stdout.
 pub fn virsh(args: &[&str]) -> String {
-    let mut all = vec!["-c", SYSTEM_URI];
-    all.extend_from_slice(args);
-    run("virsh", &all)
+    try_virsh(args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Whether `virsh -c qemu:///system ARGS…` succeeds.
 pub fn virsh_ok(args: &[&str]) -> bool {
-    Command::new("virsh")
-        .args(["-c", SYSTEM_URI])
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
+    try_virsh(args).is_ok()
+}
+
+/// `virsh -c qemu:///system ARGS…`: its stdout, or Err with what it printed.
+pub fn try_virsh(args: &[&str]) -> Result<String, String> {
+    try_run_command(Command::new("virsh").args(["-c", SYSTEM_URI]).args(args))
 }
 
 /// Fails, saying what to do, unless this runs as root with libvirtd reachable.
@@ -110,21 +109,14 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let names = Command::new("virsh")
-            .args(["-c", SYSTEM_URI, "list", "--all", "--name"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
+        // Best effort: whatever the test left, running or not.
+        let names = try_virsh(&["list", "--all", "--name"]).unwrap_or_default();
         for name in names.lines().filter(|l| l.starts_with(&self.prefix)) {
-            let uuid = Command::new("virsh")
-                .args(["-c", SYSTEM_URI, "domuuid", name])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                .unwrap_or_default();
-            let _ = virsh_ok(&["destroy", name]);
-            let _ = virsh_ok(&["undefine", name, "--nvram", "--tpm"]);
-            if !uuid.is_empty() {
-                let _ = std::fs::remove_dir_all(Path::new(SWTPM_STATE).join(uuid));
+            let uuid = try_virsh(&["domuuid", name]).unwrap_or_default();
+            let _ = try_virsh(&["destroy", name]);
+            let _ = try_virsh(&["undefine", name, "--nvram", "--tpm"]);
+            if !uuid.trim().is_empty() {
+                let _ = std::fs::remove_dir_all(Path::new(SWTPM_STATE).join(uuid.trim()));
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);

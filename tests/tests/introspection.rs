@@ -8,58 +8,55 @@ use vmclone_tests::*;
 /// The members of `iface`, as a sorted list of lines like
 /// `method CloneVm(in s source_vm_id, …, @annotation=value, )`.
 fn members(iface: &Interface) -> Vec<String> {
-    let annotations = |list: &[Annotation]| -> String {
-        list.iter()
-            .map(|a| format!("@{}={}, ", a.name(), a.value()))
-            .collect()
-    };
-    let args = |kind: &str, list: &[Arg]| -> String {
-        list.iter()
-            .map(|a| {
-                let direction = match a.direction() {
-                    Some(ArgDirection::In) => "in",
-                    Some(ArgDirection::Out) => "out",
-                    // A method argument without a direction is an input.
-                    None if kind == "method" => "in",
-                    None => "",
-                };
-                format!(
-                    "{direction} {} {}, {}",
-                    a.ty().to_string(),
-                    a.name().unwrap_or_default(),
-                    annotations(a.annotations())
-                )
-            })
-            .collect()
-    };
-    let mut out: Vec<String> = Vec::new();
-    for m in iface.methods() {
-        out.push(format!(
-            "method {}({}{})",
-            m.name(),
-            args("method", m.args()),
-            annotations(m.annotations())
-        ));
-    }
-    for s in iface.signals() {
-        out.push(format!(
-            "signal {}({}{})",
-            s.name(),
-            args("signal", s.args()),
-            annotations(s.annotations())
-        ));
-    }
-    for p in iface.properties() {
-        out.push(format!(
+    let methods = iface
+        .methods()
+        .iter()
+        .map(|m| member("method", &m.name(), m.args(), m.annotations()));
+    let signals = iface
+        .signals()
+        .iter()
+        .map(|s| member("signal", &s.name(), s.args(), s.annotations()));
+    let properties = iface.properties().iter().map(|p| {
+        format!(
             "property {} {} {:?}({})",
             p.name(),
             p.ty().to_string(),
             p.access(),
             annotations(p.annotations())
-        ));
-    }
+        )
+    });
+    let mut out: Vec<String> = methods.chain(signals).chain(properties).collect();
     out.sort();
     out
+}
+
+/// `KIND NAME(DIRECTION TYPE NAME, @ANNOTATION=VALUE, …)`
+fn member(kind: &str, name: &str, args: &[Arg], member_annotations: &[Annotation]) -> String {
+    let args: String = args
+        .iter()
+        .map(|a| {
+            let direction = match a.direction() {
+                Some(ArgDirection::In) => "in",
+                Some(ArgDirection::Out) => "out",
+                // A method argument without a direction is an input.
+                None if kind == "method" => "in",
+                None => "",
+            };
+            format!(
+                "{direction} {} {}, {}",
+                a.ty().to_string(),
+                a.name().unwrap_or_default(),
+                annotations(a.annotations())
+            )
+        })
+        .collect();
+    format!("{kind} {name}({args}{})", annotations(member_annotations))
+}
+
+fn annotations(list: &[Annotation]) -> String {
+    list.iter()
+        .map(|a| format!("@{}={}, ", a.name(), a.value()))
+        .collect()
 }
 
 fn contract_members(file: &str, iface: &str) -> Vec<String> {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use vmclone_tests::system::SystemBusLock;
 use vmclone_tests::*;
 
 fn start() -> (PrivateBus, Service) {
@@ -458,6 +459,7 @@ fn the_system_bus_never_runs_without_authorization() {
 #[test]
 #[ignore = "needs the system bus (sudo tools/setup-host.sh)"]
 fn the_system_bus_reached_by_address_never_runs_without_authorization() {
+    let _system_bus = SystemBusLock::acquire();
     let socket = "/run/dbus/system_bus_socket";
     assert!(
         std::path::Path::new(socket).exists(),

@@ -5,7 +5,8 @@
 //! (`dbus-daemon`, polkit's DTD, `systemd-analyze`, `make install`).
 //!
 //! The root tests change system state (files under /etc and /usr/share, users, polkitd);
-//! every change is undone by a guard, and they run one at a time.
+//! every change is undone by a guard (`vmclone_tests::system`), and they run one at a time,
+//! also against the system-bus tests of other test binaries.
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -42,18 +42,21 @@ impl RootTest {
     }
 }
 
-/// An exclusive `flock` on [`SYSTEM_BUS_LOCK`]: it conflicts with every other open of the
-/// file, in this process or another; released when the file closes.
-struct SystemBusLock {
+/// An exclusive `flock` on [`SYSTEM_BUS_LOCK`], held by every test that uses the system
+/// bus: it conflicts with every other open of the file, in this process or another, and is
+/// released when the file closes.
+pub struct SystemBusLock {
     _file: File,
 }
 
 impl SystemBusLock {
-    fn acquire() -> SystemBusLock {
+    pub fn acquire() -> SystemBusLock {
+        // Another user may have made the file; reading is enough for flock.
         let file = File::options()
             .create(true)
             .append(true)
             .open(SYSTEM_BUS_LOCK)
+            .or_else(|_| File::open(SYSTEM_BUS_LOCK))
             .unwrap_or_else(|e| panic!("cannot open {SYSTEM_BUS_LOCK}: {e}"));
         // SAFETY: flock on a descriptor we own.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
