@@ -36,7 +36,7 @@ MSGFMT ?= msgfmt
 SERVICE_BIN := $(TARGET_DIR)/release/vmclone-service
 APP_BIN := $(TARGET_DIR)/release/vmclone
 # Languages with a translation: po/LINGUAS, one code per line, # comments.
-LINGUAS := $(strip $(if $(wildcard po/LINGUAS),$(shell sed -e 's/\#.*//' po/LINGUAS)))
+LINGUAS := $(strip $(shell sed -e 's/\#.*//' po/LINGUAS))
 ICONS := $(patsubst data/icons/%,%,$(shell find data/icons -type f 2>/dev/null))
 
 .PHONY: all build install uninstall demo test check bench clean
@@ -61,41 +61,21 @@ install:
 		> $(DESTDIR)$(systemdsystemunitdir)/vmclone.service
 	chmod 0644 $(DESTDIR)$(dbussystemservicedir)/org.vmclone.Manager.service \
 		$(DESTDIR)$(systemdsystemunitdir)/vmclone.service
-	$(INSTALL) -d $(DESTDIR)$(polkitactiondir)
-ifneq ($(LINGUAS),)
+	$(INSTALL) -d $(DESTDIR)$(polkitactiondir) $(DESTDIR)$(datadir)/applications $(DESTDIR)$(datadir)/metainfo
 	$(MSGFMT) --xml --template=data/org.vmclone.policy -d po -o $(DESTDIR)$(polkitactiondir)/org.vmclone.policy
-	chmod 0644 $(DESTDIR)$(polkitactiondir)/org.vmclone.policy
-else
-	$(INSTALL) -m 0644 data/org.vmclone.policy $(DESTDIR)$(polkitactiondir)/org.vmclone.policy
-endif
-	$(INSTALL) -D -m 0644 data/org.vmclone.Manager.xml $(DESTDIR)$(dbusinterfacesdir)/org.vmclone.Manager.xml
-	$(INSTALL) -D -m 0644 data/org.vmclone.Job.xml $(DESTDIR)$(dbusinterfacesdir)/org.vmclone.Job.xml
-ifneq ($(wildcard data/org.vmclone.VmClone.desktop),)
-	$(INSTALL) -d $(DESTDIR)$(datadir)/applications
-ifneq ($(LINGUAS),)
 	$(MSGFMT) --desktop --template=data/org.vmclone.VmClone.desktop -d po \
 		-o $(DESTDIR)$(datadir)/applications/org.vmclone.VmClone.desktop
-	chmod 0644 $(DESTDIR)$(datadir)/applications/org.vmclone.VmClone.desktop
-else
-	$(INSTALL) -m 0644 data/org.vmclone.VmClone.desktop $(DESTDIR)$(datadir)/applications/
-endif
-endif
-ifneq ($(wildcard data/org.vmclone.VmClone.metainfo.xml),)
-	$(INSTALL) -d $(DESTDIR)$(datadir)/metainfo
-ifneq ($(LINGUAS),)
 	$(MSGFMT) --xml --template=data/org.vmclone.VmClone.metainfo.xml -d po \
 		-o $(DESTDIR)$(datadir)/metainfo/org.vmclone.VmClone.metainfo.xml
-	chmod 0644 $(DESTDIR)$(datadir)/metainfo/org.vmclone.VmClone.metainfo.xml
-else
-	$(INSTALL) -m 0644 data/org.vmclone.VmClone.metainfo.xml $(DESTDIR)$(datadir)/metainfo/
-endif
-endif
+	chmod 0644 $(DESTDIR)$(polkitactiondir)/org.vmclone.policy \
+		$(DESTDIR)$(datadir)/applications/org.vmclone.VmClone.desktop \
+		$(DESTDIR)$(datadir)/metainfo/org.vmclone.VmClone.metainfo.xml
+	$(INSTALL) -D -m 0644 data/org.vmclone.Manager.xml $(DESTDIR)$(dbusinterfacesdir)/org.vmclone.Manager.xml
+	$(INSTALL) -D -m 0644 data/org.vmclone.Job.xml $(DESTDIR)$(dbusinterfacesdir)/org.vmclone.Job.xml
 	$(foreach icon,$(ICONS),$(INSTALL) -D -m 0644 data/icons/$(icon) $(DESTDIR)$(datadir)/icons/$(icon) &&) true
 	$(foreach lang,$(LINGUAS),$(INSTALL) -d $(DESTDIR)$(localedir)/$(lang)/LC_MESSAGES && \
 		$(MSGFMT) -c -o $(DESTDIR)$(localedir)/$(lang)/LC_MESSAGES/vmclone.mo po/$(lang).po &&) true
-ifneq ($(wildcard README.md),)
 	$(INSTALL) -D -m 0644 README.md $(DESTDIR)$(docdir)/README.md
-endif
 
 uninstall:
 	rm -f $(DESTDIR)$(libexecdir)/vmclone-service $(DESTDIR)$(bindir)/vmclone \

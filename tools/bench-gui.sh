@@ -23,49 +23,22 @@ else
 fi
 bin=$target/$profile
 
+# shellcheck source=tools/lib/private-service.sh
+. tools/lib/private-service.sh
 tmp=$(mktemp -d)
-pids=""
-cleanup() {
-    for pid in $pids; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+on_exit 'rm -rf "$tmp"'
 
-# A test-driver host with $vms shut-off VMs.
-{
-    echo "<node>"
-    i=1
-    while [ "$i" -le "$vms" ]; do
-        printf "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'><test:runstate>5</test:runstate><name>vm%04d</name><uuid>00000000-0000-4000-8000-%012d</uuid><memory unit='MiB'>1024</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>\n" "$i" "$i"
-        i=$((i + 1))
-    done
-    echo "</node>"
-} >"$tmp/host.xml"
+sh tools/lib/many-vms-host.sh "$vms" >"$tmp/host.xml"
 
 display=90
 while [ -e "/tmp/.X11-unix/X$display" ] || [ -e "/tmp/.X$display-lock" ]; do
     display=$((display + 1))
 done
 Xvfb ":$display" -screen 0 1280x1024x24 -nolisten tcp >/dev/null 2>&1 &
-pids="$pids $!"
-dbus-daemon --session --nofork --nopidfile --address="unix:path=$tmp/session" >/dev/null 2>&1 &
-pids="$pids $!"
-dbus-daemon --session --nofork --nopidfile --address="unix:path=$tmp/system" >/dev/null 2>&1 &
-pids="$pids $!"
-for _ in $(seq 100); do
-    [ -S "$tmp/system" ] && [ -S "$tmp/session" ] && [ -S "/tmp/.X11-unix/X$display" ] && break
-    sleep 0.1
-done
-"$bin/vmclone-service" --address "unix:path=$tmp/system" --no-authorization \
-    --uri "test://$tmp/host.xml" --state-dir "$tmp/state" 2>"$tmp/service.log" &
-pids="$pids $!"
-for _ in $(seq 200); do
-    busctl --address="unix:path=$tmp/system" status org.vmclone.Manager >/dev/null 2>&1 && break
-    sleep 0.1
-done
-busctl --address="unix:path=$tmp/system" status org.vmclone.Manager >/dev/null ||
-    { echo "bench-gui: the service did not start:" >&2; cat "$tmp/service.log" >&2; exit 1; }
+stop_on_exit $!
+start_private_bus "$tmp/session"
+start_private_service "$tmp" "$bin/vmclone-service" "test://$tmp/host.xml"
+wait_for 20 "Xvfb to listen on :$display" test -S "/tmp/.X11-unix/X$display"
 
 echo "vmclone startup to first frame with rows, $vms VMs, $profile build, GSK_RENDERER=${GSK_RENDERER:-cairo}:"
 times=""
@@ -74,7 +47,7 @@ while [ "$run" -le "$runs" ]; do
     start=$(date +%s%N)
     out=$(DISPLAY=":$display" GDK_BACKEND=x11 GSK_RENDERER="${GSK_RENDERER:-cairo}" \
         DBUS_SESSION_BUS_ADDRESS="unix:path=$tmp/session" \
-        DBUS_SYSTEM_BUS_ADDRESS="unix:path=$tmp/system" \
+        DBUS_SYSTEM_BUS_ADDRESS="$PRIVATE_BUS" \
         GSETTINGS_BACKEND=memory GTK_A11Y=none NO_AT_BRIDGE=1 VMCLONE_BENCH_FIRST_FRAME=1 \
         timeout 60 "$bin/vmclone" 2>"$tmp/app.log" | grep -m1 '^first-frame-with-rows' || true)
     if [ -z "$out" ]; then

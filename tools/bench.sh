@@ -18,22 +18,20 @@ virsh -c qemu:///system version >/dev/null 2>&1 || { echo "bench.sh: libvirtd is
 cargo build --release -p vmclone-service --locked >/dev/null 2>&1 || cargo build --release -p vmclone-service --locked
 SERVICE=$ROOT/target/release/vmclone-service
 RUNS=${RUNS:-15}
+# shellcheck source=tools/lib/private-service.sh
+. tools/lib/private-service.sh
 WORK=$(mktemp -d /var/lib/libvirt/images/vmclone-bench.XXXXXX)
 chmod 755 "$WORK"
 PREFIX=vmclone-bench-$$
-BUS="unix:path=$WORK/bus.sock"
-PIDS=()
 
 cleanup() {
-    set +e
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
     for d in $(virsh -c qemu:///system list --all --name | grep "^$PREFIX"); do
         virsh -c qemu:///system undefine "$d" --nvram >/dev/null 2>&1
     done
     mountpoint -q "$WORK/xfs" && umount "$WORK/xfs"
     rm -rf "$WORK"
 }
-trap cleanup EXIT
+on_exit cleanup
 
 now() { date +%s.%N; }
 # median and min of the numbers on stdin (seconds) printed in ms
@@ -44,21 +42,7 @@ print(f"{statistics.median(v):9.1f} {v[0]:9.1f} {len(v):5d}")'; }
 row() { printf '  %-44s %9s %9s %5s\n' "$@"; }
 header() { printf '\n%s\n' "$1"; row "" "median" "min" "runs"; row "" "(ms)" "(ms)" ""; }
 
-start_service() { # $1 = libvirt URI
-    dbus-daemon --session --nofork --nopidfile --address="$BUS" >/dev/null 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 100); do [ -S "$WORK/bus.sock" ] && break; sleep 0.05; done
-    "$SERVICE" --address "$BUS" --no-authorization --uri "$1" --state-dir "$WORK/state" 2>"$WORK/service.log" &
-    SERVICE_PID=$!
-    PIDS+=($SERVICE_PID)
-    for _ in $(seq 200); do busctl --address="$BUS" status org.vmclone.Manager >/dev/null 2>&1 && break; sleep 0.05; done
-}
-stop_service() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    PIDS=()
-    rm -f "$WORK/bus.sock"
-}
-call() { busctl --address="$BUS" --timeout=1h call org.vmclone.Manager /org/vmclone/Manager org.vmclone.Manager "$@"; }
+call() { busctl --address="$PRIVATE_BUS" --timeout=1h call org.vmclone.Manager /org/vmclone/Manager org.vmclone.Manager "$@"; }
 
 define() { # name, disk XML
     cat > "$WORK/$1.xml" <<EOT
@@ -78,7 +62,7 @@ undefine_clones() { # prefix
 bench_service() {
     header "Clone of a VM with no writable disks (a cdrom and a NIC) on qemu:///system"
     define "$PREFIX-nodisk" "<disk type='file' device='cdrom'><target dev='sda' bus='sata'/><readonly/></disk>"
-    start_service qemu:///system
+    start_private_service "$WORK" "$SERVICE" qemu:///system
     call CloneVm ss "$PREFIX-nodisk" "$PREFIX-warm" >/dev/null
     for i in $(seq "$RUNS"); do
         t0=$(now); call CloneVm ss "$PREFIX-nodisk" "$PREFIX-v$i" >/dev/null; t1=$(now)
@@ -88,21 +72,12 @@ bench_service() {
         t0=$(now); virt-clone -q --connect qemu:///system -o "$PREFIX-nodisk" -n "$PREFIX-vc$i" --auto-clone >/dev/null 2>&1; t1=$(now)
         echo "$t1 - $t0" | bc
     done | stats | { read -r med min n; row "virt-clone --auto-clone" "$med" "$min" "$n"; }
-    stop_service
+    stop_private_service
     undefine_clones "$PREFIX-v"; undefine_clones "$PREFIX-w"
 
     header "ListVms with 1,000 domains (libvirt test driver)"
-    python3 - "$WORK/host1000.xml" <<'EOT'
-import sys
-with open(sys.argv[1], "w") as f:
-    f.write("<node>\n")
-    for i in range(1000):
-        f.write(f"""<domain type='test'><name>vm{i:04d}</name><memory>1048576</memory><vcpu>2</vcpu>
-<os><type>hvm</type></os><devices><disk type='file' device='disk'><source file='/nonexistent/vm{i:04d}.qcow2'/><target dev='vda'/></disk>
-<interface type='network'><mac address='52:54:00:10:{i // 256:02x}:{i % 256:02x}'/><source network='default'/></interface></devices></domain>\n""")
-    f.write("</node>\n")
-EOT
-    start_service "test://$WORK/host1000.xml"
+    sh tools/lib/many-vms-host.sh 1000 >"$WORK/host1000.xml"
+    start_private_service "$WORK" "$SERVICE" "test://$WORK/host1000.xml"
     n=$(call ListVms | awk '{print $2}')
     [ "$n" = 1000 ] || { echo "ListVms returned $n VMs" >&2; exit 1; }
     for _ in $(seq "$RUNS"); do
@@ -111,7 +86,7 @@ EOT
     for _ in $(seq "$RUNS"); do
         t0=$(now); virsh -c "test://$WORK/host1000.xml" list --all >/dev/null; t1=$(now); echo "$t1 - $t0" | bc
     done | stats | { read -r med min n; row "virsh list --all (names and states only)" "$med" "$min" "$n"; }
-    stop_service
+    stop_private_service
 }
 
 make_disk() { # path, format: 8 GiB holding 1 GiB of data
@@ -155,7 +130,7 @@ bench_storage() {
             dir=$WORK/xfs
         fi
         fs=$(findmnt -n -o FSTYPE -T "$dir")
-        start_service qemu:///system
+        start_private_service "$WORK" "$SERVICE" qemu:///system
         for fmt in raw qcow2; do
             src=$PREFIX-$fs-$fmt
             WARM=$dir/$src.$fmt
@@ -179,9 +154,9 @@ bench_storage() {
             virsh -c qemu:///system undefine "$src" >/dev/null
             rm -f "$WARM"
         done
-        grep -o 'copied .* ([A-Za-z]*)' "$WORK/service.log" | sed 's/.*(\(.*\))/\1/' | sort | uniq -c |
+        grep -o 'copied .* ([A-Za-z]*)' "$SERVICE_LOG" | sed 's/.*(\(.*\))/\1/' | sort | uniq -c |
             sed "s/^ */  $fs copy method used by vmclone: /"
-        stop_service
+        stop_private_service
         [ "$fs" = xfs ] && umount "$WORK/xfs"
     done
     printf '\n  vmclone-service peak RSS (VmHWM) during these copies: %s MiB\n' "$((peak / 1024))"

@@ -37,27 +37,15 @@ say "Building vmclone-service"
 cargo build -p vmclone-service --locked
 SERVICE=$ROOT/target/debug/vmclone-service
 
+# shellcheck source=tools/lib/private-service.sh
+. tools/lib/private-service.sh
 WORK=$(mktemp -d /tmp/vmclone-demo.XXXXXX)
-BUS="unix:path=$WORK/bus.sock"
-cleanup() {
-    [ -n "${SERVICE_PID:-}" ] && kill "$SERVICE_PID" 2>/dev/null && wait "$SERVICE_PID" 2>/dev/null
-    [ -n "${BUS_PID:-}" ] && kill "$BUS_PID" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+on_exit 'rm -rf "$WORK"'
 
 say "Starting a private bus and the service on libvirt's test driver"
-dbus-daemon --session --nofork --nopidfile --address="$BUS" >/dev/null 2>&1 &
-BUS_PID=$!
-for _ in $(seq 100); do [ -S "$WORK/bus.sock" ] && break; sleep 0.05; done
 URI="test://$ROOT/data/demo-host.xml"
-"$SERVICE" --address "$BUS" --no-authorization --uri "$URI" --state-dir "$WORK/state" 2>"$WORK/service.log" &
-SERVICE_PID=$!
-for _ in $(seq 200); do
-    busctl --address="$BUS" status org.vmclone.Manager >/dev/null 2>&1 && break
-    kill -0 "$SERVICE_PID" 2>/dev/null || { cat "$WORK/service.log"; exit 1; }
-    sleep 0.05
-done
+start_private_service "$WORK" "$SERVICE" "$URI"
+BUS=$PRIVATE_BUS
 echo "vmclone-service (pid $SERVICE_PID) serves org.vmclone.Manager on $BUS"
 echo "libvirt: $URI"
 

@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use quick_xml::events::Event;
 use vmclone::client::{JobProxy, ManagerProxy};
-use vmclone_tests::{workspace_root, PrivateBus};
+use vmclone_tests::contract::contract;
+use vmclone_tests::contract::zbus_xml::{Arg, ArgDirection};
+use vmclone_tests::PrivateBus;
 use zbus::message::Type;
 use zbus::zvariant::{ObjectPath, OwnedValue, StructureBuilder, Value};
 use zbus::{Connection, MessageStream};
@@ -24,97 +25,51 @@ const JOB_PATH: &str = "/org/vmclone/Manager/jobs/1";
 
 #[derive(Debug, Default)]
 struct Interface {
-    /// name -> (in signature, out signature)
-    methods: BTreeMap<String, (String, String)>,
-    /// name -> signature
-    signals: BTreeMap<String, String>,
+    /// name -> (in signature, out types)
+    methods: BTreeMap<String, (String, Vec<String>)>,
+    /// name -> argument types
+    signals: BTreeMap<String, Vec<String>>,
     /// name -> type
     properties: BTreeMap<String, String>,
 }
 
-/// Reads the one interface of a D-Bus introspection file.
+/// The one interface of a D-Bus contract file, by name.
 fn load(file: &str) -> (String, Interface) {
-    let xml = std::fs::read_to_string(workspace_root().join("data").join(file))
-        .unwrap_or_else(|e| panic!("read data/{file}: {e}"));
-    let mut reader = quick_xml::Reader::from_str(&xml);
-    let (mut name, mut iface) = (String::new(), Interface::default());
-    // The member being read: (kind, name, in args, out args).
-    let mut member: Option<(String, String, String, String)> = None;
-    loop {
-        let event = reader.read_event().expect("well-formed XML");
-        let (start, empty) = match &event {
-            Event::Start(e) => (Some(e.clone()), false),
-            Event::Empty(e) => (Some(e.clone()), true),
-            Event::End(e) => {
-                let tag = e.name().as_ref().to_string();
-                if let Some((kind, n, ins, outs)) = member.take() {
-                    if tag == kind {
-                        match kind.as_str() {
-                            "method" => drop(iface.methods.insert(n, (ins, outs))),
-                            "signal" => drop(iface.signals.insert(n, outs)),
-                            _ => {}
-                        }
-                    } else {
-                        member = Some((kind, n, ins, outs));
-                    }
-                }
-                (None, false)
-            }
-            Event::Eof => break,
-            _ => (None, false),
-        };
-        let Some(start) = start else { continue };
-        let tag = start.name().as_ref().to_string();
-        let attr = |key: &str| {
-            start
-                .attributes()
-                .map(|a| a.expect("attribute"))
-                .find(|a| a.key.as_ref() == key)
-                .map(|a| a.value.to_string())
-                .unwrap_or_default()
-        };
-        match tag.as_str() {
-            "interface" => name = attr("name"),
-            "method" | "signal" => {
-                let m = (tag.clone(), attr("name"), String::new(), String::new());
-                if empty {
-                    match tag.as_str() {
-                        "method" => drop(iface.methods.insert(m.1, (m.2, m.3))),
-                        _ => drop(iface.signals.insert(m.1, m.3)),
-                    }
-                } else {
-                    member = Some(m);
-                }
-            }
-            "arg" => {
-                let m = member.as_mut().expect("arg inside a member");
-                if attr("direction") == "in" {
-                    m.2.push_str(&attr("type"));
-                } else {
-                    // Signal args have no direction; they go where out args go.
-                    m.3.push_str(&attr("type"));
-                }
-            }
-            "property" => drop(iface.properties.insert(attr("name"), attr("type"))),
-            _ => {}
-        }
-    }
-    (name, iface)
-}
-
-/// Splits a signature into its complete types (the few the contract uses).
-fn split(signature: &str) -> Vec<&str> {
-    let mut types = Vec::new();
-    let mut rest = signature;
-    while !rest.is_empty() {
-        let len = ["aa{sv}", "a{sv}", "as"]
+    let node = contract(file);
+    let [xml] = node.interfaces() else {
+        panic!("data/{file} describes one interface");
+    };
+    // A method argument without a direction is an input; signal arguments have none.
+    let types = |args: &[Arg], direction: Option<ArgDirection>| -> Vec<String> {
+        args.iter()
+            .filter(|a| {
+                direction.is_none() || a.direction().or(Some(ArgDirection::In)) == direction
+            })
+            .map(|a| a.ty().to_string())
+            .collect()
+    };
+    let iface = Interface {
+        methods: xml
+            .methods()
             .iter()
-            .find(|t| rest.starts_with(*t))
-            .map_or(1, |t| t.len());
-        types.push(&rest[..len]);
-        rest = &rest[len..];
-    }
-    types
+            .map(|m| {
+                let ins = types(m.args(), Some(ArgDirection::In)).concat();
+                let outs = types(m.args(), Some(ArgDirection::Out));
+                (m.name().to_string(), (ins, outs))
+            })
+            .collect(),
+        signals: xml
+            .signals()
+            .iter()
+            .map(|s| (s.name().to_string(), types(s.args(), None)))
+            .collect(),
+        properties: xml
+            .properties()
+            .iter()
+            .map(|p| (p.name().to_string(), p.ty().to_string()))
+            .collect(),
+    };
+    (xml.name().to_string(), iface)
 }
 
 /// A value of D-Bus type `ty`.
@@ -132,9 +87,8 @@ fn sample(ty: &str) -> Value<'static> {
     }
 }
 
-/// A message body with one sample value per complete type of `signature`.
-fn build(builder: zbus::message::Builder<'_>, signature: &str) -> zbus::Message {
-    let types = split(signature);
+/// A message body with one sample value of each of `types`.
+fn build(builder: zbus::message::Builder<'_>, types: &[String]) -> zbus::Message {
     if types.is_empty() {
         return builder.build(&()).expect("empty body");
     }

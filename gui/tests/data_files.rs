@@ -5,21 +5,17 @@
 use std::path::Path;
 use std::process::Command;
 
+use vmclone_tests::process::try_run_command;
 use vmclone_tests::{workspace_root, TempDir};
 
-fn run(program: &str, package: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(workspace_root())
-        .output()
-        .unwrap_or_else(|e| panic!("{program} is installed (Debian package {package}): {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{program} {args:?} failed:\n{text}");
-    text
+/// `program ARGS…` in the repository, which must succeed; `package` provides it.
+fn run(program: &str, package: &str, args: &[&str]) {
+    try_run_command(
+        Command::new(program)
+            .args(args)
+            .current_dir(workspace_root()),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n({program} is in the Debian package {package})"));
 }
 
 fn path(p: &Path) -> &str {

@@ -13,7 +13,10 @@ use adw::prelude::*;
 use gtk::glib;
 use support::*;
 use vmclone::window::{Page, Window};
-use vmclone_tests::{demo_host_uri, test_driver_uri, PrivateBus, Service, TempDir};
+use vmclone_tests::bus::BusConfig;
+use vmclone_tests::libvirt::{disk_xml, qemu_img, virsh, Lab, SYSTEM_URI};
+use vmclone_tests::test_host::many_vms_uri;
+use vmclone_tests::{demo_host_uri, names_in, test_driver_uri, PrivateBus, Service, TempDir};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -399,24 +402,10 @@ fn host_with_big_disk(dir: &Path, gib: u64) -> String {
     )
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| {
-            e.expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    names
-}
-
 fn progress_and_cancel(app: &adw::Application) {
     let dir = TempDir::new("gui-progress");
     let uri = host_with_big_disk(dir.path(), 4);
-    let before = files_in(dir.path());
+    let before = names_in(dir.path());
     let bus = PrivateBus::start();
     let _service = Service::start(&bus, &uri, &[]);
     let window = open_window(app, &bus);
@@ -448,7 +437,7 @@ fn progress_and_cancel(app: &adw::Application) {
     });
     assert!(window.job_bars().is_empty(), "the bar goes with the job");
     assert_eq!(names(&window), ["big01"], "no clone row after cancel");
-    assert_eq!(files_in(dir.path()), before, "nothing left behind");
+    assert_eq!(names_in(dir.path()), before, "nothing left behind");
 }
 
 fn service_stopped(app: &adw::Application) {
@@ -505,57 +494,16 @@ fn empty_host(app: &adw::Application) {
 /// A bus whose policy lets the service own its name but refuses every call
 /// to it, as a system bus does for a caller it does not trust.
 fn not_authorized(app: &adw::Application) {
-    let dir = TempDir::new("gui-deny");
-    let socket = dir.path().join("bus.sock");
-    let config = dir.path().join("bus.conf");
-    std::fs::write(
-        &config,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
+    let bus = PrivateBus::start_with(&BusConfig::session_with_policy(
+        r#"<allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
     <allow own="*"/>
-    <deny send_destination="org.vmclone.Manager" send_interface="org.vmclone.Manager"/>
-  </policy>
-</busconfig>
-"#,
-            socket.display()
-        ),
-    )
-    .expect("write the bus config");
-    let daemon = std::process::Command::new("dbus-daemon")
-        .arg(format!("--config-file={}", config.display()))
-        .args(["--nofork", "--nopidfile"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("dbus-daemon is installed");
-    let _daemon = vmclone_tests::ChildGuard(daemon);
-    vmclone_tests::wait_until(LONG, "the strict bus", || socket.exists());
-    let address = format!("unix:path={}", socket.display());
-    let service = std::process::Command::new(vmclone_tests::built_binary("vmclone-service"))
-        .args(["--address", &address, "--no-authorization", "--uri"])
-        .arg(demo_host_uri())
-        .arg("--state-dir")
-        .arg(dir.path())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start vmclone-service");
-    let _service = vmclone_tests::ChildGuard(service);
-    vmclone_tests::wait_until(LONG, "the service on the strict bus", || {
-        std::process::Command::new("busctl")
-            .arg(format!("--address={address}"))
-            .args(["status", "org.vmclone.Manager"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    <deny send_destination="org.vmclone.Manager" send_interface="org.vmclone.Manager"/>"#,
+    ))
+    .unwrap_or_else(|e| panic!("dbus-daemon refused the strict configuration: {e}"));
+    let _service = Service::start(&bus, &demo_host_uri(), &[]);
 
-    let window = open_window_at(app, &address);
+    let window = open_window(app, &bus);
     assert_eq!(window.page(), Page::Unauthorized);
     let page = window.status_page(Page::Unauthorized).unwrap();
     let description = page.description().unwrap_or_default();
@@ -592,13 +540,7 @@ fn about_window(app: &adw::Application) {
 fn linked_clone(app: &adw::Application) {
     let dir = TempDir::new("gui-linked");
     let base = dir.path().join("base.qcow2");
-    let made = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&base)
-        .arg("1G")
-        .status()
-        .expect("qemu-img is installed (Debian package qemu-utils)");
-    assert!(made.success(), "qemu-img create failed");
+    qemu_img(&["create", "-q", "-f", "qcow2", base.to_str().unwrap(), "1G"]);
     let uri = test_driver_uri(
         dir.path(),
         &format!(
@@ -648,35 +590,15 @@ fn linked_clone(app: &adw::Application) {
             .iter()
             .any(|t| t.contains("debian-template-clone"))
     });
-    let overlay = files_in(dir.path())
+    let overlay = names_in(dir.path())
         .into_iter()
         .find(|f| f.contains("debian-template-clone"))
         .expect("the clone has its own overlay file");
-    let info = std::process::Command::new("qemu-img")
-        .args(["info", "-U"])
-        .arg(dir.path().join(&overlay))
-        .output()
-        .expect("qemu-img info");
-    let info = String::from_utf8_lossy(&info.stdout);
+    let info = qemu_img(&["info", "-U", dir.path().join(&overlay).to_str().unwrap()]);
     assert!(
         info.contains(&format!("backing file: {}", base.display())),
         "{overlay} is linked to the template: {info}"
     );
-}
-
-/// A test-driver host with `count` shut-off VMs named vm0001, vm0002, …
-fn many_vms_uri(dir: &Path, count: u32) -> String {
-    let mut host = String::from("<node>");
-    for i in 1..=count {
-        host.push_str(&format!(
-            "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>\
-             <test:runstate>5</test:runstate><name>vm{i:04}</name>\
-             <uuid>00000000-0000-4000-8000-{i:012}</uuid><memory unit='MiB'>1024</memory>\
-             <vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>"
-        ));
-    }
-    host.push_str("</node>");
-    test_driver_uri(dir, &host)
 }
 
 /// 1,000 VMs: all in the model, but only the rows near the visible area are
@@ -712,32 +634,35 @@ fn thousand_vms(app: &adw::Application) {
 /// A real QEMU VM on the host's libvirtd, started and destroyed with virsh:
 /// its row follows without any click, from the service's VmStateChanged.
 fn live_state(app: &adw::Application) {
-    use support::live_vm::{LiveVm, SYSTEM_URI};
-    let vm = LiveVm::define("live");
+    let lab = Lab::new("gui-live");
+    let vm = lab.name("vm");
+    let disk = lab.path("disk.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", disk.to_str().unwrap(), "16M"]);
+    lab.define(&vm, "", &disk_xml(&disk, "qcow2"));
     let bus = PrivateBus::start();
     let _service = Service::start(&bus, SYSTEM_URI, &[]);
     let window = open_window(app, &bus);
     assert_eq!(window.page(), Page::List);
     // The host may hold other VMs: show only this one.
     window.search_button().set_active(true);
-    window.search_entry().set_text(&vm.name);
+    window.search_entry().set_text(&vm);
     let row_state = |state: &str| {
         let (word, _) = vmclone::vm_row::state_label(state);
         window
             .visible_rows()
             .into_iter()
-            .find(|r| r.name_text() == vm.name)
+            .find(|r| r.name_text() == vm)
             .is_some_and(|r| r.details_text().starts_with(&word))
     };
     wait_for(LONG, "the new VM's row, shut off", || row_state("shutoff"));
-    let row = row_named(&window, &vm.name);
+    let row = row_named(&window, &vm);
     assert!(row.clone_button().is_sensitive(), "shut off: Clone offered");
 
-    vm.start();
+    virsh(&["start", &vm]);
     wait_for(LONG, "the row to say Running after virsh start", || {
         row_state("running")
     });
-    let row = row_named(&window, &vm.name);
+    let row = row_named(&window, &vm);
     assert!(
         !row.clone_button().is_sensitive(),
         "running: Clone is insensitive"
@@ -749,11 +674,11 @@ fn live_state(app: &adw::Application) {
     );
     screenshot(&window, "live-state");
 
-    vm.destroy();
+    virsh(&["destroy", &vm]);
     wait_for(LONG, "the row to say Shut off after virsh destroy", || {
         row_state("shutoff")
     });
-    let row = row_named(&window, &vm.name);
+    let row = row_named(&window, &vm);
     assert!(
         row.clone_button().is_sensitive(),
         "shut off again: Clone offered again"

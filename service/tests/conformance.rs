@@ -8,20 +8,19 @@
 //! `$VMCLONE_SHARED_DIR/conformance/virt-manager` or
 //! `<repo>/../shared/conformance/virt-manager`; see its INDEX.md.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
+use vmclone_service::clone::plan::decide::{self, DiskDecision, Lookups, VolumeRef};
 use vmclone_service::domain_xml::{
     self, CloneEdits, DiskSource, DiskTarget, DomainInfo, NewDisk, XmlError,
 };
+use vmclone_service::options::StorageMode;
 use vmclone_service::{ids, naming};
-
-#[path = "common/test_driver.rs"]
-mod test_driver;
-use test_driver::{define_in_test_driver, Definition};
+use vmclone_tests::test_host::{define_in_test_driver, Definition};
 
 /// What the harness's `,predictable` test driver generates.
 const PREDICTABLE_UUID: &str = "00000000-1111-2222-3333-444444444444";
@@ -477,42 +476,66 @@ fn copy_to(target: DiskTarget) -> Option<NewDisk> {
     })
 }
 
-fn random_mac() -> String {
-    let b: [u8; 3] = rand::random();
-    format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
+/// `count` MACs from the service's own generator, on a host where none is in use.
+fn new_macs(count: usize) -> Vec<String> {
+    ids::new_macs(count, &HashSet::new())
 }
 
+/// The fixtures' host as the service's planner sees it: nothing exists at
+/// the fixture paths on this machine, and no path is a pool volume.
+struct FixtureHost;
+
+impl Lookups for FixtureHost {
+    fn volume_at(&self, _path: &Path) -> Option<VolumeRef> {
+        None
+    }
+
+    fn volume(&self, pool: &str, name: &str) -> vmclone_service::error::Result<VolumeRef> {
+        Ok(VolumeRef {
+            pool: pool.to_owned(),
+            name: name.to_owned(),
+            path: Path::new("/").join(pool).join(name),
+            is_file: true,
+        })
+    }
+
+    fn claim_path(&mut self, _path: &Path) -> vmclone_service::error::Result<bool> {
+        Ok(true)
+    }
+
+    fn claim_volume(&mut self, _pool: &str, _name: &str) -> vmclone_service::error::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// The clone the service plans: its real storage decision and identity
+/// generators, on the fixtures' host.
 fn plan(info: &DomainInfo, c: &Case) -> Plan {
-    // Nothing exists in these fixture paths on this machine; the service
-    // checks the real filesystem and its own reservations instead.
-    let taken = |_: &Path| false;
     let target_dir = c.options.target_dir.map(Path::new);
-    let disks = info
+    let decision = decide::decide(
+        info,
+        c.new_name,
+        target_dir,
+        StorageMode::Copy,
+        &mut FixtureHost,
+    )
+    .unwrap_or_else(|e| panic!("case {}: the planner refused: {e}", c.number));
+    let disks = decision
         .disks
         .iter()
-        .map(|d| {
-            if d.is_shared() {
-                return None;
-            }
-            let target = match &d.source {
-                DiskSource::File(p) => DiskTarget::File(naming::disk_clone_path(
-                    p, &info.name, c.new_name, target_dir, taken,
-                )),
-                DiskSource::Block(p) => DiskTarget::Block(naming::disk_clone_path(
-                    p, &info.name, c.new_name, target_dir, taken,
-                )),
-                DiskSource::Volume { pool, volume } => DiskTarget::Volume {
-                    pool: pool.clone(),
-                    volume: naming::volume_clone_name(volume, &info.name, c.new_name, |_| false),
-                },
-                other => panic!("case {}: no compare case copies a {other:?} disk", c.number),
-            };
-            copy_to(target)
+        .zip(&info.disks)
+        .map(|(d, disk)| {
+            assert!(
+                !matches!(d, DiskDecision::Overlay { .. }),
+                "case {}: a full copy makes no overlay",
+                c.number
+            );
+            d.new_disk(disk)
         })
         .collect();
     let macs = match c.options.macs {
         Some(given) => given.iter().map(|m| m.to_string()).collect(),
-        None => info.interfaces.iter().map(|_| random_mac()).collect(),
+        None => new_macs(info.interfaces.len()),
     };
     Plan {
         uuid: c
@@ -522,10 +545,7 @@ fn plan(info: &DomainInfo, c: &Case) -> Plan {
         genid: ids::new_uuid(|_| false),
         macs,
         disks,
-        nvram: info
-            .nvram
-            .as_deref()
-            .map(|p| naming::nvram_clone_path(Path::new(p), c.new_name)),
+        nvram: decision.nvram.map(|(_, dst)| dst),
     }
 }
 
@@ -1130,6 +1150,8 @@ fn case_12_sysinfo_follows_the_new_uuid() {
         .contains(&format!("<entry name='uuid'>{}</entry>", info.uuid)));
 }
 
+/// The service's generators (`clone::identity`) give each clone fresh MACs and a fresh
+/// UUID, and the rewrite writes exactly those.
 #[test]
 fn our_random_macs_and_uuids_are_fresh_each_time() {
     let a = check(case(1)).plan;
@@ -1139,6 +1161,8 @@ fn our_random_macs_and_uuids_are_fresh_each_time() {
     for m in a.macs.iter().chain(&b.macs) {
         assert!(m.starts_with("52:54:00:"), "{m}");
     }
+    let macs = new_macs(2);
+    assert_ne!(macs[0], macs[1], "two interfaces, two MACs");
 }
 
 /// libvirt itself accepts every clone we write: each one is defined (then
@@ -1205,7 +1229,7 @@ fn interfaces_without_a_mac_get_one() {
     let plan = Plan {
         uuid: PREDICTABLE_UUID.into(),
         genid: PREDICTABLE_UUID.into(),
-        macs: vec![random_mac(), random_mac()],
+        macs: new_macs(2),
         disks: vec![copy_to(DiskTarget::Block(naming::disk_clone_path(
             Path::new("/virtinst-testsuite-fail-pool-install/fooey"),
             &info.name,

@@ -15,15 +15,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{
     chown, lchown, symlink, FileExt, FileTypeExt, MetadataExt, PermissionsExt,
 };
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::Instant;
 
 use vmclone_service::storage::copy::{self, CopyControl, CopyMethod, FileError, Source};
 use vmclone_service::storage::folder::{self, Folder};
+use vmclone_tests::mounts::{skip_without_loop, LoopDevice, Mount};
+use vmclone_tests::process::{is_root, require_root, run, try_run};
+use vmclone_tests::temp::{names_in, TempDir};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -61,145 +63,11 @@ fn allocated_bytes(src: &Path) -> Result<u64, FileError> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Scratch space, commands, mounts: everything is undone by Drop, even when a test fails.
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        Self::new_in(&std::env::temp_dir(), tag)
-    }
-
-    fn new_in(base: &Path, tag: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = base.join(format!(
-            "vmclone-copyfs-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.0) {
-            eprintln!("warning: cannot remove {}: {e}", self.0.display());
-        }
-    }
-}
-
-/// Runs a command; Err carries its output when it can't start or fails.
-fn try_run(prog: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run {prog}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`{prog} {}` failed ({}): {}{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-fn run(prog: &str, args: &[&str]) -> String {
-    try_run(prog, args).unwrap_or_else(|e| panic!("{e}"))
-}
+// Scratch space, commands, mounts (vmclone_tests): everything is undone by Drop, even when a
+// test fails.
 
 fn arg(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn require_root(why: &str) {
-    assert!(
-        is_root(),
-        "this test needs root ({why}): run it as root, e.g. `cargo test --test copy_fs -- --include-ignored`"
-    );
-}
-
-/// A loop device or loop mount could not be set up: fail, or with VMCLONE_ALLOW_NO_LOOP=1 skip
-/// loudly. Returns normally only for the skip.
-fn no_loop(test: &str, why: &str) {
-    if std::env::var("VMCLONE_ALLOW_NO_LOOP").as_deref() == Ok("1") {
-        let bar = "!".repeat(90);
-        eprintln!(
-            "\n{bar}\n!!! SKIPPED {test}: no loop devices here ({why})\n\
-             !!! This test did NOT run. Unset VMCLONE_ALLOW_NO_LOOP to make it fail instead.\n{bar}\n"
-        );
-    } else {
-        panic!(
-            "{test} needs a loop device, which failed: {why}\n\
-             Run as root on a host with loop devices, or set VMCLONE_ALLOW_NO_LOOP=1 to skip it loudly."
-        );
-    }
-}
-
-/// A mounted filesystem, unmounted on drop.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(dir: &Path, size: &str) -> Mount {
-        fs::create_dir_all(dir).expect("create mount point");
-        let opts = format!("size={size}");
-        run("mount", &["-t", "tmpfs", "-o", &opts, "tmpfs", arg(dir)]);
-        Mount(dir.to_owned())
-    }
-
-    fn loop_image(image: &Path, dir: &Path) -> Result<Mount, String> {
-        fs::create_dir_all(dir).expect("create mount point");
-        try_run("mount", &["-o", "loop", arg(image), arg(dir)])?;
-        Ok(Mount(dir.to_owned()))
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let dir = arg(&self.0);
-        if let Err(e) = try_run("umount", &[dir]) {
-            eprintln!("warning: {e}; unmounting lazily");
-            if let Err(e) = try_run("umount", &["-l", dir]) {
-                eprintln!("warning: {e}");
-            }
-        }
-    }
-}
-
-/// A loop block device over a file, detached on drop.
-struct LoopDevice(PathBuf);
-
-impl LoopDevice {
-    fn attach(backing: &Path) -> Result<LoopDevice, String> {
-        let dev = try_run("losetup", &["--find", "--show", arg(backing)])?;
-        Ok(LoopDevice(PathBuf::from(dev.trim())))
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        if let Err(e) = try_run("losetup", &["-d", arg(&self.0)]) {
-            eprintln!("warning: {e}");
-        }
-    }
 }
 
 fn free_bytes(path: &Path) -> u64 {
@@ -215,15 +83,6 @@ fn free_bytes(path: &Path) -> u64 {
         io::Error::last_os_error()
     );
     st.f_bavail * st.f_frsize
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 fn assert_gone(path: &Path) {
@@ -859,7 +718,7 @@ fn reflink_on_xfs_shares_the_extents_of_an_8_gib_sparse_file() {
     let _mount = match Mount::loop_image(&image, &mnt) {
         Ok(m) => m,
         Err(e) => {
-            return no_loop(
+            return skip_without_loop(
                 "reflink_on_xfs_shares_the_extents_of_an_8_gib_sparse_file",
                 &e,
             )
@@ -924,9 +783,11 @@ fn a_block_device_source_becomes_a_sparse_regular_file() {
     layout.create(&backing);
     let device = match LoopDevice::attach(&backing) {
         Ok(d) => d,
-        Err(e) => return no_loop("a_block_device_source_becomes_a_sparse_regular_file", &e),
+        Err(e) => {
+            return skip_without_loop("a_block_device_source_becomes_a_sparse_regular_file", &e)
+        }
     };
-    let dev = device.0.as_path();
+    let dev = device.path();
     assert!(fs::metadata(dev).unwrap().file_type().is_block_device());
     assert_eq!(
         allocated_bytes(dev).unwrap(),

@@ -1,101 +1,73 @@
 //! The live introspection of the running service equals the D-Bus contract
 //! in `data/` (org.vmclone.Manager.xml and org.vmclone.Job.xml).
 
-use quick_xml::events::Event;
-use quick_xml::Reader;
-use quick_xml::XmlVersion;
+use vmclone_tests::contract::zbus_xml::{Annotation, Arg, ArgDirection, Interface};
+use vmclone_tests::contract::{contract, interface, parse_introspection};
 use vmclone_tests::*;
 
-/// The members of interface `iface` in an introspection document, as a
-/// sorted list of lines like `method CloneVm(in s source_vm_id, …)`.
-fn members(xml: &str, iface: &str) -> Vec<String> {
-    let mut reader = Reader::from_str(xml);
-    reader.config_mut().trim_text(true);
-    let mut inside = false;
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    let attr = |e: &quick_xml::events::BytesStart<'_>, key: &str| -> String {
-        e.attributes()
-            .flatten()
-            .find(|a| a.key.as_ref() == key)
-            .map(|a| {
-                a.normalized_value(XmlVersion::Implicit1_0)
-                    .unwrap()
-                    .into_owned()
-            })
-            .unwrap_or_default()
-    };
-    loop {
-        let ev = reader.read_event().expect("well-formed introspection XML");
-        match &ev {
-            Event::Start(e) | Event::Empty(e) => {
-                let tag = e.name().as_ref().to_string();
-                match tag.as_str() {
-                    "interface" => inside = attr(e, "name") == iface,
-                    "method" | "signal" if inside => {
-                        current = Some(format!("{tag} {}(", attr(e, "name")));
-                    }
-                    "property" if inside => {
-                        current = Some(format!(
-                            "property {} {} {}(",
-                            attr(e, "name"),
-                            attr(e, "type"),
-                            attr(e, "access")
-                        ));
-                    }
-                    "arg" if inside => {
-                        if let Some(c) = current.as_mut() {
-                            let dir = attr(e, "direction");
-                            let dir = if dir.is_empty() && c.starts_with("method") {
-                                "in".into()
-                            } else {
-                                dir
-                            };
-                            c.push_str(&format!("{dir} {} {}, ", attr(e, "type"), attr(e, "name")));
-                        }
-                    }
-                    "annotation" if inside => {
-                        if let Some(c) = current.as_mut() {
-                            c.push_str(&format!("@{}={}, ", attr(e, "name"), attr(e, "value")));
-                        }
-                    }
-                    _ => {}
-                }
-                if matches!(ev, Event::Empty(_))
-                    && matches!(tag.as_str(), "method" | "signal" | "property")
-                    && inside
-                {
-                    out.push(current.take().unwrap() + ")");
-                }
-            }
-            Event::End(e) => {
-                let tag = e.name().as_ref().to_string();
-                match tag.as_str() {
-                    "interface" => inside = false,
-                    "method" | "signal" | "property" if inside => {
-                        out.push(current.take().unwrap() + ")");
-                    }
-                    _ => {}
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
+/// The members of `iface`, as a sorted list of lines like
+/// `method CloneVm(in s source_vm_id, …, @annotation=value, )`.
+fn members(iface: &Interface) -> Vec<String> {
+    let methods = iface
+        .methods()
+        .iter()
+        .map(|m| member("method", &m.name(), m.args(), m.annotations()));
+    let signals = iface
+        .signals()
+        .iter()
+        .map(|s| member("signal", &s.name(), s.args(), s.annotations()));
+    let properties = iface.properties().iter().map(|p| {
+        format!(
+            "property {} {} {:?}({})",
+            p.name(),
+            p.ty().to_string(),
+            p.access(),
+            annotations(p.annotations())
+        )
+    });
+    let mut out: Vec<String> = methods.chain(signals).chain(properties).collect();
     out.sort();
     out
 }
 
-fn contract(file: &str, iface: &str) -> Vec<String> {
-    let xml = std::fs::read_to_string(workspace_root().join("data").join(file)).unwrap();
-    let m = members(&xml, iface);
+/// `KIND NAME(DIRECTION TYPE NAME, @ANNOTATION=VALUE, …)`
+fn member(kind: &str, name: &str, args: &[Arg], member_annotations: &[Annotation]) -> String {
+    let args: String = args
+        .iter()
+        .map(|a| {
+            let direction = match a.direction() {
+                Some(ArgDirection::In) => "in",
+                Some(ArgDirection::Out) => "out",
+                // A method argument without a direction is an input.
+                None if kind == "method" => "in",
+                None => "",
+            };
+            format!(
+                "{direction} {} {}, {}",
+                a.ty().to_string(),
+                a.name().unwrap_or_default(),
+                annotations(a.annotations())
+            )
+        })
+        .collect();
+    format!("{kind} {name}({args}{})", annotations(member_annotations))
+}
+
+fn annotations(list: &[Annotation]) -> String {
+    list.iter()
+        .map(|a| format!("@{}={}, ", a.name(), a.value()))
+        .collect()
+}
+
+fn contract_members(file: &str, iface: &str) -> Vec<String> {
+    let m = members(interface(&contract(file), iface));
     assert!(m.len() > 3, "{file} describes {iface}");
     m
 }
 
 fn live(bus: &PrivateBus, path: &str, iface: &str) -> Vec<String> {
     let xml = stdout_ok(&bus.busctl(["introspect", "--xml-interface", BUS_NAME, path]));
-    members(&xml, iface)
+    members(interface(&parse_introspection(&xml), iface))
 }
 
 #[test]
@@ -104,7 +76,7 @@ fn manager_introspection_equals_the_contract() {
     let _service = Service::start(&bus, &demo_host_uri(), &[]);
     assert_eq!(
         live(&bus, OBJECT_PATH, INTERFACE),
-        contract("org.vmclone.Manager.xml", INTERFACE)
+        contract_members("org.vmclone.Manager.xml", INTERFACE)
     );
 }
 
@@ -112,14 +84,10 @@ fn manager_introspection_equals_the_contract() {
 fn job_introspection_equals_the_contract() {
     let bus = PrivateBus::start();
     let _service = Service::start(&bus, &demo_host_uri(), &[]);
-    let out = stdout_ok(&bus.call("StartClone", "ssa{sv}", &["web01", "introspected", "0"]));
-    let path = out
-        .trim()
-        .trim_start_matches("o \"")
-        .trim_end_matches('"')
-        .to_string();
+    let path =
+        reply_object_path(&bus.call("StartClone", "ssa{sv}", &["web01", "introspected", "0"]));
     assert_eq!(
-        live(&bus, &path, "org.vmclone.Job"),
-        contract("org.vmclone.Job.xml", "org.vmclone.Job")
+        live(&bus, &path, JOB_INTERFACE),
+        contract_members("org.vmclone.Job.xml", JOB_INTERFACE)
     );
 }

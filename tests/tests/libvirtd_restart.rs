@@ -2,54 +2,28 @@
 //! calls work again and lifecycle events flow again, without restarting
 //! vmclone-service. A test binary of its own, since it restarts the daemon.
 
-use std::process::Command;
 use std::time::Duration;
 
+use vmclone_tests::libvirt::{require_libvirtd, virsh_ok, SYSTEM_URI};
+use vmclone_tests::process::run;
 use vmclone_tests::*;
-
-fn virsh_ok(args: &[&str]) -> bool {
-    Command::new("virsh")
-        .args(["-c", "qemu:///system"])
-        .args(args)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
 
 #[test]
 #[ignore = "needs root and libvirtd (it restarts libvirtd)"]
 fn calls_and_events_resume_after_libvirtd_restarts() {
-    assert!(
-        virsh_ok(&["version"]),
-        "libvirtd is not running: sudo tools/setup-host.sh"
-    );
+    require_libvirtd();
     let bus = PrivateBus::start();
-    let service = Service::start(&bus, "qemu:///system", &[]);
+    let service = Service::start(&bus, SYSTEM_URI, &[]);
     let before = bus.list_vms();
 
-    let pid = String::from_utf8(
-        Command::new("pgrep")
-            .args(["-x", "libvirtd"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let pid = run("pgrep", &["-x", "libvirtd"]);
     assert!(!pid.trim().is_empty(), "libvirtd runs");
-    assert!(Command::new("kill")
-        .arg(pid.trim())
-        .status()
-        .unwrap()
-        .success());
+    run("kill", &[pid.trim()]);
     wait_until(Duration::from_secs(20), "libvirtd to exit", || {
         !virsh_ok(&["version"])
     });
     std::fs::create_dir_all("/run/libvirt").unwrap();
-    assert!(Command::new("libvirtd")
-        .arg("-d")
-        .status()
-        .unwrap()
-        .success());
+    run("libvirtd", &["-d"]);
     wait_until(Duration::from_secs(20), "libvirtd to come back", || {
         virsh_ok(&["version"])
     });

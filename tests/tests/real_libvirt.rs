@@ -10,207 +10,21 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
+use vmclone_tests::libvirt::{
+    disk_paths_of, disk_xml, macs_of, qcow2_image, qemu_img, try_virsh, virsh, wait_running, Lab,
+    Pool, NIC, SWTPM_STATE, SYSTEM_URI as URI,
+};
+use vmclone_tests::mounts::{skip_without_loop, xfs_image, Mount};
+use vmclone_tests::process::run;
+use vmclone_tests::temp::file_sizes;
 use vmclone_tests::*;
-
-const URI: &str = "qemu:///system";
-const SWTPM: &str = "/var/lib/libvirt/swtpm";
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn virsh(args: &[&str]) -> String {
-    let mut all = vec!["-c", URI];
-    all.extend_from_slice(args);
-    run("virsh", &all)
-}
-
-fn require_libvirtd() {
-    let ok = Command::new("virsh")
-        .args(["-c", URI, "version"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "libvirtd is not reachable at {URI}: run `sudo tools/setup-host.sh` (or `sudo make check`)"
-    );
-}
-
-/// A folder for one test's images, under libvirt's image folder so QEMU may
-/// open them; removed (with every VM named with its prefix) on drop.
-struct Lab {
-    dir: PathBuf,
-    prefix: String,
-}
-
-impl Lab {
-    fn new(tag: &str) -> Lab {
-        require_libvirtd();
-        let prefix = format!("vmclone-e2e-{tag}-{}", std::process::id());
-        let dir = PathBuf::from("/var/lib/libvirt/images").join(&prefix);
-        std::fs::create_dir_all(&dir).unwrap();
-        Lab { dir, prefix }
-    }
-
-    fn name(&self, n: &str) -> String {
-        format!("{}-{n}", self.prefix)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
-    }
-
-    /// Defines a small QEMU VM from `devices` (XML inside <devices>) and `os` extra.
-    fn define(&self, name: &str, os_extra: &str, devices: &str) -> String {
-        let xml = format!(
-            "<domain type='qemu'>
-  <name>{name}</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type>{os_extra}<boot dev='hd'/></os>
-  <features><acpi/></features>
-  <devices>
-    {devices}
-  </devices>
-</domain>"
-        );
-        let file = self.dir.join(format!("{name}.xml"));
-        std::fs::write(&file, xml).unwrap();
-        virsh(&["define", file.to_str().unwrap()]);
-        virsh(&["domuuid", name]).trim().to_string()
-    }
-
-    fn vms(&self) -> Vec<String> {
-        let mut v: Vec<String> = virsh(&["list", "--all", "--name"])
-            .lines()
-            .filter(|l| l.starts_with(&self.prefix))
-            .map(str::to_string)
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// Every file below the lab folder with its size.
-    fn files(&self) -> BTreeMap<PathBuf, u64> {
-        tree(&self.dir)
-    }
-}
-
-fn tree(dir: &Path) -> BTreeMap<PathBuf, u64> {
-    let mut out = BTreeMap::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            let m = e.metadata().unwrap();
-            if m.is_dir() {
-                out.extend(tree(&p));
-            } else {
-                out.insert(p, m.len());
-            }
-        }
-    }
-    out
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let names = Command::new("virsh")
-            .args(["-c", URI, "list", "--all", "--name"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        for name in names.lines().filter(|l| l.starts_with(&self.prefix)) {
-            let uuid = Command::new("virsh")
-                .args(["-c", URI, "domuuid", name])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                .unwrap_or_default();
-            let _ = Command::new("virsh")
-                .args(["-c", URI, "destroy", name])
-                .output();
-            let _ = Command::new("virsh")
-                .args(["-c", URI, "undefine", name, "--nvram", "--tpm"])
-                .output();
-            if !uuid.is_empty() {
-                let _ = std::fs::remove_dir_all(Path::new(SWTPM).join(uuid));
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn start_service() -> (PrivateBus, Service) {
     let bus = PrivateBus::start();
     let service = Service::start(&bus, URI, &[]);
     (bus, service)
-}
-
-/// A qcow2 image of `size` at `path`, with data written by the qemu-io command `write`.
-fn qcow2_image(path: &Path, size: &str, write: &str) {
-    let p = path.to_str().unwrap();
-    qemu_img(&["create", "-q", "-f", "qcow2", p, size]);
-    run("qemu-io", &["-f", "qcow2", "-c", write, p]);
-}
-
-fn qemu_img(args: &[&str]) -> String {
-    run("qemu-img", args)
-}
-
-fn disk_xml(path: &Path, format: &str) -> String {
-    format!(
-        "<disk type='file' device='disk'><driver name='qemu' type='{format}'/>\
-         <source file='{}'/><target dev='vda' bus='virtio'/></disk>",
-        path.display()
-    )
-}
-
-const NIC: &str = "<interface type='user'><model type='virtio'/></interface>";
-
-fn macs_of(name: &str) -> Vec<String> {
-    virsh(&["domiflist", name])
-        .lines()
-        .filter_map(|l| {
-            l.split_whitespace()
-                .find(|w| w.matches(':').count() == 5)
-                .map(str::to_string)
-        })
-        .collect()
-}
-
-fn disk_paths_of(name: &str) -> Vec<String> {
-    virsh(&["domblklist", name, "--details"])
-        .lines()
-        .filter(|l| l.contains(" disk "))
-        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
-        .collect()
-}
-
-fn reply_string(out: &std::process::Output) -> String {
-    stdout_ok(out)
-        .trim()
-        .trim_start_matches("s \"")
-        .trim_end_matches('"')
-        .to_string()
-}
-
-fn wait_running(name: &str) {
-    wait_until(Duration::from_secs(30), &format!("{name} running"), || {
-        virsh(&["domstate", name]).trim() == "running"
-    });
 }
 
 #[test]
@@ -366,8 +180,8 @@ fn tpm_state_is_copied_to_the_new_uuid() {
     virsh(&["start", &src]);
     wait_running(&src);
     virsh(&["destroy", &src]);
-    let src_state = Path::new(SWTPM).join(&src_uuid);
-    let before = tree(&src_state);
+    let src_state = Path::new(SWTPM_STATE).join(&src_uuid);
+    let before = file_sizes(&src_state);
     assert!(
         !before.is_empty(),
         "swtpm made state in {}",
@@ -376,7 +190,7 @@ fn tpm_state_is_copied_to_the_new_uuid() {
     let (bus, _service) = start_service();
     let clone = lab.name("tpm-dst");
     let uuid = reply_string(&bus.call("CloneVm", "ss", &[&src, &clone]));
-    let new_state = Path::new(SWTPM).join(&uuid);
+    let new_state = Path::new(SWTPM_STATE).join(&uuid);
     for (path, size) in &before {
         let rel = path.strip_prefix(&src_state).unwrap();
         let copy = new_state.join(rel);
@@ -473,14 +287,6 @@ fn big_vm(lab: &Lab, dir: &Path, name: &str, size_gib: u64, data_mib: u64) -> Pa
     img
 }
 
-fn job_path(out: &std::process::Output) -> String {
-    stdout_ok(out)
-        .trim()
-        .trim_start_matches("o \"")
-        .trim_end_matches('"')
-        .to_string()
-}
-
 /// Waits until the job at `path` reports that bytes have moved.
 fn wait_for_bytes(signals: &SignalWatch, path: &str) {
     let needle = format!("{path}: org.freedesktop.DBus.Properties.PropertiesChanged");
@@ -498,21 +304,16 @@ fn bytes_done_in(line: &str) -> Option<u64> {
     line[at..].split('>').next()?.parse().ok()
 }
 
-fn job_prop(bus: &PrivateBus, path: &str, prop: &str) -> String {
-    stdout_ok(&bus.busctl(["get-property", BUS_NAME, path, "org.vmclone.Job", prop]))
-        .trim()
-        .to_string()
-}
-
 #[test]
 #[ignore = "needs root, libvirtd and QEMU"]
 fn progress_is_published_while_bytes_move() {
     let lab = Lab::new("progress");
     let src = lab.name("big");
-    big_vm(&lab, &lab.dir, &src, 4, 1536);
+    big_vm(&lab, lab.dir(), &src, 4, 1536);
     let (bus, service) = start_service();
     let signals = SignalWatch::start(&bus);
-    let path = job_path(&bus.call("StartClone", "ssa{sv}", &[&src, &lab.name("big2"), "0"]));
+    let path =
+        reply_object_path(&bus.call("StartClone", "ssa{sv}", &[&src, &lab.name("big2"), "0"]));
     let lines = signals.collect_until_timed(
         &format!("{path}: org.vmclone.Job.Finished"),
         Duration::from_secs(120),
@@ -534,7 +335,8 @@ fn progress_is_published_while_bytes_move() {
         "{} updates in {moving:?} of copying, expected at least {expected}",
         done.len()
     );
-    let total: u64 = job_prop(&bus, &path, "BytesTotal")
+    let total: u64 = bus
+        .job_property(&path, "BytesTotal")
         .trim_start_matches("t ")
         .parse()
         .unwrap();
@@ -582,13 +384,13 @@ impl CopyUnderWay {
     fn start(tag: &str, data_mib: u64) -> CopyUnderWay {
         let lab = Lab::new(tag);
         let src = lab.name("big");
-        big_vm(&lab, &lab.dir, &src, 8, data_mib);
+        big_vm(&lab, lab.dir(), &src, 8, data_mib);
         let bus = PrivateBus::start();
         let service = Service::start(&bus, URI, &[]);
         let (files, vms) = (lab.files(), lab.vms());
         let signals = SignalWatch::start(&bus);
         let args = [src.as_str(), &lab.name("clone"), "0"];
-        let path = job_path(&bus.call("StartClone", "ssa{sv}", &args));
+        let path = reply_object_path(&bus.call("StartClone", "ssa{sv}", &args));
         wait_for_bytes(&signals, &path);
         CopyUnderWay {
             lab,
@@ -623,62 +425,17 @@ fn cancel_mid_copy_leaves_the_host_as_it_was() {
     stdout_ok(&bus.busctl(["call", BUS_NAME, path, "org.vmclone.Job", "Cancel"]));
     let finished = job.finished();
     assert!(finished.contains("'cancelled'"), "{finished}");
-    let done: u64 = job_prop(bus, path, "BytesDone")
+    let done: u64 = bus
+        .job_property(path, "BytesDone")
         .trim_start_matches("t ")
         .parse()
         .unwrap();
     assert!(done < 2048 << 20, "cancelled before the end ({done} bytes)");
     assert_eq!(
-        job_prop(bus, path, "ErrorName"),
+        bus.job_property(path, "ErrorName"),
         "s \"org.vmclone.Error.Cancelled\""
     );
     job.assert_nothing_left();
-}
-
-/// A tmpfs of `size` mounted for one test; unmounted on drop.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(dir: &Path, size: &str) -> Mount {
-        std::fs::create_dir_all(dir).unwrap();
-        run(
-            "mount",
-            &[
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-                dir.to_str().unwrap(),
-            ],
-        );
-        Mount(dir.to_path_buf())
-    }
-
-    /// A loop-mounted XFS with reflink, made in `image`.
-    fn xfs(image: &Path, dir: &Path) -> Option<Mount> {
-        std::fs::File::create(image)
-            .unwrap()
-            .set_len(20 << 30)
-            .unwrap();
-        run(
-            "mkfs.xfs",
-            &["-q", "-m", "reflink=1", image.to_str().unwrap()],
-        );
-        std::fs::create_dir_all(dir).unwrap();
-        let ok = Command::new("mount")
-            .args(["-o", "loop", image.to_str().unwrap(), dir.to_str().unwrap()])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        ok.then(|| Mount(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 #[test]
@@ -686,19 +443,19 @@ impl Drop for Mount {
 fn a_full_filesystem_fails_the_clone_and_leaves_nothing() {
     let lab = Lab::new("enospc");
     let src = lab.name("src");
-    big_vm(&lab, &lab.dir, &src, 1, 128);
+    big_vm(&lab, lab.dir(), &src, 1, 128);
     let small = lab.path("small");
     let _mount = Mount::tmpfs(&small, "48m");
     // A clone may only go into a storage pool's folder (or beside the source).
-    let _pool = TransientPool::create(&lab, "small", &small);
+    let _pool = Pool::create(&lab.name("small"), &small);
     let (bus, _service) = start_service();
-    let (vms, free_before) = (lab.vms(), tree(&small));
+    let (vms, free_before) = (lab.vms(), file_sizes(&small));
     let opts = format!("{{'target-dir': <'{}'>}}", small.display());
     let (name, message) =
         gdbus_error(&bus.gdbus_call("CloneVmWithOptions", &[&src, &lab.name("dst"), &opts]));
     assert_eq!(name, "org.vmclone.Error.Storage");
     assert!(message.to_lowercase().contains("space"), "{message}");
-    assert_eq!(tree(&small), free_before, "the partial copy is gone");
+    assert_eq!(file_sizes(&small), free_before, "the partial copy is gone");
     assert!(free_before.is_empty());
     assert_eq!(lab.vms(), vms);
     let df = run("df", &["--output=used", small.to_str().unwrap()]);
@@ -707,35 +464,6 @@ fn a_full_filesystem_fails_the_clone_and_leaves_nothing() {
         "0",
         "tmpfs is empty again: {df}"
     );
-}
-
-/// A libvirt dir pool on `dir` for one test; destroyed on drop.
-struct TransientPool(String);
-
-impl TransientPool {
-    fn create(lab: &Lab, tag: &str, dir: &Path) -> TransientPool {
-        let name = lab.name(tag);
-        let xml = lab.path(&format!("{tag}-pool.xml"));
-        std::fs::write(
-            &xml,
-            format!(
-                "<pool type='dir'><name>{name}</name><target><path>{}</path></target></pool>",
-                dir.display()
-            ),
-        )
-        .unwrap();
-        virsh(&["pool-create", xml.to_str().unwrap()]);
-        std::fs::remove_file(&xml).unwrap();
-        TransientPool(name)
-    }
-}
-
-impl Drop for TransientPool {
-    fn drop(&mut self) {
-        let _ = Command::new("virsh")
-            .args(["-c", URI, "pool-destroy", &self.0])
-            .output();
-    }
 }
 
 #[test]
@@ -755,7 +483,7 @@ fn a_service_killed_mid_copy_cleans_up_at_next_start() {
         files,
         "the copy was under way when the service died"
     );
-    let journals = tree(&state.path().join("journal"));
+    let journals = file_sizes(&state.path().join("journal"));
     assert_eq!(
         journals.len(),
         1,
@@ -764,7 +492,7 @@ fn a_service_killed_mid_copy_cleans_up_at_next_start() {
     let service = Service::start_with_state(&bus, URI, &[], state);
     assert_eq!(lab.files(), files, "the restart removed the partial copy");
     assert_eq!(lab.vms(), vms);
-    assert!(tree(&service.state_dir.path().join("journal")).is_empty());
+    assert!(file_sizes(&service.state_dir.path().join("journal")).is_empty());
     assert!(
         service.log_text().contains("rolled back"),
         "{}",
@@ -777,14 +505,11 @@ fn a_service_killed_mid_copy_cleans_up_at_next_start() {
 fn on_xfs_a_big_disk_is_reflinked() {
     let lab = Lab::new("reflink");
     let mnt = lab.path("xfs");
-    let Some(_mount) = Mount::xfs(&lab.path("xfs.img"), &mnt) else {
-        if std::env::var("VMCLONE_ALLOW_NO_LOOP").as_deref() == Ok("1") {
-            eprintln!(
-                "\n!!!! SKIPPED: this machine cannot loop-mount XFS; reflink is NOT tested !!!!\n"
-            );
-            return;
-        }
-        panic!("cannot loop-mount an XFS image here (set VMCLONE_ALLOW_NO_LOOP=1 to skip loudly)");
+    let image = lab.path("xfs.img");
+    xfs_image(&image, 20 << 30);
+    let _mount = match Mount::loop_image(&image, &mnt) {
+        Ok(mount) => mount,
+        Err(e) => return skip_without_loop("on_xfs_a_big_disk_is_reflinked", &e),
     };
     let src = lab.name("big");
     let img = big_vm(&lab, &mnt, &src, 8, 1024);
@@ -826,7 +551,7 @@ fn on_xfs_a_big_disk_is_reflinked() {
 fn a_libvirt_error_after_the_copies_removes_them() {
     let lab = Lab::new("virterr");
     let src = lab.name("src");
-    big_vm(&lab, &lab.dir, &src, 1, 64);
+    big_vm(&lab, lab.dir(), &src, 1, 64);
     let (bus, _service) = start_service();
     let (files, vms) = (lab.files(), lab.vms());
     // QEMU's "pc" machine allows far fewer than 4096 vCPUs: libvirt refuses the
@@ -847,24 +572,18 @@ fn a_source_cannot_start_while_its_disks_are_copied() {
     // 4 GiB to copy: seconds longer than `virsh start` takes.
     let job = CopyUnderWay::start("started", 4096);
     // vmclone holds QEMU's own image lock: QEMU refuses to open the disk for writing.
-    let start = Command::new("virsh")
-        .args(["-c", URI, "start", &job.src])
-        .output()
-        .unwrap();
-    assert!(!start.status.success(), "the source started mid-copy");
-    let err = String::from_utf8_lossy(&start.stderr);
+    let err = try_virsh(&["start", &job.src]).expect_err("the source started mid-copy");
     assert!(err.contains("lock"), "{err}");
-    let destroy = Command::new("virsh")
-        .args(["-c", URI, "destroy", &job.src])
-        .output()
-        .unwrap();
-    assert!(!destroy.status.success(), "there was nothing to destroy");
+    assert!(
+        try_virsh(&["destroy", &job.src]).is_err(),
+        "there was nothing to destroy"
+    );
     let finished = job.finished();
     assert!(finished.contains("'succeeded'"), "{finished}");
     assert_eq!(virsh(&["domstate", &job.src]).trim(), "shut off");
     // The copy is the disk as it was: the guest never ran on it.
     let clone = job.lab.name("clone");
-    let src_disk = job.lab.dir.join(format!("{}.raw", job.src));
+    let src_disk = job.lab.dir().join(format!("{}.raw", job.src));
     let copy = disk_paths_of(&clone)[0].clone();
     assert!(qemu_img(&[
         "compare",
@@ -931,27 +650,8 @@ fn linked_clones_with_dotted_names_of_an_image_without_extension() {
 fn pool_volumes_become_new_volumes_of_their_pool() {
     let lab = Lab::new("pool");
     let pool = lab.name("pool");
-    let pool_xml = lab.path("pool.xml");
     let target = lab.path("pool");
-    std::fs::create_dir_all(&target).unwrap();
-    std::fs::write(
-        &pool_xml,
-        format!(
-            "<pool type='dir'><name>{pool}</name><target><path>{}</path></target></pool>",
-            target.display()
-        ),
-    )
-    .unwrap();
-    virsh(&["pool-create", pool_xml.to_str().unwrap()]);
-    struct PoolGuard(String);
-    impl Drop for PoolGuard {
-        fn drop(&mut self) {
-            let _ = Command::new("virsh")
-                .args(["-c", URI, "pool-destroy", &self.0])
-                .output();
-        }
-    }
-    let _pool = PoolGuard(pool.clone());
+    let _pool = Pool::create(&pool, &target);
     virsh(&[
         "vol-create-as",
         &pool,

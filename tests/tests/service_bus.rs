@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use vmclone_tests::system::SystemBusLock;
 use vmclone_tests::*;
 
 fn start() -> (PrivateBus, Service) {
@@ -14,16 +15,6 @@ fn start() -> (PrivateBus, Service) {
 
 fn names(vms: &[Vm]) -> Vec<String> {
     vms.iter().map(|v| v.name.clone()).collect()
-}
-
-/// The UUID in busctl's plain reply `s "UUID"`.
-fn reply_string(out: &std::process::Output) -> String {
-    let text = stdout_ok(out);
-    text.trim()
-        .strip_prefix("s \"")
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or_else(|| panic!("not a string reply: {text}"))
-        .to_string()
 }
 
 #[test]
@@ -318,7 +309,7 @@ fn a_failing_clone_leaves_the_host_as_it_was() {
     let uri = test_driver_uri(dir.path(), &host);
     let bus = PrivateBus::start();
     let _service = Service::start(&bus, &uri, &[]);
-    let files_before = list_dir(dir.path());
+    let files_before = names_in(dir.path());
     let vms_before = bus.list_vms();
     let (name, message) = gdbus_error(&bus.gdbus_call("CloneVm", &["mixed", "mixed2"]));
     assert_eq!(name, "org.vmclone.Error.Storage");
@@ -326,41 +317,22 @@ fn a_failing_clone_leaves_the_host_as_it_was() {
         message.contains("vdb") && message.contains("network"),
         "{message}"
     );
-    assert_eq!(list_dir(dir.path()), files_before);
+    assert_eq!(names_in(dir.path()), files_before);
     assert_eq!(bus.list_vms(), vms_before);
-}
-
-fn list_dir(dir: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]
 fn start_clone_returns_a_job_that_reports_and_finishes() {
     let (bus, _service) = start();
     let signals = SignalWatch::start(&bus);
-    let out = stdout_ok(&bus.call("StartClone", "ssa{sv}", &["db01", "db-job", "0"]));
-    let path = out
-        .trim()
-        .strip_prefix("o \"")
-        .and_then(|t| t.strip_suffix('"'))
-        .expect("object path")
-        .to_string();
+    let path = reply_object_path(&bus.call("StartClone", "ssa{sv}", &["db01", "db-job", "0"]));
     assert!(path.starts_with("/org/vmclone/Manager/jobs/"), "{path}");
     let finished = signals.wait_for("org.vmclone.Job.Finished", Duration::from_secs(20));
     assert!(
         finished.contains(&path) && finished.contains("'succeeded'"),
         "{finished}"
     );
-    let prop = |name: &str| {
-        stdout_ok(&bus.busctl(["get-property", BUS_NAME, &path, "org.vmclone.Job", name]))
-            .trim()
-            .to_string()
-    };
+    let prop = |name: &str| bus.job_property(&path, name);
     assert_eq!(prop("State"), "s \"succeeded\"");
     assert_eq!(prop("NewName"), "s \"db-job\"");
     assert_eq!(prop("SourceVmId"), "s \"db01\"");
@@ -371,26 +343,16 @@ fn start_clone_returns_a_job_that_reports_and_finishes() {
     assert_eq!(prop("BytesTotal"), format!("t {}", 1600u64 << 20));
     assert_eq!(prop("BytesDone"), prop("BytesTotal"));
     // A failing job says why, by name.
-    let out = stdout_ok(&bus.call("StartClone", "ssa{sv}", &["build01", "nope", "0"]));
-    let path = out
-        .trim()
-        .strip_prefix("o \"")
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap()
-        .to_string();
+    let path = reply_object_path(&bus.call("StartClone", "ssa{sv}", &["build01", "nope", "0"]));
     let finished = signals.wait_for(
         &format!("{path}: org.vmclone.Job.Finished"),
         Duration::from_secs(20),
     );
     assert!(finished.contains("'failed'"), "{finished}");
-    let name = stdout_ok(&bus.busctl([
-        "get-property",
-        BUS_NAME,
-        &path,
-        "org.vmclone.Job",
-        "ErrorName",
-    ]));
-    assert_eq!(name.trim(), "s \"org.vmclone.Error.SourceNotShutOff\"");
+    assert_eq!(
+        bus.job_property(&path, "ErrorName"),
+        "s \"org.vmclone.Error.SourceNotShutOff\""
+    );
 }
 
 #[test]
@@ -419,20 +381,14 @@ fn lifecycle_events_become_vm_state_changed() {
 #[test]
 fn properties_tell_version_and_uri() {
     let (bus, _service) = start();
-    let version =
-        stdout_ok(&bus.busctl(["get-property", BUS_NAME, OBJECT_PATH, INTERFACE, "Version"]));
     assert_eq!(
-        version.trim(),
+        bus.property(OBJECT_PATH, INTERFACE, "Version"),
         format!("s \"{}\"", env!("CARGO_PKG_VERSION"))
     );
-    let uri = stdout_ok(&bus.busctl([
-        "get-property",
-        BUS_NAME,
-        OBJECT_PATH,
-        INTERFACE,
-        "LibvirtUri",
-    ]));
-    assert_eq!(uri.trim(), format!("s \"{}\"", demo_host_uri()));
+    assert_eq!(
+        bus.property(OBJECT_PATH, INTERFACE, "LibvirtUri"),
+        format!("s \"{}\"", demo_host_uri())
+    );
 }
 
 #[test]
@@ -503,6 +459,7 @@ fn the_system_bus_never_runs_without_authorization() {
 #[test]
 #[ignore = "needs the system bus (sudo tools/setup-host.sh)"]
 fn the_system_bus_reached_by_address_never_runs_without_authorization() {
+    let _system_bus = SystemBusLock::acquire();
     let socket = "/run/dbus/system_bus_socket";
     assert!(
         std::path::Path::new(socket).exists(),
@@ -576,8 +533,8 @@ fn busctl_alone_sees_error_names_and_signals() {
     // and the signals, so a busctl user can see everything.
     use std::io::BufRead;
     let (bus, _service) = start();
-    let mut monitor = std::process::Command::new("busctl")
-        .arg(format!("--address={}", bus.address()))
+    let mut monitor = bus
+        .busctl_command()
         .args(["monitor", "--json=short", BUS_NAME])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

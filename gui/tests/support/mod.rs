@@ -7,14 +7,13 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-pub mod live_vm;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use adw::prelude::*;
 use gtk::{gdk, glib, graphene};
+use vmclone_tests::process::run;
 use vmclone_tests::{ChildGuard, PrivateBus};
 
 /// The X server, session bus and GTK set up for this process.
@@ -311,12 +310,7 @@ fn close_all_windows() {
 
 /// A shown window on a service at `bus`, with the list loaded or an error page up.
 pub fn open_window(app: &adw::Application, bus: &PrivateBus) -> vmclone::window::Window {
-    open_window_at(app, bus.address())
-}
-
-/// As [`open_window`], for the bus at `address`.
-pub fn open_window_at(app: &adw::Application, address: &str) -> vmclone::window::Window {
-    let (client, events) = vmclone::client::Client::start(Some(address.to_string()));
+    let (client, events) = vmclone::client::Client::start(Some(bus.address().to_string()));
     let window = vmclone::window::Window::new(app, client, events);
     window.present();
     wait_for(
@@ -327,79 +321,21 @@ pub fn open_window_at(app: &adw::Application, address: &str) -> vmclone::window:
     window
 }
 
-/// Every VM as `busctl call … ListVms` prints it, sorted by name: an
+/// Every VM as `busctl call … ListVms` reports it, sorted by name: an
 /// independent reading of the service's answer, not the app's client.
 pub fn busctl_list_vms(bus: &PrivateBus) -> Vec<vmclone::client::VmInfo> {
-    let out = vmclone_tests::stdout_ok(&bus.call("ListVms", "", &[]));
-    let tokens = tokenize(&out);
-    // aa{sv} COUNT, then per VM: ENTRIES, then ENTRIES × (KEY TYPE VALUE).
-    assert_eq!(tokens[0], "aa{sv}", "ListVms output: {out}");
-    let count: usize = tokens[1].parse().expect("VM count");
-    let mut vms = Vec::new();
-    let mut i = 2;
-    for _ in 0..count {
-        let entries: usize = tokens[i].parse().expect("entry count");
-        i += 1;
-        let mut vm = vmclone::client::VmInfo::default();
-        for _ in 0..entries {
-            let (key, value) = (tokens[i].as_str(), tokens[i + 2].as_str());
-            let number = || value.parse().expect("a number");
-            match key {
-                "\"id\"" => vm.id = unquote(value),
-                "\"name\"" => vm.name = unquote(value),
-                "\"state\"" => vm.state = unquote(value),
-                "\"vcpus\"" => vm.vcpus = number() as u32,
-                "\"memory-mib\"" => vm.memory_mib = number(),
-                "\"disks\"" => vm.disks = number() as u32,
-                "\"is-template\"" => vm.is_template = value == "true",
-                _ => {}
-            }
-            i += 3;
-        }
-        vms.push(vm);
-    }
-    vms.sort_by(|a, b| a.name.cmp(&b.name));
-    vms
-}
-
-/// busctl's text output split into words, keeping quoted strings whole.
-fn tokenize(text: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    let mut chars = text.trim().chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if c == '"' {
-            let mut token = String::from(chars.next().unwrap());
-            while let Some(c) = chars.next() {
-                token.push(c);
-                if c == '\\' {
-                    token.extend(chars.next());
-                } else if c == '"' {
-                    break;
-                }
-            }
-            tokens.push(token);
-        } else {
-            let mut token = String::new();
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                token.push(c);
-                chars.next();
-            }
-            tokens.push(token);
-        }
-    }
-    tokens
-}
-
-fn unquote(token: &str) -> String {
-    token
-        .trim_matches('"')
-        .replace("\\\"", "\"")
-        .replace("\\\\", "\\")
+    bus.list_vms()
+        .into_iter()
+        .map(|vm| vmclone::client::VmInfo {
+            id: vm.id,
+            name: vm.name,
+            state: vm.state,
+            vcpus: vm.vcpus,
+            memory_mib: vm.memory_mib,
+            disks: vm.disks,
+            is_template: vm.is_template,
+        })
+        .collect()
 }
 
 /// The X window id of `window`, found from outside as a window manager or
@@ -420,15 +356,18 @@ pub fn x_window_id(window: &impl IsA<gtk::Window>) -> String {
     }
     pattern.push('$');
     let pid = std::process::id().to_string();
-    let found = xdotool(&[
-        "search",
-        "--all",
-        "--onlyvisible",
-        "--pid",
-        &pid,
-        "--name",
-        &pattern,
-    ]);
+    let found = run(
+        "xdotool",
+        &[
+            "search",
+            "--all",
+            "--onlyvisible",
+            "--pid",
+            &pid,
+            "--name",
+            &pattern,
+        ],
+    );
     let ids: Vec<&str> = found.split_whitespace().collect();
     assert_eq!(
         ids.len(),
@@ -436,21 +375,6 @@ pub fn x_window_id(window: &impl IsA<gtk::Window>) -> String {
         "one visible X window of ours is titled {title:?}: {ids:?}"
     );
     ids[0].to_string()
-}
-
-/// Runs `xdotool ARGS…` on this process's X display; returns its stdout.
-pub fn xdotool(args: &[&str]) -> String {
-    let out = Command::new("xdotool")
-        .args(args)
-        .output()
-        .expect("xdotool is installed (Debian package xdotool)");
-    assert!(
-        out.status.success(),
-        "xdotool {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Presses `key` (an X keysym name such as `Return`) on the keyboard of the
@@ -461,13 +385,13 @@ pub fn xdotool(args: &[&str]) -> String {
 pub fn press_key(window: &impl IsA<gtk::Window>, key: &str) {
     let window = window.upcast_ref::<gtk::Window>();
     let xid = x_window_id(window);
-    xdotool(&["windowfocus", "--sync", &xid]);
+    run("xdotool", &["windowfocus", "--sync", &xid]);
     wait_for(
         Duration::from_secs(10),
         "the window to get the keyboard focus",
         || window.is_active(),
     );
-    xdotool(&["key", "--clearmodifiers", key]);
+    run("xdotool", &["key", "--clearmodifiers", key]);
     // The events are queued in the X server; let GTK read and dispatch them.
     settle(Duration::from_millis(200));
 }

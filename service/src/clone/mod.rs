@@ -369,11 +369,16 @@ impl Execution<'_, '_> {
         opts: &CloneOptions,
     ) -> Result<()> {
         let mut new_disks = Vec::with_capacity(plan.disks.len());
-        for (i, work) in plan.disks.iter().enumerate() {
+        let disks = plan
+            .disks
+            .iter()
+            .zip(&plan.decision.disks)
+            .zip(&self.info.disks);
+        for (i, ((work, decision), disk)) in disks.enumerate() {
             self.check_cancel()?;
             self.pause(&format!("before-disk-{i}"));
             self.check_cancel()?;
-            new_disks.push(self.make_disk(work)?);
+            new_disks.push(self.make_disk(work, decision.new_disk(disk))?);
         }
         if let Some(nvram) = &plan.nvram {
             self.pause("before-nvram");
@@ -529,10 +534,12 @@ impl Execution<'_, '_> {
         }
     }
 
-    fn make_disk(&mut self, work: &DiskWork) -> Result<Option<NewDisk>> {
+    /// Makes the clone's disk of `work`; `planned` is the disk as decided
+    /// (None for a shared one, or a volume whose path libvirt chooses).
+    fn make_disk(&mut self, work: &DiskWork, planned: Option<NewDisk>) -> Result<Option<NewDisk>> {
         let new = match work {
             DiskWork::Share => return Ok(None),
-            DiskWork::Copy { layers, target } => {
+            DiskWork::Copy { layers } => {
                 for Layer {
                     source,
                     dst,
@@ -544,10 +551,9 @@ impl Execution<'_, '_> {
                     self.copy(source, dst, rebase.as_ref())?;
                 }
                 NewDisk {
-                    target: target.clone(),
-                    driver_type: None,
                     // A copied chain's copies are probed anew by libvirt.
                     overlay: layers.len() > 1,
+                    ..planned.expect("a file copy has a planned target")
                 }
             }
             DiskWork::CloneVolume {
@@ -581,11 +587,7 @@ impl Execution<'_, '_> {
                 dst,
             } => {
                 self.overlay(backing, backing_format, *virtual_size, *owner, dst)?;
-                NewDisk {
-                    target: DiskTarget::File(dst.path()),
-                    driver_type: Some("qcow2".into()),
-                    overlay: true,
-                }
+                planned.expect("an overlay has a planned target")
             }
         };
         Ok(Some(new))

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::domain_xml::{Disk, DiskSource, DiskTarget, DomainInfo};
+use crate::domain_xml::{Disk, DiskSource, DiskTarget, DomainInfo, NewDisk};
 use crate::error::{Error, Result};
 use crate::naming;
 use crate::options::StorageMode;
@@ -92,6 +92,19 @@ impl DiskDecision {
             DiskDecision::CloneVolume { .. } => None,
             DiskDecision::Overlay { dst, .. } => Some(DiskTarget::File(dst.clone())),
         }
+    }
+
+    /// The clone's disk as the rewrite needs it, when known before anything
+    /// is made: a copy keeps its format, an overlay is a qcow2 whose chain
+    /// libvirt probes anew.
+    pub fn new_disk(&self, disk: &Disk) -> Option<NewDisk> {
+        let target = self.target(disk)?;
+        let overlay = matches!(self, DiskDecision::Overlay { .. });
+        Some(NewDisk {
+            target,
+            driver_type: overlay.then(|| "qcow2".to_owned()),
+            overlay,
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use virt::storage_vol::StorageVol;
 
 use crate::clone::reserve::{path_key, volume_key, Reservation, Reservations};
-use crate::domain_xml::{Disk, DiskTarget, DomainInfo};
+use crate::domain_xml::{Disk, DomainInfo};
 use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::options::StorageMode;
@@ -60,7 +60,6 @@ pub enum DiskWork {
     /// Copy the disk image and every image it stands on (top first).
     Copy {
         layers: Vec<Layer>,
-        target: DiskTarget,
     },
     /// libvirt copies a pool volume that is not a plain file.
     CloneVolume {
@@ -236,10 +235,8 @@ impl Opener<'_, '_> {
                     .ok_or_else(|| missing(src, "disk image", &self.info.name))?;
                 let format = disk.driver_type.clone().unwrap_or_else(|| "raw".into());
                 let dst = self.dest(dst)?;
-                let layers = self.chain(source, dst, format)?;
                 DiskWork::Copy {
-                    layers,
-                    target: d.target(disk).expect("a file copy has a known target"),
+                    layers: self.chain(source, dst, format)?,
                 }
             }
             DiskDecision::CloneVolume {

@@ -1,0 +1,204 @@
+//! The host's real libvirtd (`qemu:///system`): virsh, and a lab of test VMs and
+//! images that is removed again, whatever the test did.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{require_root, run, try_run_command, wait_until};
+use crate::temp::file_sizes;
+
+pub const SYSTEM_URI: &str = "qemu:///system";
+/// Where libvirt keeps swtpm's state of each VM, by UUID.
+pub const SWTPM_STATE: &str = "/var/lib/libvirt/swtpm";
+/// A user-mode NIC, for `<devices>`.
+pub const NIC: &str = "<interface type='user'><model type='virtio'/></interface>";
+
+/// `virsh -c qemu:///system ARGS…`, which must succeed; its stdout.
+pub fn virsh(args: &[&str]) -> String {
+    try_virsh(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Whether `virsh -c qemu:///system ARGS…` succeeds.
+pub fn virsh_ok(args: &[&str]) -> bool {
+    try_virsh(args).is_ok()
+}
+
+/// `virsh -c qemu:///system ARGS…`: its stdout, or Err with what it printed.
+pub fn try_virsh(args: &[&str]) -> Result<String, String> {
+    try_run_command(Command::new("virsh").args(["-c", SYSTEM_URI]).args(args))
+}
+
+/// Fails, saying what to do, unless this runs as root with libvirtd reachable.
+pub fn require_libvirtd() {
+    require_root("it defines VMs on qemu:///system and writes /var/lib/libvirt/images");
+    assert!(
+        virsh_ok(&["version"]),
+        "libvirtd is not reachable at {SYSTEM_URI}: run `sudo tools/setup-host.sh` (or `sudo make check`)"
+    );
+}
+
+/// A folder for one test's images, under libvirt's image folder so QEMU may open
+/// them; removed (with every VM named with its prefix, their NVRAM and TPM state)
+/// on drop.
+pub struct Lab {
+    dir: PathBuf,
+    prefix: String,
+}
+
+impl Lab {
+    pub fn new(tag: &str) -> Lab {
+        require_libvirtd();
+        let prefix = format!("vmclone-e2e-{tag}-{}", std::process::id());
+        let dir = PathBuf::from("/var/lib/libvirt/images").join(&prefix);
+        std::fs::create_dir_all(&dir).unwrap();
+        Lab { dir, prefix }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A VM name of this lab (removed with it).
+    pub fn name(&self, n: &str) -> String {
+        format!("{}-{n}", self.prefix)
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Defines a small QEMU VM from `devices` (XML inside `<devices>`) and `os_extra`
+    /// (XML inside `<os>`); its UUID.
+    pub fn define(&self, name: &str, os_extra: &str, devices: &str) -> String {
+        let xml = format!(
+            "<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type>{os_extra}<boot dev='hd'/></os>
+  <features><acpi/></features>
+  <devices>
+    {devices}
+  </devices>
+</domain>"
+        );
+        let file = self.dir.join(format!("{name}.xml"));
+        std::fs::write(&file, xml).unwrap();
+        virsh(&["define", file.to_str().unwrap()]);
+        virsh(&["domuuid", name]).trim().to_string()
+    }
+
+    /// This lab's VMs, sorted.
+    pub fn vms(&self) -> Vec<String> {
+        let mut v: Vec<String> = virsh(&["list", "--all", "--name"])
+            .lines()
+            .filter(|l| l.starts_with(&self.prefix))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every file below the lab folder with its size.
+    pub fn files(&self) -> BTreeMap<PathBuf, u64> {
+        file_sizes(&self.dir)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Best effort: whatever the test left, running or not.
+        let names = try_virsh(&["list", "--all", "--name"]).unwrap_or_default();
+        for name in names.lines().filter(|l| l.starts_with(&self.prefix)) {
+            let uuid = try_virsh(&["domuuid", name]).unwrap_or_default();
+            let _ = try_virsh(&["destroy", name]);
+            let _ = try_virsh(&["undefine", name, "--nvram", "--tpm"]);
+            if !uuid.trim().is_empty() {
+                let _ = std::fs::remove_dir_all(Path::new(SWTPM_STATE).join(uuid.trim()));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A transient libvirt dir pool on a folder, for one test; destroyed (its
+/// files stay) on drop.
+pub struct Pool {
+    pub name: String,
+}
+
+impl Pool {
+    /// The pool `name` with its volumes in `dir` (made when missing).
+    pub fn create(name: &str, dir: &Path) -> Pool {
+        std::fs::create_dir_all(dir).unwrap();
+        let xml = std::env::temp_dir().join(format!("{name}-pool.xml"));
+        std::fs::write(
+            &xml,
+            format!(
+                "<pool type='dir'><name>{name}</name><target><path>{}</path></target></pool>",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        virsh(&["pool-create", xml.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&xml);
+        Pool { name: name.into() }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _ = try_virsh(&["pool-destroy", &self.name]);
+    }
+}
+
+/// `qemu-img ARGS…`, which must succeed; its stdout.
+pub fn qemu_img(args: &[&str]) -> String {
+    run("qemu-img", args)
+}
+
+/// A qcow2 image of `size` at `path`, with data written by the qemu-io command `write`.
+pub fn qcow2_image(path: &Path, size: &str, write: &str) {
+    let p = path.to_str().unwrap();
+    qemu_img(&["create", "-q", "-f", "qcow2", p, size]);
+    run("qemu-io", &["-f", "qcow2", "-c", write, p]);
+}
+
+/// A virtio disk `vda` on the image at `path` of `format`, for `<devices>`.
+pub fn disk_xml(path: &Path, format: &str) -> String {
+    format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='{format}'/>\
+         <source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+        path.display()
+    )
+}
+
+/// The MAC addresses of domain `name`, in interface order.
+pub fn macs_of(name: &str) -> Vec<String> {
+    virsh(&["domiflist", name])
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.matches(':').count() == 5)
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// The sources of domain `name`'s disks (not cdroms), in order.
+pub fn disk_paths_of(name: &str) -> Vec<String> {
+    virsh(&["domblklist", name, "--details"])
+        .lines()
+        .filter(|l| l.contains(" disk "))
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect()
+}
+
+/// Waits until domain `name` runs.
+pub fn wait_running(name: &str) {
+    wait_until(Duration::from_secs(30), &format!("{name} running"), || {
+        virsh(&["domstate", name]).trim() == "running"
+    });
+}

@@ -1,0 +1,157 @@
+//! The real `vmclone-service` binary: on a private bus without authorization, or as root
+//! on the system bus with polkit.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::bus::PrivateBus;
+use crate::client::{Client, BUS_NAME};
+use crate::paths::built_binary;
+use crate::process::ChildGuard;
+use crate::system::{require_bus_name_free, RootTest};
+use crate::temp::TempDir;
+use crate::test_host::test_driver_uri;
+
+/// How long the service may take to own its name.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `vmclone-service`, stopped (SIGKILL) on drop.
+pub struct Service {
+    child: ChildGuard,
+    pub state_dir: TempDir,
+    pub log: PathBuf,
+}
+
+impl Service {
+    /// Starts the service with authorization disabled (private bus) on the
+    /// libvirt connection `uri`, and waits until it owns its bus name.
+    pub fn start(bus: &PrivateBus, uri: &str, extra_args: &[&str]) -> Service {
+        Self::start_with_state(bus, uri, extra_args, TempDir::new("state"))
+    }
+
+    /// As [`Service::start`], with a given state folder (the journal lives there),
+    /// so a test can restart the service on the same state.
+    pub fn start_with_state(
+        bus: &PrivateBus,
+        uri: &str,
+        extra_args: &[&str],
+        state_dir: TempDir,
+    ) -> Service {
+        let mut cmd = Command::new(built_binary("vmclone-service"));
+        cmd.args(["--address", bus.address(), "--no-authorization"])
+            .args(extra_args);
+        Service::launch(cmd, uri, state_dir, bus, "its private bus")
+    }
+
+    /// Runs `cmd --uri URI --state-dir STATE` and waits until it owns its name on `bus`;
+    /// panics with the service's log when it exits first or takes too long.
+    fn launch(
+        mut cmd: Command,
+        uri: &str,
+        state_dir: TempDir,
+        bus: &Client,
+        bus_name: &str,
+    ) -> Service {
+        let log = state_dir.join("service.log");
+        let log_file = std::fs::File::create(&log).expect("create service log");
+        let child = cmd
+            .args(["--uri", uri, "--state-dir"])
+            .arg(state_dir.path())
+            .env("RUST_LOG", "vmclone_service=debug,info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn vmclone-service");
+        let mut service = Service {
+            child: ChildGuard(child),
+            state_dir,
+            log,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !bus.has_owner(BUS_NAME) {
+            if let Ok(Some(status)) = service.child.0.try_wait() {
+                panic!(
+                    "vmclone-service exited with {status} before owning {BUS_NAME} on {bus_name}:\n{}",
+                    service.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vmclone-service did not own {BUS_NAME} on {bus_name} within {START_TIMEOUT:?}:\n{}",
+                service.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        service
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// Sends SIGKILL and reaps the process; hands back the state folder.
+    pub fn kill9(self) -> TempDir {
+        // Dropping the guard kills (SIGKILL) and reaps.
+        let Service {
+            child, state_dir, ..
+        } = self;
+        drop(child);
+        state_dir
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The built service as root on the system bus (polkit decides), on libvirt `uri`.
+/// Only inside a [`RootTest`], which holds the system bus for the test.
+pub struct SystemService {
+    service: Service,
+    /// The test-driver host file, for [`SystemService::on_test_host`].
+    _host: Option<TempDir>,
+}
+
+impl SystemService {
+    pub fn start(root: &RootTest, uri: &str) -> SystemService {
+        SystemService::launch(root, uri, None)
+    }
+
+    /// On libvirt's test driver loaded from `host_xml`.
+    pub fn on_test_host(root: &RootTest, host_xml: &str) -> SystemService {
+        let host = TempDir::new("system-host");
+        let uri = test_driver_uri(host.path(), host_xml);
+        SystemService::launch(root, &uri, Some(host))
+    }
+
+    fn launch(_root: &RootTest, uri: &str, host: Option<TempDir>) -> SystemService {
+        require_bus_name_free();
+        let service = Service::launch(
+            Command::new(built_binary("vmclone-service")),
+            uri,
+            TempDir::new("system-state"),
+            &Client::system(),
+            "the system bus",
+        );
+        SystemService {
+            service,
+            _host: host,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.service.log_text()
+    }
+
+    /// The names of the VMs the service lists to root; a failed call shows the service's log.
+    pub fn vm_names(&self) -> BTreeSet<String> {
+        Client::system()
+            .try_list_vms()
+            .unwrap_or_else(|e| panic!("ListVms as root: {e}\nservice log:\n{}", self.log_text()))
+            .into_iter()
+            .map(|vm| vm.name)
+            .collect()
+    }
+}

@@ -1,0 +1,65 @@
+//! polkitd stopped for a test, and started again the way tools/setup-host.sh starts it.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::files::PlacedFile;
+use crate::client::Client;
+use crate::process::{terminate, wait_until};
+
+pub const POLKIT_NAME: &str = "org.freedesktop.PolicyKit1";
+const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
+/// A higher-precedence activation file than polkit's own in /usr/share: while it is in
+/// place the bus cannot start polkitd on demand (as `systemctl mask polkit` would).
+const POLKIT_ACTIVATION_OVERRIDE: &str =
+    "/usr/local/share/dbus-1/system-services/org.freedesktop.PolicyKit1.service";
+
+/// polkitd stopped and not startable by the bus; on drop it is started again.
+pub struct PolkitDown {
+    mask: Option<PlacedFile>,
+}
+
+impl PolkitDown {
+    pub fn stop() -> PolkitDown {
+        let system = Client::system();
+        let mask = PlacedFile::put(
+            POLKIT_ACTIVATION_OVERRIDE.into(),
+            "# vmclone test: polkitd is stopped on purpose (removed by the test)\n\
+             [D-BUS Service]\nName=org.freedesktop.PolicyKit1\nExec=/bin/false\nUser=root\n",
+            true,
+        );
+        let pid = system.owner_pid(POLKIT_NAME);
+        let down = PolkitDown { mask: Some(mask) };
+        terminate(pid);
+        wait_until(Duration::from_secs(10), "polkitd to stop", || {
+            !system.has_owner(POLKIT_NAME)
+        });
+        down
+    }
+}
+
+impl Drop for PolkitDown {
+    fn drop(&mut self) {
+        let system = Client::system();
+        // As tools/setup-host.sh: `/usr/lib/polkit-1/polkitd --no-debug >/var/log/polkitd.log 2>&1 &`
+        // (in its own session, so it outlives this test).
+        let started = Command::new("setsid")
+            .args(["-f", "sh", "-c"])
+            .arg(format!(
+                "exec {POLKITD} --no-debug >/var/log/polkitd.log 2>&1 </dev/null"
+            ))
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !system.has_owner(POLKIT_NAME) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Unmask only once it runs, so the bus does not start a second one meanwhile.
+        self.mask.take();
+        if !std::thread::panicking() {
+            assert!(
+                started.is_ok() && system.has_owner(POLKIT_NAME),
+                "could not restart polkitd ({started:?}); run tools/setup-host.sh"
+            );
+        }
+    }
+}
