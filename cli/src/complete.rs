@@ -1,0 +1,1 @@
+//! Shell completions and man pages, made from [`crate::args::command`].
