@@ -121,9 +121,7 @@ pub fn command() -> Command {
             "List and clone libvirt virtual machines through the vmclone service",
         ))
         .long_about(gettext(
-            "vmclonectl talks to the vmclone service (org.vmclone.Manager) on the D-Bus system bus, \
-             or on the bus given with --address. Clones are exact, independent copies of shut-off \
-             VMs with a new name, UUID and MAC addresses; a cancelled or failed clone leaves nothing behind.",
+            "vmclonectl talks to the vmclone service (org.vmclone.Manager) on the D-Bus system bus, or on the bus given with --address. Clones are exact, independent copies of shut-off VMs with a new name, UUID and MAC addresses; a cancelled or failed clone leaves nothing behind.",
         ))
         .after_help(format!("{}\n{exit_codes}", gettext("Exit status:")))
         .subcommand_required(true)
@@ -248,10 +246,7 @@ fn clone_command() -> Command {
             .help(gettext("Start the clone and print its job's path without waiting for it")),
     ];
     sub("clone", gettext("Clone a shut-off virtual machine"), args).long_about(gettext(
-        "Clone a shut-off virtual machine. Without NEW_NAME the clone is called SOURCE-clone \
-         (SOURCE-clone-2, … when taken). On a terminal a progress bar shows the copy; \
-         Ctrl-C cancels the clone and waits until everything it made is removed, \
-         a second Ctrl-C stops waiting and leaves the job running.",
+        "Clone a shut-off virtual machine. Without NEW_NAME the clone is called SOURCE-clone (SOURCE-clone-2, … when taken). On a terminal a progress bar shows the copy; Ctrl-C cancels the clone and waits until everything it made is removed, a second Ctrl-C stops waiting and leaves the job running.",
     ))
 }
 

@@ -81,8 +81,9 @@ impl View {
                 bar.set_message(phase.to_string());
             }
             View::Lines { last } => {
+                // The size may not be known yet when a phase starts.
                 if last.as_deref() != Some(phase) {
-                    eprintln!("{phase} ({})", bytes_text(total));
+                    eprintln!("{phase}");
                     *last = Some(phase.to_string());
                 }
             }
