@@ -110,7 +110,7 @@ pub async fn run(conn: &Connection, out: &Output, args: &CloneArgs) -> Result<()
         return Ok(());
     }
     let title = format!("{} → {name}", args.source);
-    match follow::follow(conn, &path, &title, &mut interrupts, false).await? {
+    match follow::follow(conn, out, &path, &title, &mut interrupts, false).await? {
         Outcome::Succeeded { cloned_vm_id } => {
             if args.json {
                 let v = json!({"source": args.source, "name": name, "id": cloned_vm_id, "job": path.as_str()});

@@ -2,7 +2,6 @@
 //! per phase otherwise; Ctrl-C cancels (and we wait for the rollback), a second
 //! Ctrl-C stops waiting and leaves the job to the service.
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
@@ -15,6 +14,7 @@ use zbus::Connection;
 use crate::bus::{self, number, text, JobProxy, BUS_NAME};
 use crate::error::CliError;
 use crate::size::bytes_text;
+use crate::Output;
 
 /// Ctrl-C presses, caught from before the first call so none kills us mid-job.
 pub struct Interrupts(Signal);
@@ -54,13 +54,16 @@ enum View {
 }
 
 impl View {
-    fn new(title: &str) -> View {
-        if !std::io::stderr().is_terminal() {
+    fn new(title: &str, terminal: bool) -> View {
+        if !terminal {
             return View::Lines { last: None };
         }
+        // The names on a line of their own: the bar's line stays short enough
+        // never to wrap.
+        eprintln!("{title}");
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         let template = format!(
-            "{{msg}} [{{bar:30}}] {{binary_bytes}}/{{binary_total_bytes}}  {{binary_bytes_per_sec}}  {}",
+            "{{msg:.bold}} [{{wide_bar}}] {{binary_bytes}}/{{binary_total_bytes}}  {{binary_bytes_per_sec}}  {}",
             gettext("{eta} left")
         );
         bar.set_style(
@@ -68,7 +71,6 @@ impl View {
                 .expect("a valid progress template")
                 .progress_chars("=> "),
         );
-        bar.set_message(title.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
         View::Bar(bar)
     }
@@ -97,10 +99,12 @@ impl View {
     }
 }
 
-/// Follows the job at `path` until it ends. `title` names the clone for the
-/// bar; `cancelling` is true when the caller already asked it to stop.
+/// Follows the job at `path` until it ends, with a bar when stderr is a
+/// terminal. `title` names the clone; `cancelling` is true when the caller
+/// already asked it to stop.
 pub async fn follow(
     conn: &Connection,
+    out: &Output,
     path: &OwnedObjectPath,
     title: &str,
     interrupts: &mut Interrupts,
@@ -117,12 +121,13 @@ pub async fn follow(
     let mut state_changes = job.receive_state_changed().await;
     let mut done_changes = job.receive_bytes_done_changed().await;
     let mut total_changes = job.receive_bytes_total_changed().await;
-    let mut view = View::new(title);
+    let mut view = View::new(title, out.progress);
     let copying = gettext("Copying the disks of {title}").replace("{title}", title);
     loop {
         let state = job.state().await?;
         let phase = match state.as_str() {
             "running" | "queued" if cancelling => gettext("Cancelling, removing what was made"),
+            "running" if out.progress => gettext("Copying"),
             "running" => copying.clone(),
             // Newer services queue clones beyond their number of copy slots.
             "queued" => gettext("Waiting for a free copy slot"),

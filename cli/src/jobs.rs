@@ -110,7 +110,7 @@ pub async fn cancel(conn: &Connection, out: &Output, job: &str) -> Result<(), Cl
         .cancel()
         .await?;
     let title = format!("{} → {name}", text(&props, "SourceVmId"));
-    match follow::follow(conn, &path, &title, &mut interrupts, true).await? {
+    match follow::follow(conn, out, &path, &title, &mut interrupts, true).await? {
         Outcome::Cancelled { bytes_done } => {
             out.line(&follow::cancelled_sentence(&name, bytes_done));
             Ok(())

@@ -260,7 +260,7 @@ fn make_install_puts_vmclonectl_its_man_pages_and_completions_in_place() {
             );
         }
         let bin: PathBuf = dest.path().join(format!("{p}/bin/vmclonectl"));
-        let (ok, version, _) = run(&mut Command::new(&bin).arg("--version"));
+        let (ok, version, _) = run(Command::new(&bin).arg("--version"));
         assert!(ok && version.starts_with("vmclonectl "), "{version}");
         let (ok, _, err) = run(Command::new("man")
             .arg("-l")

@@ -83,16 +83,21 @@ impl Terminal {
     }
 }
 
-/// The byte counts a progress bar showed ("1.25 GiB/4.00 GiB"), in order.
+/// The byte counts a progress bar showed, in order; its line reads
+/// "Copying [===>  ] 1.25 GiB/4.00 GiB  812.5 MiB/s  3s left".
 fn bar_values(screen: &str) -> Vec<f64> {
     let tokens: Vec<&str> = screen
         .split(|c: char| c.is_whitespace() || c == '\r' || c == '\u{1b}')
         .collect();
     let mut values = Vec::new();
     for pair in tokens.windows(2) {
-        let Some((unit, _)) = pair[1].split_once('/') else {
+        // "GiB/4.00" (bytes done, then the total), not "MiB/s" (the rate).
+        let Some((unit, total)) = pair[1].split_once('/') else {
             continue;
         };
+        if total.parse::<f64>().is_err() {
+            continue;
+        }
         let factor = match unit {
             "B" => 1.0,
             "KiB" => 1024.0,
@@ -249,7 +254,7 @@ impl Drop for Lab {
 #[ignore = "needs root, libvirtd and QEMU"]
 fn the_bar_advances_during_a_long_copy_and_ctrl_c_cancels_leaving_nothing() {
     let lab = Lab::new("pty");
-    let src = lab.big_vm("big", 8, 4);
+    let src = lab.big_vm("big", 8, 6);
     let bus = PrivateBus::start();
     let _service = Service::start(&bus, URI, &[]);
     let (files, vms) = (lab.files(), lab.vms());
@@ -281,11 +286,11 @@ fn the_bar_advances_during_a_long_copy_and_ctrl_c_cancels_leaving_nothing() {
     }
     let screen = term.text();
     assert!(
-        screen.contains(&format!("Copying the disks of {src} → {clone}")),
+        screen.contains(&format!("{src} → {clone}\r\n")),
         "{screen:?}"
     );
     assert!(
-        screen.contains("4.00 GiB") && screen.contains("left"),
+        screen.contains("Copying") && screen.contains("/6.00 GiB") && screen.contains("s left"),
         "total and time left: {screen:?}"
     );
     term.ctrl_c();
