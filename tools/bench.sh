@@ -89,7 +89,7 @@ bench_service() {
         echo "$t1 - $t0" | bc
     done | stats | { read -r med min n; row "vmclone CloneVm over busctl" "$med" "$min" "$n"; }
     for i in $(seq "$RUNS"); do
-        t0=$(now); ctl clone "$PREFIX-nodisk" "$PREFIX-c$i" >/dev/null; t1=$(now)
+        t0=$(now); ctl clone "$PREFIX-nodisk" "$PREFIX-c$i" >/dev/null 2>&1; t1=$(now)
         echo "$t1 - $t0" | bc
     done | stats | { read -r med min n; row "vmclonectl clone (StartClone + job)" "$med" "$min" "$n"; }
     for i in $(seq "$RUNS"); do
