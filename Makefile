@@ -1,6 +1,7 @@
 # vmclone: build, test and install.
 #
-#   make                     build the service and the app (release)
+#   make                     build the service, the app and vmclonectl (release), with
+#                            vmclonectl's man pages and shell completions
 #   sudo make install        install under prefix (default /usr/local)
 #   make install DESTDIR=$(pkgdir) prefix=/usr     what a distribution package does
 #
@@ -26,6 +27,11 @@ dbussystemservicedir ?= $(datadir)/dbus-1/system-services
 dbusinterfacesdir ?= $(datadir)/dbus-1/interfaces
 polkitactiondir ?= /usr/share/polkit-1/actions
 systemdsystemunitdir ?= $(prefix)/lib/systemd/system
+mandir ?= $(datarootdir)/man
+bashcompletiondir ?= $(datadir)/bash-completion/completions
+# Debian's zsh reads vendor-completions under /usr, site-functions under /usr/local.
+zshcompletiondir ?= $(if $(filter /usr,$(prefix)),$(datadir)/zsh/vendor-completions,$(datadir)/zsh/site-functions)
+fishcompletiondir ?= $(datadir)/fish/vendor_completions.d
 
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
@@ -35,6 +41,10 @@ MSGFMT ?= msgfmt
 
 SERVICE_BIN := $(TARGET_DIR)/release/vmclone-service
 APP_BIN := $(TARGET_DIR)/release/vmclone
+CLI_BIN := $(TARGET_DIR)/release/vmclonectl
+# vmclonectl's man pages and completions, written by `make` (vmclonectl-gen).
+CLI_DOCS := $(TARGET_DIR)/vmclonectl
+CLI_MAN_PAGES = $(notdir $(wildcard $(CLI_DOCS)/man/*.1))
 # Languages with a translation: po/LINGUAS, one code per line, # comments.
 LINGUAS := $(strip $(shell sed -e 's/\#.*//' po/LINGUAS))
 ICONS := $(patsubst data/icons/%,%,$(shell find data/icons -type f 2>/dev/null))
@@ -46,6 +56,8 @@ all: build
 # The app finds its translations in $(localedir) once installed.
 build:
 	VMCLONE_LOCALEDIR=$(localedir) $(CARGO) build --release --workspace $(CARGO_FLAGS)
+	rm -rf $(CLI_DOCS)
+	$(TARGET_DIR)/release/vmclonectl-gen $(CLI_DOCS)
 
 # Does not build (so `make && sudo make install` runs cargo as the user only).
 install:
@@ -53,6 +65,15 @@ install:
 		{ echo "$(SERVICE_BIN) or $(APP_BIN) missing: run 'make' first" >&2; exit 1; }
 	$(INSTALL) -D -m 0755 $(SERVICE_BIN) $(DESTDIR)$(libexecdir)/vmclone-service
 	$(INSTALL) -D -m 0755 $(APP_BIN) $(DESTDIR)$(bindir)/vmclone
+ifneq ($(wildcard $(CLI_BIN)),)
+	@test -d $(CLI_DOCS)/man || { echo "$(CLI_DOCS) missing: run 'make' first" >&2; exit 1; }
+	$(INSTALL) -D -m 0755 $(CLI_BIN) $(DESTDIR)$(bindir)/vmclonectl
+	$(INSTALL) -d $(DESTDIR)$(mandir)/man1
+	$(INSTALL) -m 0644 $(addprefix $(CLI_DOCS)/man/,$(CLI_MAN_PAGES)) $(DESTDIR)$(mandir)/man1/
+	$(INSTALL) -D -m 0644 $(CLI_DOCS)/completions/vmclonectl $(DESTDIR)$(bashcompletiondir)/vmclonectl
+	$(INSTALL) -D -m 0644 $(CLI_DOCS)/completions/_vmclonectl $(DESTDIR)$(zshcompletiondir)/_vmclonectl
+	$(INSTALL) -D -m 0644 $(CLI_DOCS)/completions/vmclonectl.fish $(DESTDIR)$(fishcompletiondir)/vmclonectl.fish
+endif
 	$(INSTALL) -D -m 0644 data/org.vmclone.Manager.conf $(DESTDIR)$(dbuspolicydir)/org.vmclone.Manager.conf
 	$(INSTALL) -d $(DESTDIR)$(dbussystemservicedir) $(DESTDIR)$(systemdsystemunitdir)
 	sed -e 's|^Exec=.*|Exec=$(libexecdir)/vmclone-service|' data/org.vmclone.Manager.service \
@@ -79,6 +100,10 @@ install:
 
 uninstall:
 	rm -f $(DESTDIR)$(libexecdir)/vmclone-service $(DESTDIR)$(bindir)/vmclone \
+		$(DESTDIR)$(bindir)/vmclonectl $(DESTDIR)$(mandir)/man1/vmclonectl.1 \
+		$(DESTDIR)$(mandir)/man1/vmclonectl-*.1 \
+		$(DESTDIR)$(bashcompletiondir)/vmclonectl $(DESTDIR)$(zshcompletiondir)/_vmclonectl \
+		$(DESTDIR)$(fishcompletiondir)/vmclonectl.fish \
 		$(DESTDIR)$(dbuspolicydir)/org.vmclone.Manager.conf \
 		$(DESTDIR)$(dbussystemservicedir)/org.vmclone.Manager.service \
 		$(DESTDIR)$(systemdsystemunitdir)/vmclone.service \

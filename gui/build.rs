@@ -4,10 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "../po/catalogs.rs"]
+mod catalogs;
+
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     compile_resources(&out);
-    compile_catalogs(&out);
+    catalogs::compile(&out);
     println!("cargo:rerun-if-env-changed=VMCLONE_LOCALEDIR");
 }
 
@@ -45,31 +48,4 @@ fn compile_resources(out: &Path) {
             .arg(&manifest),
         "glib-compile-resources",
     );
-}
-
-/// po/LINGUAS lists the languages; each po/LANG.po becomes
-/// OUT_DIR/locale/LANG/LC_MESSAGES/vmclone.mo.
-fn compile_catalogs(out: &Path) {
-    let po = Path::new("../po");
-    let linguas = po.join("LINGUAS");
-    println!("cargo:rerun-if-changed={}", linguas.display());
-    let list = std::fs::read_to_string(&linguas).expect("po/LINGUAS");
-    for lang in list
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        let source = po.join(format!("{lang}.po"));
-        println!("cargo:rerun-if-changed={}", source.display());
-        let dir = out.join("locale").join(lang).join("LC_MESSAGES");
-        std::fs::create_dir_all(&dir).expect("create locale dir");
-        run(
-            Command::new("msgfmt")
-                .arg("--check")
-                .arg("-o")
-                .arg(dir.join("vmclone.mo"))
-                .arg(&source),
-            "msgfmt (package gettext)",
-        );
-    }
 }

@@ -3,7 +3,8 @@
 # Run by hand as root on a host prepared by tools/setup-host.sh (libvirtd running):
 #
 #   sudo tools/bench.sh            everything
-#   sudo tools/bench.sh service    clone without writable disks, ListVms with 1,000 VMs
+#   sudo tools/bench.sh service    clone without writable disks, ListVms with 1,000 VMs (busctl,
+#                                  vmclonectl, virsh, virt-clone)
 #   sudo tools/bench.sh storage    8 GiB disks holding 1 GiB: full, linked, virt-clone, cp, reflink
 #   sudo tools/bench.sh gui        the app's start to the first frame with 1,000 VM rows
 #
@@ -15,8 +16,10 @@ WHAT=${1:-all}
 [ "$(id -u)" -eq 0 ] || { echo "bench.sh: run as root (it uses libvirtd and mounts XFS)" >&2; exit 1; }
 virsh -c qemu:///system version >/dev/null 2>&1 || { echo "bench.sh: libvirtd is not running: sudo tools/setup-host.sh" >&2; exit 1; }
 
-cargo build --release -p vmclone-service --locked >/dev/null 2>&1 || cargo build --release -p vmclone-service --locked
+cargo build --release -p vmclone-service -p vmclonectl --locked >/dev/null 2>&1 ||
+    cargo build --release -p vmclone-service -p vmclonectl --locked
 SERVICE=$ROOT/target/release/vmclone-service
+CTL=$ROOT/target/release/vmclonectl
 RUNS=${RUNS:-15}
 # shellcheck source=tools/lib/private-service.sh
 . tools/lib/private-service.sh
@@ -43,6 +46,7 @@ row() { printf '  %-44s %9s %9s %5s\n' "$@"; }
 header() { printf '\n%s\n' "$1"; row "" "median" "min" "runs"; row "" "(ms)" "(ms)" ""; }
 
 call() { busctl --address="$PRIVATE_BUS" --timeout=1h call org.vmclone.Manager /org/vmclone/Manager org.vmclone.Manager "$@"; }
+ctl() { "$CTL" --address="$PRIVATE_BUS" "$@"; }
 
 define() { # name, disk XML
     cat > "$WORK/$1.xml" <<EOT
@@ -69,11 +73,15 @@ bench_service() {
         echo "$t1 - $t0" | bc
     done | stats | { read -r med min n; row "vmclone CloneVm over busctl" "$med" "$min" "$n"; }
     for i in $(seq "$RUNS"); do
+        t0=$(now); ctl clone "$PREFIX-nodisk" "$PREFIX-c$i" >/dev/null 2>&1; t1=$(now)
+        echo "$t1 - $t0" | bc
+    done | stats | { read -r med min n; row "vmclonectl clone (StartClone + job)" "$med" "$min" "$n"; }
+    for i in $(seq "$RUNS"); do
         t0=$(now); virt-clone -q --connect qemu:///system -o "$PREFIX-nodisk" -n "$PREFIX-vc$i" --auto-clone >/dev/null 2>&1; t1=$(now)
         echo "$t1 - $t0" | bc
     done | stats | { read -r med min n; row "virt-clone --auto-clone" "$med" "$min" "$n"; }
     stop_private_service
-    undefine_clones "$PREFIX-v"; undefine_clones "$PREFIX-w"
+    undefine_clones "$PREFIX-v"; undefine_clones "$PREFIX-w"; undefine_clones "$PREFIX-c"
 
     header "ListVms with 1,000 domains (libvirt test driver)"
     sh tools/lib/many-vms-host.sh 1000 >"$WORK/host1000.xml"
@@ -83,9 +91,17 @@ bench_service() {
     for _ in $(seq "$RUNS"); do
         t0=$(now); call ListVms >/dev/null; t1=$(now); echo "$t1 - $t0" | bc
     done | stats | { read -r med min n; row "vmclone ListVms over busctl" "$med" "$min" "$n"; }
+    n=$(ctl list --names | wc -l)
+    [ "$n" = 1000 ] || { echo "vmclonectl list printed $n VMs" >&2; exit 1; }
+    for _ in $(seq "$RUNS"); do
+        t0=$(now); ctl list >/dev/null; t1=$(now); echo "$t1 - $t0" | bc
+    done | stats | { read -r med min n; row "vmclonectl list (the table)" "$med" "$min" "$n"; }
     for _ in $(seq "$RUNS"); do
         t0=$(now); virsh -c "test://$WORK/host1000.xml" list --all >/dev/null; t1=$(now); echo "$t1 - $t0" | bc
     done | stats | { read -r med min n; row "virsh list --all (names and states only)" "$med" "$min" "$n"; }
+    for _ in $(seq "$RUNS"); do
+        t0=$(now); virt-clone --help >/dev/null; t1=$(now); echo "$t1 - $t0" | bc
+    done | stats | { read -r med min n; row "virt-clone --help (start-up alone)" "$med" "$min" "$n"; }
     stop_private_service
 }
 

@@ -33,9 +33,10 @@ command -v cargo >/dev/null || {
     exit 1
 }
 
-say "Building vmclone-service"
-cargo build -p vmclone-service --locked
+say "Building vmclone-service and vmclonectl"
+cargo build -p vmclone-service -p vmclonectl --locked
 SERVICE=$ROOT/target/debug/vmclone-service
+CTL=$ROOT/target/debug/vmclonectl
 
 # shellcheck source=tools/lib/private-service.sh
 . tools/lib/private-service.sh
@@ -113,6 +114,19 @@ cat <<EOT
   busctl --address=$BUS --timeout=1h call ${M[*]} CloneVm ss db01 db02
   busctl --address=$BUS monitor org.vmclone.Manager
   busctl --address=$BUS introspect org.vmclone.Manager /org/vmclone/Manager
+EOT
+echo
+echo "The same with vmclonectl (progress bar, Ctrl-C cancels, exit status per error; --help):"
+cat <<EOT
+  $CTL --address=$BUS list
+  $CTL --address=$BUS show win11
+  $CTL --address=$BUS clone win11
+  $CTL --address=$BUS clone web01 web03 --vcpus 4 --memory 4G
+  $CTL --address=$BUS clone web01 web --copies 3
+  $CTL --address=$BUS template db01
+  $CTL --address=$BUS check-name db01; echo "exit status \$?"
+  $CTL --address=$BUS clone db01 db02 --json
+  $CTL --address=$BUS monitor
 EOT
 
 if [ "$wait_at_end" = 1 ]; then

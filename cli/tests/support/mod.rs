@@ -1,0 +1,86 @@
+//! The real `vmclonectl` binary against the real service on a private bus.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::process::{Command, Output};
+
+use vmclone_tests::{demo_host_uri, PrivateBus, Service};
+
+pub const CTL: &str = env!("CARGO_BIN_EXE_vmclonectl");
+
+/// A private bus with the service on the demo host (libvirt's test driver).
+pub struct Demo {
+    pub service: Service,
+    pub bus: PrivateBus,
+}
+
+impl Demo {
+    pub fn start() -> Demo {
+        let bus = PrivateBus::start();
+        let service = Service::start(&bus, &demo_host_uri(), &[]);
+        Demo { service, bus }
+    }
+
+    /// `vmclonectl --address=BUS ARGS…` in English.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = ctl(args);
+        cmd.arg(format!("--address={}", self.bus.address()));
+        cmd
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run vmclonectl")
+    }
+}
+
+/// `vmclonectl ARGS…` with English messages.
+pub fn ctl(args: &[&str]) -> Command {
+    let mut cmd = Command::new(CTL);
+    cmd.args(args)
+        .env_remove("LANGUAGE")
+        .env("LC_ALL", "C.UTF-8")
+        .env_remove("NO_COLOR");
+    cmd
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A run that failed with `status` and ended with one sentence on stderr
+/// (after the phase lines a clone prints without a terminal).
+pub fn assert_fails(out: &Output, status: i32, needle: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(
+        code(out),
+        status,
+        "exit status; stderr: {err} stdout: {}",
+        stdout(out)
+    );
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    let (last, phases) = lines.split_last().expect("a sentence on stderr");
+    assert!(last.starts_with("vmclonectl: "), "{err}");
+    assert!(
+        phases.iter().all(|l| !l.starts_with("vmclonectl:")),
+        "one error sentence: {err}"
+    );
+    assert!(
+        last.contains(needle),
+        "stderr {err:?} should contain {needle:?}"
+    );
+    last.to_string()
+}
+
+/// stdout of a run that succeeded.
+pub fn ok(out: &Output) -> String {
+    assert_eq!(code(out), 0, "stderr: {}", stderr(out));
+    stdout(out)
+}
