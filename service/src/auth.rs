@@ -197,6 +197,23 @@ pub async fn is_the_system_bus(conn: &zbus::Connection) -> bool {
     matches!((bus_id(conn).await, bus_id(&system).await), (Ok(a), Ok(b)) if a == b)
 }
 
+/// The user id of the bus connection `sender`, as the bus daemon knows it.
+pub async fn caller_uid(
+    bus: &zbus::Connection,
+    sender: &zbus::names::UniqueName<'_>,
+) -> Result<u32, AuthError> {
+    let unavailable = |reason: String| AuthError::Unavailable {
+        action: "(the caller's identity)",
+        reason,
+    };
+    DBusProxy::new(bus)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?
+        .get_connection_unix_user(BusName::Unique(sender.clone()))
+        .await
+        .map_err(|e| unavailable(format!("the bus does not know who the caller is: {e}")))
+}
+
 /// The caller as a `unix-process` subject, from what the bus daemon knows about its connection.
 async fn caller_process(bus: &zbus::Connection, header: &Header<'_>) -> Result<Subject, String> {
     let sender = header

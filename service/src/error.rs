@@ -6,7 +6,7 @@ use zbus::names::ErrorName;
 
 pub const ERROR_PREFIX: &str = "org.vmclone.Error";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     NotFound(String),

@@ -72,6 +72,22 @@ pub async fn keep_connected(host: std::sync::Arc<Host>) {
     }
 }
 
+/// `uri` with no password, user-info secret or query parameters (key files,
+/// auth files): what may be shown to other users.
+pub fn uri_without_credentials(uri: &str) -> String {
+    let without_query = uri.split(['?', '#']).next().unwrap_or(uri);
+    let Some((scheme, rest)) = without_query.split_once("://") else {
+        return without_query.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = match authority.rsplit_once('@') {
+        // Keep the user name, never a password.
+        Some((user, host)) => format!("{}@{host}", user.split(':').next().unwrap_or("")),
+        None => authority.to_string(),
+    };
+    format!("{scheme}://{host}{path}")
+}
+
 /// The word `ListVms` uses for a libvirt domain state.
 pub fn state_word(state: DomainState) -> &'static str {
     match state {
@@ -473,5 +489,24 @@ pub fn summary_of(info: &DomainInfo, state: &'static str) -> VmSummary {
         disks: info.disks.len() as u32,
         interfaces: info.interfaces.len() as u32,
         is_template: info.is_template,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_without_credentials as shown;
+
+    #[test]
+    fn uris_are_shown_without_credentials() {
+        assert_eq!(shown("qemu:///system"), "qemu:///system");
+        assert_eq!(shown("test:///srv/host.xml"), "test:///srv/host.xml");
+        assert_eq!(
+            shown("qemu+ssh://admin:s3cret@host.example/system?keyfile=/root/.ssh/id&no_verify=1"),
+            "qemu+ssh://admin@host.example/system"
+        );
+        assert_eq!(
+            shown("qemu+tls://host:16514/system?pkipath=/etc/pki"),
+            "qemu+tls://host:16514/system"
+        );
     }
 }

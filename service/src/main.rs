@@ -26,6 +26,7 @@ Options:
   --no-authorization  skip polkit checks; only with --session or --address
   --state-dir DIR     where clone journals live (default: /var/lib/vmclone on the
                       system bus, $XDG_STATE_HOME/vmclone otherwise)
+  --max-copies N      clones that copy at once; more wait in a queue (default: 2)
   --version           print the version
   -h, --help          print this help";
 
@@ -41,6 +42,7 @@ struct Args {
     bus: Bus,
     no_authorization: bool,
     state_dir: Option<PathBuf>,
+    max_copies: usize,
 }
 
 impl Args {
@@ -65,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
         bus: Bus::System,
         no_authorization: false,
         state_dir: None,
+        max_copies: 2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -76,6 +79,12 @@ fn parse_args() -> Result<Args, String> {
             "--address" => args.bus = Bus::Address(value("--address")?),
             "--no-authorization" => args.no_authorization = true,
             "--state-dir" => args.state_dir = Some(PathBuf::from(value("--state-dir")?)),
+            "--max-copies" => {
+                let v = value("--max-copies")?;
+                args.max_copies = v.parse().ok().filter(|&n| n > 0).ok_or(format!(
+                    "--max-copies takes a number of clones (1 or more), not “{v}”"
+                ))?;
+            }
             "--version" => {
                 println!("vmclone-service {}", env!("CARGO_PKG_VERSION"));
                 std::process::exit(0);
@@ -164,7 +173,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Authorizer::polkit(&conn, args.bus == Bus::System).await?
     };
     let engine = Arc::new(Engine::new(host.clone(), journals, &recovered.left));
-    let manager = Manager::new(engine, auth);
+    let manager = Manager::new(engine, auth, args.max_copies);
     conn.object_server()
         .at(OBJECT_PATH, manager.clone())
         .await?;

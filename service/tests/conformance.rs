@@ -499,6 +499,10 @@ impl Lookups for FixtureHost {
         })
     }
 
+    fn exists(&self, _path: &Path) -> bool {
+        true
+    }
+
     fn claim_path(&mut self, _path: &Path) -> vmclone_service::error::Result<bool> {
         Ok(true)
     }

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::domain_xml::{self, CloneEdits, DiskTarget, DomainInfo, NewDisk};
@@ -38,11 +38,44 @@ pub struct CloneRequest {
     pub options: CloneOptions,
 }
 
+/// What a running clone is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Copying = 0,
+    Customizing = 1,
+    Defining = 2,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Copying => "copying",
+            Phase::Customizing => "customizing",
+            Phase::Defining => "defining",
+        }
+    }
+}
+
 /// Progress shared with the job that watches the clone.
 #[derive(Clone, Default)]
 pub struct Progress {
     pub ctl: CopyControl,
     pub bytes_total: Arc<AtomicU64>,
+    phase: Arc<AtomicU8>,
+}
+
+impl Progress {
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            1 => Phase::Customizing,
+            2 => Phase::Defining,
+            _ => Phase::Copying,
+        }
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -404,6 +437,7 @@ impl Execution<'_, '_> {
             memory_kib: opts.memory_mib.map(|m| m * 1024),
         };
         let new_xml = domain_xml::rewrite(xml, &edits)?;
+        self.progress.set_phase(Phase::Defining);
         self.check_still_ours()?;
         self.check_source()?;
         self.pause("before-define");

@@ -3,30 +3,37 @@
 //! blocking pool so the bus stays responsive during long copies.
 
 mod dicts;
+mod jobs;
+mod listing;
 mod signals;
 
 pub use signals::announce_state_changes;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
-use zbus::{interface, Connection};
+use zbus::{fdo, interface, Connection};
 
-use crate::auth::{Action, Authorizer};
-use crate::clone::{CloneOutcome, CloneRequest, Engine};
+use crate::auth::{self, Action, Authorizer};
+use crate::clone::{CloneRequest, Engine};
 use crate::error::{Error, Result};
-use crate::job::{self, Job, JobRecord, JOBS_PATH};
+use crate::job;
 use crate::naming;
 use crate::options::CloneOptions;
 use crate::template;
+use jobs::{Jobs, Launch};
+use listing::SharedListing;
 
 pub const OBJECT_PATH: &str = "/org/vmclone/Manager";
 pub const BUS_NAME: &str = "org.vmclone.Manager";
+
+/// Reads of one VM (`GetVm`, `CheckName`) that may run at once.
+const MAX_READS: usize = 4;
 
 type Options = HashMap<String, OwnedValue>;
 
@@ -34,8 +41,9 @@ type Options = HashMap<String, OwnedValue>;
 pub struct Manager {
     engine: Arc<Engine>,
     auth: Authorizer,
-    next_job: Arc<AtomicU64>,
-    running: Arc<Mutex<HashMap<u64, Arc<JobRecord>>>>,
+    jobs: Arc<Jobs>,
+    listing: Arc<SharedListing>,
+    reads: Arc<Semaphore>,
 }
 
 /// Runs a blocking libvirt call off the async executor.
@@ -48,81 +56,21 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 impl Manager {
-    pub fn new(engine: Arc<Engine>, auth: Authorizer) -> Manager {
+    /// The Manager over `engine`; at most `max_running` clones copy at once.
+    pub fn new(engine: Arc<Engine>, auth: Authorizer, max_running: usize) -> Manager {
         Manager {
+            jobs: Arc::new(Jobs::new(engine.clone(), auth.clone(), max_running)),
             engine,
             auth,
-            next_job: Arc::new(AtomicU64::new(1)),
-            running: Arc::default(),
+            listing: Arc::default(),
+            reads: Arc::new(Semaphore::new(MAX_READS)),
         }
     }
 
-    /// Cancels every running clone and waits (up to `limit`) for their
+    /// Cancels every unfinished clone and waits (up to `limit`) for their
     /// rollbacks, so that stopping the service leaves nothing behind.
     pub async fn cancel_all(&self, limit: Duration) {
-        let jobs: Vec<Arc<JobRecord>> = self
-            .running
-            .lock()
-            .expect("jobs lock")
-            .values()
-            .cloned()
-            .collect();
-        for j in &jobs {
-            j.cancel();
-        }
-        let deadline = tokio::time::Instant::now() + limit;
-        while !self.running.lock().expect("jobs lock").is_empty()
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Exports a job object and starts the clone; returns the job's path and
-    /// a handle that yields the result.
-    async fn launch(
-        &self,
-        conn: &Connection,
-        request: CloneRequest,
-        linger: Duration,
-    ) -> Result<(
-        OwnedObjectPath,
-        tokio::task::JoinHandle<Result<CloneOutcome>>,
-    )> {
-        let n = self.next_job.fetch_add(1, Ordering::Relaxed);
-        let path = format!("{JOBS_PATH}/{n}");
-        let shared = JobRecord::new(&request.source, &request.new_name);
-        conn.object_server()
-            .at(path.as_str(), Job::new(shared.clone(), self.auth.clone()))
-            .await?;
-        self.running
-            .lock()
-            .expect("jobs lock")
-            .insert(n, shared.clone());
-        let publisher = tokio::spawn(job::publish_progress(
-            conn.clone(),
-            path.clone(),
-            shared.clone(),
-        ));
-
-        let engine = self.engine.clone();
-        let conn = conn.clone();
-        let running = self.running.clone();
-        let job_path = path.clone();
-        let handle = tokio::spawn(async move {
-            let progress = shared.progress.clone();
-            let result = blocking(move || engine.clone_vm(&request, &progress)).await;
-            let state = shared.finish(result.as_ref().map(|o| o.uuid.as_str()));
-            running.lock().expect("jobs lock").remove(&n);
-            let _ = publisher.await;
-            if let Ok(outcome) = &result {
-                signals::announce_clone(&conn, outcome).await;
-            }
-            job::announce_finish(conn, job_path, state, linger).await;
-            result
-        });
-        let path = OwnedObjectPath::try_from(path).map_err(zbus::Error::from)?;
-        Ok((path, handle))
+        self.jobs.cancel_all(limit).await;
     }
 
     /// Checks that the caller may clone, then reads the request's options.
@@ -141,13 +89,57 @@ impl Manager {
         })
     }
 
-    async fn clone_and_wait(&self, conn: &Connection, request: CloneRequest) -> Result<String> {
-        // The caller never sees this job's path: it leaves the bus when done.
-        let (_, handle) = self.launch(conn, request, Duration::ZERO).await?;
+    /// How a clone the caller waits for starts: it belongs to the caller and
+    /// is cancelled if the caller leaves the bus.
+    async fn launch_for(
+        &self,
+        header: &Header<'_>,
+        conn: &Connection,
+        request: CloneRequest,
+        waits: bool,
+    ) -> Result<Launch> {
+        let sender = header
+            .sender()
+            .ok_or_else(|| Error::NotAuthorized("The call has no sender.".into()))?;
+        Ok(Launch {
+            request,
+            owner_uid: auth::caller_uid(conn, sender).await?,
+            // The caller of a waiting call never sees the job's path.
+            linger: if waits {
+                Duration::ZERO
+            } else {
+                job::KEEP_FINISHED
+            },
+            caller: waits.then(|| sender.to_owned()),
+        })
+    }
+
+    async fn clone_and_wait(
+        &self,
+        header: &Header<'_>,
+        conn: &Connection,
+        request: CloneRequest,
+    ) -> Result<String> {
+        let launch = self.launch_for(header, conn, request, true).await?;
+        let (_, handle) = self.jobs.launch(conn, launch).await?;
         let outcome = handle
             .await
             .unwrap_or_else(|e| Err(Error::Libvirt(format!("internal error: {e}"))))?;
         Ok(outcome.uuid)
+    }
+
+    /// A blocking read of the host, a few at a time.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _slot = self
+            .reads
+            .acquire()
+            .await
+            .map_err(|e| Error::Libvirt(e.to_string()))?;
+        let engine = self.engine.clone();
+        blocking(move || f(&engine)).await
     }
 }
 
@@ -177,7 +169,7 @@ impl Manager {
         let request = self
             .clone_request(&header, source_vm_id, new_name, &options)
             .await?;
-        self.clone_and_wait(conn, request).await
+        self.clone_and_wait(&header, conn, request).await
     }
 
     #[zbus(out_args("results"))]
@@ -201,7 +193,7 @@ impl Manager {
                 new_name,
                 options: options.clone(),
             };
-            results.push(match self.clone_and_wait(conn, request).await {
+            results.push(match self.clone_and_wait(&header, conn, request).await {
                 Ok(uuid) => uuid,
                 Err(e) => format!("{}: {e}", e.dbus_name()),
             });
@@ -223,8 +215,24 @@ impl Manager {
             .await?;
         // Fail a bad name now, not in the job.
         naming::validate_vm_name(&request.new_name)?;
-        let (path, _) = self.launch(conn, request, job::KEEP_FINISHED).await?;
+        let launch = self.launch_for(&header, conn, request, false).await?;
+        let (path, _) = self.jobs.launch(conn, launch).await?;
         Ok(path)
+    }
+
+    /// The jobs on the bus the caller may see: their own (every job for root).
+    #[zbus(out_args("jobs"))]
+    async fn list_jobs(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<OwnedObjectPath>> {
+        self.auth.check(&header, Action::ListVms).await?;
+        let sender = header
+            .sender()
+            .ok_or_else(|| Error::NotAuthorized("The call has no sender.".into()))?;
+        let uid = auth::caller_uid(conn, sender).await?;
+        Ok(self.jobs.visible_to(uid))
     }
 
     #[zbus(out_args("vms"))]
@@ -233,8 +241,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<Vec<HashMap<String, OwnedValue>>> {
         self.auth.check(&header, Action::ListVms).await?;
-        let engine = self.engine.clone();
-        let vms = blocking(move || engine.host().list()).await?;
+        let vms = self.listing.get(&self.engine).await?;
         Ok(vms.iter().map(dicts::vm).collect())
     }
 
@@ -245,19 +252,18 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<HashMap<String, OwnedValue>> {
         self.auth.check(&header, Action::ListVms).await?;
-        let engine = self.engine.clone();
-        let vm = blocking(move || {
-            let host = engine.host();
-            host.summary(&host.lookup(&id_or_name)?)
-        })
-        .await?;
+        let vm = self
+            .read(move |engine| {
+                let host = engine.host();
+                host.summary(&host.lookup(&id_or_name)?)
+            })
+            .await?;
         Ok(dicts::vm(&vm))
     }
 
     async fn check_name(&self, new_name: String, #[zbus(header)] header: Header<'_>) -> Result<()> {
         self.auth.check(&header, Action::ListVms).await?;
-        let engine = self.engine.clone();
-        blocking(move || engine.check_name(&new_name)).await
+        self.read(move |engine| engine.check_name(&new_name)).await
     }
 
     async fn convert_to_template(
@@ -296,8 +302,20 @@ impl Manager {
         env!("CARGO_PKG_VERSION").to_string()
     }
 
+    /// The libvirt connection, without credentials; for callers allowed to
+    /// list VMs only.
     #[zbus(property(emits_changed_signal = "const"))]
-    fn libvirt_uri(&self) -> String {
-        self.engine.host().uri().to_string()
+    async fn libvirt_uri(&self, #[zbus(header)] header: Option<Header<'_>>) -> fdo::Result<String> {
+        if let Some(header) = &header {
+            self.auth
+                .check(header, Action::ListVms)
+                .await
+                .map_err(|e| {
+                    fdo::Error::AccessDenied(format!("org.vmclone.Error.NotAuthorized: {e}"))
+                })?;
+        }
+        Ok(crate::host::uri_without_credentials(
+            self.engine.host().uri(),
+        ))
     }
 }

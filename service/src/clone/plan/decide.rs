@@ -32,6 +32,8 @@ pub trait Lookups {
     fn volume_at(&self, path: &Path) -> Option<VolumeRef>;
     /// The volume `name` of pool `pool`.
     fn volume(&self, pool: &str, name: &str) -> Result<VolumeRef>;
+    /// Whether a source image is at `path` (it is opened, by descriptor, later).
+    fn exists(&self, path: &Path) -> bool;
     /// Claims `path` for this clone; false when something is there or
     /// another clone holds it.
     fn claim_path(&mut self, path: &Path) -> Result<bool>;
@@ -188,6 +190,13 @@ impl<L: Lookups> Decider<'_, L> {
                         )));
                     }
                 }
+                if !self.lookups.exists(path) {
+                    return Err(Error::Storage(format!(
+                        "The disk image {} of “{}” does not exist, so it cannot be copied.",
+                        path.display(),
+                        self.info.name
+                    )));
+                }
                 Ok(DiskDecision::CopyFile {
                     src: path.clone(),
                     dst: self.free_path(path)?,
@@ -258,6 +267,12 @@ impl<L: Lookups> Decider<'_, L> {
             DiskSource::Volume { pool, volume } => self.lookups.volume(pool, volume)?.path,
             other => return Err(not_cloneable(other, disk, &self.info.name)),
         };
+        if !self.lookups.exists(&backing) {
+            return Err(Error::Storage(format!(
+                "The template's disk image {} does not exist, so no linked clone can be made from it.",
+                backing.display()
+            )));
+        }
         if matches!(disk.source, DiskSource::Block(_)) && self.target_dir.is_none() {
             return Err(Error::Storage(format!(
                 "The template's disk {} is a block device; give the target-dir option to say where the linked clone's overlay file goes.",

@@ -544,6 +544,10 @@ impl Lookups for HostLookups<'_, '_> {
         })
     }
 
+    fn exists(&self, path: &Path) -> bool {
+        path.symlink_metadata().is_ok()
+    }
+
     fn claim_path(&mut self, path: &Path) -> Result<bool> {
         let (dir, name) = folder::split(path).map_err(storage)?;
         let free = self
