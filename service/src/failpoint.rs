@@ -46,5 +46,7 @@ pub fn step(step: &str, cancelled: &AtomicBool) {
     while marker.exists() && !cancelled.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(10));
     }
+    // A cancel ends the pause too: the marker goes either way.
+    let _ = std::fs::remove_file(&marker);
     tracing::warn!("going on after {step}");
 }

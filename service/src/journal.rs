@@ -240,17 +240,7 @@ impl<'d> Journal<'d> {
     /// removed now stays in the journal for the next start; it is returned.
     pub fn roll_back(self, host: &Host) -> Vec<Artifact> {
         let made: Vec<Artifact> = self.entries.into_iter().flatten().collect();
-        let in_use = match host.storage_in_use() {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::error!(
-                    "cannot tell which files defined VMs use ({e}); {} keeps the clone's files for the next start",
-                    self.dir.folder.join(&self.name).display()
-                );
-                return made;
-            }
-        };
-        settle(self.dir, &self.name, &made, host, &in_use, Undo::Now)
+        settle(self.dir, &self.name, &made, host, &mut None, Undo::Now)
     }
 }
 
@@ -270,13 +260,14 @@ enum Undo {
 }
 
 /// Undoes `artifacts`; removes the journal `name` when all went, or rewrites
-/// it with what is left. Returns what is left.
+/// it with what is left. Returns what is left. `in_use` caches what defined
+/// domains use (read when first needed).
 fn settle(
     dir: &JournalDir,
     name: &OsStr,
     artifacts: &[Artifact],
     host: &Host,
-    in_use: &InUse,
+    in_use: &mut Option<InUse>,
     when: Undo,
 ) -> Vec<Artifact> {
     let left = undo(artifacts, host, in_use, when);
@@ -388,16 +379,6 @@ pub fn recover(dir: &JournalDir, host: &Host) -> Result<Recovered, JournalError>
             out.committed += 1;
             continue;
         }
-        if in_use.is_none() {
-            match host.storage_in_use() {
-                Ok(u) => in_use = Some(u),
-                Err(e) => {
-                    tracing::error!("cannot tell which files defined VMs use ({e}); recovery waits for the next start");
-                    return Ok(out);
-                }
-            }
-        }
-        let in_use = in_use.as_ref().expect("just read");
         tracing::warn!(
             "rolling back an unfinished clone from {} ({} artifacts)",
             path.display(),
@@ -408,7 +389,7 @@ pub fn recover(dir: &JournalDir, host: &Host) -> Result<Recovered, JournalError>
             &name,
             &journal.artifacts,
             host,
-            in_use,
+            &mut in_use,
             Undo::Recovery,
         ));
         out.rolled_back += 1;
@@ -424,11 +405,30 @@ fn read(folder: &Folder, name: &OsStr) -> io::Result<Vec<u8>> {
 }
 
 /// Removes `artifacts`, newest first; returns those that could not be
-/// removed, in journal order.
-fn undo(artifacts: &[Artifact], host: &Host, in_use: &InUse, when: Undo) -> Vec<Artifact> {
+/// removed, in journal order. What defined domains use is read after the
+/// clone's own domain is gone (it is the newest entry), and only once.
+fn undo(
+    artifacts: &[Artifact],
+    host: &Host,
+    in_use: &mut Option<InUse>,
+    when: Undo,
+) -> Vec<Artifact> {
     let mut left = Vec::new();
     for artifact in artifacts.iter().rev() {
-        match undo_one(artifact, host, in_use, when) {
+        let needs_in_use = !matches!(artifact, Artifact::Domain { .. });
+        if needs_in_use && in_use.is_none() {
+            match host.storage_in_use() {
+                Ok(u) => *in_use = Some(u),
+                Err(e) => {
+                    tracing::error!("cannot tell which files defined VMs use ({e}); {artifact:?} is kept for the next start");
+                    left.push(artifact.clone());
+                    continue;
+                }
+            }
+        }
+        let empty = InUse::default();
+        let used = in_use.as_ref().unwrap_or(&empty);
+        match undo_one(artifact, host, used, when) {
             Ok(what) => tracing::info!("rolled back {artifact:?}: {what}"),
             Err(e) => {
                 tracing::error!("could not roll back {artifact:?}: {e}");

@@ -12,6 +12,7 @@ pub mod contract;
 pub mod libvirt;
 pub mod mounts;
 pub mod paths;
+pub mod pauses;
 pub mod process;
 pub mod service;
 pub mod signals;

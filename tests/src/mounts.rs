@@ -19,6 +19,15 @@ impl Mount {
         Mount(dir.to_owned())
     }
 
+    /// `dir` made read-only in place (a read-only bind mount of itself): even root
+    /// cannot write there until the mount goes.
+    pub fn read_only_bind(dir: &Path) -> Mount {
+        run("mount", &["--bind", path_arg(dir), path_arg(dir)]);
+        let mount = Mount(dir.to_owned());
+        run("mount", &["-o", "remount,ro,bind", path_arg(dir)]);
+        mount
+    }
+
     /// The filesystem in the file `image`, loop-mounted at `dir`; Err when the host
     /// cannot (no loop devices).
     pub fn loop_image(image: &Path, dir: &Path) -> Result<Mount, String> {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::bus::PrivateBus;
 use crate::client::{Client, BUS_NAME};
 use crate::paths::built_binary;
+use crate::pauses::Pauses;
 use crate::process::ChildGuard;
 use crate::system::{require_bus_name_free, RootTest};
 use crate::temp::TempDir;
@@ -39,9 +40,23 @@ impl Service {
         extra_args: &[&str],
         state_dir: TempDir,
     ) -> Service {
+        Self::start_paused(bus, uri, extra_args, state_dir, None)
+    }
+
+    /// As [`Service::start_with_state`], pausing at the clone steps of `pauses`.
+    pub fn start_paused(
+        bus: &PrivateBus,
+        uri: &str,
+        extra_args: &[&str],
+        state_dir: TempDir,
+        pauses: Option<&Pauses>,
+    ) -> Service {
         let mut cmd = Command::new(built_binary("vmclone-service"));
         cmd.args(["--address", bus.address(), "--no-authorization"])
             .args(extra_args);
+        if let Some(p) = pauses {
+            cmd.envs(p.env());
+        }
         Service::launch(cmd, uri, state_dir, bus, "its private bus")
     }
 
@@ -116,20 +131,42 @@ pub struct SystemService {
 
 impl SystemService {
     pub fn start(root: &RootTest, uri: &str) -> SystemService {
-        SystemService::launch(root, uri, None)
+        SystemService::launch(root, uri, None, &[], None)
+    }
+
+    /// As [`SystemService::start`], with more arguments and pausing at the clone
+    /// steps of `pauses`.
+    pub fn start_with(
+        root: &RootTest,
+        uri: &str,
+        extra_args: &[&str],
+        pauses: Option<&Pauses>,
+    ) -> SystemService {
+        SystemService::launch(root, uri, None, extra_args, pauses)
     }
 
     /// On libvirt's test driver loaded from `host_xml`.
     pub fn on_test_host(root: &RootTest, host_xml: &str) -> SystemService {
         let host = TempDir::new("system-host");
         let uri = test_driver_uri(host.path(), host_xml);
-        SystemService::launch(root, &uri, Some(host))
+        SystemService::launch(root, &uri, Some(host), &[], None)
     }
 
-    fn launch(_root: &RootTest, uri: &str, host: Option<TempDir>) -> SystemService {
+    fn launch(
+        _root: &RootTest,
+        uri: &str,
+        host: Option<TempDir>,
+        extra_args: &[&str],
+        pauses: Option<&Pauses>,
+    ) -> SystemService {
         require_bus_name_free();
+        let mut cmd = Command::new(built_binary("vmclone-service"));
+        cmd.args(extra_args);
+        if let Some(p) = pauses {
+            cmd.envs(p.env());
+        }
         let service = Service::launch(
-            Command::new(built_binary("vmclone-service")),
+            cmd,
             uri,
             TempDir::new("system-state"),
             &Client::system(),
