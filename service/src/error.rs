@@ -96,8 +96,25 @@ impl From<crate::storage::error::FileError> for Error {
     }
 }
 
-impl From<crate::journal::JournalError> for Error {
-    fn from(e: crate::journal::JournalError) -> Self {
+/// The clone journal could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("Cannot write the clone journal {path}: {source}")]
+pub struct JournalError {
+    pub path: std::path::PathBuf,
+    pub source: std::io::Error,
+}
+
+impl From<crate::storage::error::FileError> for JournalError {
+    fn from(e: crate::storage::error::FileError) -> Self {
+        JournalError {
+            path: e.path().map(ToOwned::to_owned).unwrap_or_default(),
+            source: std::io::Error::other(e.to_string()),
+        }
+    }
+}
+
+impl From<JournalError> for Error {
+    fn from(e: JournalError) -> Self {
         Error::Storage(e.to_string())
     }
 }

@@ -51,6 +51,24 @@ pub enum FileError {
     },
 }
 
+impl FileError {
+    /// The path the error is about (none for a cancel).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            FileError::Cancelled => None,
+            FileError::NoSpace { path }
+            | FileError::Exists { path }
+            | FileError::Unsupported { path, .. }
+            | FileError::NotADirectory { path }
+            | FileError::UntrustedLink { path, .. }
+            | FileError::Link { path }
+            | FileError::BadPath { path, .. }
+            | FileError::Replaced { path }
+            | FileError::Io { path, .. } => Some(path),
+        }
+    }
+}
+
 /// What a path holds, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
