@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 use crate::events::{self, EventSink, StartWatch};
 use crate::ids::normalize_uuid;
 use crate::pool_xml;
+use crate::storage::copy::Source;
+use crate::storage::qcow2;
 
 /// The flags for the XML a clone starts from: the persistent definition,
 /// including secrets such as VNC passwords (they belong to the copy too).
@@ -244,9 +246,14 @@ impl Host {
     }
 
     pub fn summary(&self, dom: &Domain) -> Result<VmSummary> {
+        Ok(self.details(dom)?.0)
+    }
+
+    /// The summary of a domain and what its definition says.
+    pub fn details(&self, dom: &Domain) -> Result<(VmSummary, DomainInfo)> {
         let state = self.state(dom)?;
         let info = domain_xml::parse(&dom.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)?)?;
-        Ok(summary_of(&info, state))
+        Ok((summary_of(&info, state), info))
     }
 
     /// Every domain on the connection. Domains that vanish while we look are skipped.
@@ -443,6 +450,40 @@ impl Host {
         }
         vol.delete(0)?;
         Ok("deleted")
+    }
+
+    /// The virtual size and the allocated bytes of a disk's image, as far as
+    /// they can be read (zeros when not: a missing image, a network disk).
+    pub fn disk_sizes(&self, disk: &domain_xml::Disk) -> (u64, u64) {
+        match &disk.source {
+            DiskSource::File(p) | DiskSource::Block(p) => match Source::open(p) {
+                Ok(src) => {
+                    let virtual_size = match qcow2::read_header(src.file()) {
+                        Ok(Some(h)) => h.virtual_size,
+                        _ => src.len(),
+                    };
+                    let allocated = match src.is_block_device() {
+                        true => src.len(),
+                        false => rustix::fs::fstat(src.file())
+                            .map(|st| st.st_blocks as u64 * 512)
+                            .unwrap_or(0),
+                    };
+                    (virtual_size, allocated)
+                }
+                Err(_) => (0, 0),
+            },
+            DiskSource::Volume { pool, volume } => self
+                .volume(pool, volume)
+                .and_then(|v| v.info())
+                .map(|i| (i.capacity, i.allocation))
+                .unwrap_or((0, 0)),
+            _ => (0, 0),
+        }
+    }
+
+    /// The host's CPUs and memory.
+    pub fn node_info(&self) -> Result<virt::connect::NodeInfo> {
+        Ok(self.conn().node_info()?)
     }
 
     /// The active storage pools whose volumes are files in a folder (dir,

@@ -8,6 +8,7 @@ pub mod checks;
 mod execute;
 pub mod identity;
 pub mod plan;
+pub mod report;
 pub mod reserve;
 
 use std::collections::HashSet;
@@ -163,11 +164,16 @@ impl Engine {
         names.iter().try_for_each(|n| self.check_name(n))
     }
 
-    /// Makes the whole clone. Returns once the domain is defined and its
-    /// storage is complete.
-    pub fn clone_vm(&self, req: &CloneRequest, progress: &Progress) -> Result<CloneOutcome> {
+    /// Everything a clone does before it makes anything: every check, its
+    /// identity and its storage plan (sources opened; locked against QEMU
+    /// writers unless `dry_run`), under `reservation`.
+    fn prepare(
+        &self,
+        req: &CloneRequest,
+        reservation: &mut Reservation,
+        dry_run: bool,
+    ) -> Result<Prepared> {
         naming::validate_vm_name(&req.new_name)?;
-        let mut reservation = self.reservations.start();
         if !reservation.take(name_key(&req.new_name)) {
             return Err(name_busy(&req.new_name));
         }
@@ -189,7 +195,7 @@ impl Engine {
         let id = identity::choose(
             &self.host,
             &self.reservations,
-            &mut reservation,
+            reservation,
             &info,
             opts.uuid.as_deref(),
             opts.mac_addresses.as_deref(),
@@ -197,13 +203,14 @@ impl Engine {
         let mut plan = Planner {
             host: &self.host,
             reservations: &self.reservations,
-            reservation: &mut reservation,
+            reservation,
             info: &info,
             new_name: &req.new_name,
             new_uuid: &id.uuid,
             target_dir: opts.target_dir.as_deref(),
             mode: opts.storage,
             live: false,
+            dry_run,
         }
         .plan()?;
         if info.is_template {
@@ -215,6 +222,35 @@ impl Engine {
                 }
             }
         }
+        Ok(Prepared {
+            dom,
+            xml,
+            info,
+            id,
+            plan,
+        })
+    }
+
+    /// What the clone `req` would make, checked exactly as the clone checks
+    /// it, without making anything.
+    pub fn plan_clone(&self, req: &CloneRequest) -> Result<report::PlanReport> {
+        let mut reservation = self.reservations.start();
+        let p = self.prepare(req, &mut reservation, true)?;
+        report::PlanReport::of(&self.host, &p.info, &p.plan, &req.options)
+    }
+
+    /// Makes the whole clone. Returns once the domain is defined and its
+    /// storage is complete.
+    pub fn clone_vm(&self, req: &CloneRequest, progress: &Progress) -> Result<CloneOutcome> {
+        let mut reservation = self.reservations.start();
+        let Prepared {
+            dom,
+            xml,
+            info,
+            id,
+            plan,
+        } = self.prepare(req, &mut reservation, false)?;
+        let opts = &req.options;
         // From here on a start of the source stops the clone; the images
         // are locked against QEMU writers already. Check once more, now
         // that nothing can slip between the check and the watch.
@@ -274,6 +310,15 @@ impl Engine {
             }
         }
     }
+}
+
+/// A clone checked and planned, nothing made yet.
+struct Prepared {
+    dom: virt::domain::Domain,
+    xml: String,
+    info: domain_xml::DomainInfo,
+    id: identity::Identity,
+    plan: plan::StoragePlan,
 }
 
 /// At most this many names in one `CloneVms`.

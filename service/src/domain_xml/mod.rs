@@ -78,6 +78,14 @@ pub struct DomainInfo {
     /// An emulated TPM (`<tpm><backend type='emulator'>`): its swtpm state
     /// lives in `/var/lib/libvirt/swtpm/<uuid>/`.
     pub tpm_emulator: bool,
+    /// Any `<tpm>` device (emulated or passed through).
+    pub has_tpm: bool,
+    /// A `<vsock>` with a fixed CID (the clone gets an automatic one).
+    pub fixed_vsock_cid: bool,
+    /// `<graphics>` with fixed ports (the clone's become automatic).
+    pub fixed_graphics_ports: bool,
+    /// UEFI firmware (`<os firmware='efi'>` or a pflash `<loader>`), else BIOS.
+    pub uefi: bool,
     /// `<metadata>` holds our template element.
     pub is_template: bool,
     /// Devices a clone can neither share nor copy.
@@ -172,6 +180,12 @@ impl Disk {
 pub struct Interface {
     /// `<mac address=...>` as written in the XML.
     pub mac: Option<String>,
+    /// `<interface type=...>`: network, bridge, user, direct, ...
+    pub kind: String,
+    /// What it connects to: the network, bridge or device name.
+    pub source: Option<String>,
+    /// `<model type=...>`, e.g. virtio.
+    pub model: Option<String>,
 }
 
 /// Where a copied disk of the clone lives.

@@ -25,6 +25,10 @@ pub fn parse(xml: &str) -> Result<DomainInfo, XmlError> {
         nvram: None,
         nvram_is_file: false,
         tpm_emulator: false,
+        has_tpm: false,
+        fixed_vsock_cid: false,
+        fixed_graphics_ports: false,
+        uefi: false,
         is_template: false,
         devices: Collector::default(),
         static_seclabel: None,
@@ -63,6 +67,10 @@ pub fn parse(xml: &str) -> Result<DomainInfo, XmlError> {
         interfaces: p.interfaces,
         nvram: p.nvram.filter(|n| !n.trim().is_empty()),
         tpm_emulator: p.tpm_emulator,
+        has_tpm: p.has_tpm,
+        fixed_vsock_cid: p.fixed_vsock_cid,
+        fixed_graphics_ports: p.fixed_graphics_ports,
+        uefi: p.uefi,
         is_template: p.is_template,
         unsharable: p.devices.found,
         static_seclabel: p.static_seclabel,
@@ -103,6 +111,10 @@ struct Parser<'x> {
     nvram: Option<String>,
     nvram_is_file: bool,
     tpm_emulator: bool,
+    has_tpm: bool,
+    fixed_vsock_cid: bool,
+    fixed_graphics_ports: bool,
+    uefi: bool,
     is_template: bool,
     devices: Collector,
     static_seclabel: Option<String>,
@@ -252,6 +264,11 @@ impl Parser<'_> {
                     self.max_memory = Some((String::new(), attr(e, "unit")?));
                     self.text = collect(TextOf::MaxMemory);
                 }
+                "os" => {
+                    if attr(e, "firmware")?.as_deref() == Some("efi") {
+                        self.uefi = true;
+                    }
+                }
                 "seclabel" => {
                     let model = attr(e, "model")?.unwrap_or_default();
                     // A fixed DAC label is a user to run as, which clones may share.
@@ -298,7 +315,20 @@ impl Parser<'_> {
                         self.disk = Some(b);
                     }
                 }
-                "interface" => self.interfaces.push(Interface { mac: None }),
+                "interface" => self.interfaces.push(Interface {
+                    mac: None,
+                    kind: attr(e, "type")?.unwrap_or_default(),
+                    source: None,
+                    model: None,
+                }),
+                "tpm" => self.has_tpm = true,
+                "graphics" => {
+                    for key in ["port", "tlsPort", "websocket"] {
+                        if attr(e, key)?.is_some_and(|v| v.trim() != "-1") {
+                            self.fixed_graphics_ports = true;
+                        }
+                    }
+                }
                 _ => {}
             }
         } else if self.at(&["domain", "devices", "disk"]) {
@@ -324,9 +354,24 @@ impl Parser<'_> {
                     _ => {}
                 }
             }
-        } else if self.at(&["domain", "devices", "interface"]) && name == "mac" {
+        } else if self.at(&["domain", "devices", "interface"]) {
             if let Some(i) = self.interfaces.last_mut() {
-                i.mac = attr(e, "address")?;
+                match name {
+                    "mac" => i.mac = attr(e, "address")?,
+                    "model" => i.model = attr(e, "type")?,
+                    "source" => {
+                        i.source = ["network", "bridge", "dev", "path", "socket"]
+                            .iter()
+                            .find_map(|k| attr(e, k).ok().flatten())
+                    }
+                    _ => {}
+                }
+            }
+        } else if self.at(&["domain", "devices", "vsock"]) && name == "cid" {
+            self.fixed_vsock_cid |= attr(e, "auto")?.as_deref() != Some("yes");
+        } else if self.at(&["domain", "os"]) && name == "loader" {
+            if attr(e, "type")?.as_deref() == Some("pflash") {
+                self.uefi = true;
             }
         } else if self.at(&["domain", "devices", "tpm"])
             && name == "backend"

@@ -106,15 +106,12 @@ fn parses_a_virt_manager_q35_uefi_vm() {
     );
     let shared: Vec<bool> = info.disks.iter().map(Disk::is_shared).collect();
     assert_eq!(shared, [false, false, true]);
-    assert_eq!(
-        info.interfaces,
-        vec![
-            Interface {
-                mac: Some("52:54:00:6a:1b:2c".into())
-            },
-            Interface { mac: None }
-        ]
-    );
+    let macs: Vec<Option<&str>> = info.interfaces.iter().map(|i| i.mac.as_deref()).collect();
+    assert_eq!(macs, [Some("52:54:00:6a:1b:2c"), None]);
+    assert_eq!(info.interfaces[0].kind, "network");
+    assert_eq!(info.interfaces[0].source.as_deref(), Some("default"));
+    assert_eq!(info.interfaces[0].model.as_deref(), Some("virtio"));
+    assert!(info.uefi && info.has_tpm && info.tpm_emulator);
 }
 
 #[test]
@@ -147,7 +144,12 @@ fn parses_odd_names_disks_and_the_nvram_source_form() {
     // shareable, floppy and transient-with-shared-backing disks stay shared;
     // a network disk is not shared (and not copyable: the engine refuses it).
     assert_eq!(shared, [false, true, true, false, true]);
-    assert_eq!(info.interfaces, vec![Interface { mac: None }; 2]);
+    assert!(info.interfaces.iter().all(|i| i.mac.is_none()));
+    assert_eq!(info.interfaces.len(), 2);
+    assert!(
+        info.has_tpm && !info.tpm_emulator,
+        "a passthrough TPM is a TPM"
+    );
 }
 
 #[test]

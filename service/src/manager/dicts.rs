@@ -5,6 +5,10 @@ use std::collections::HashMap;
 
 use zbus::zvariant::{OwnedValue, Value};
 
+use crate::clone::plan::destinations::Destination;
+use crate::clone::report::{CopyReport, PlanReport};
+use crate::domain_xml::DomainInfo;
+use crate::error::Result;
 use crate::host::VmSummary;
 
 pub type Dict = HashMap<String, OwnedValue>;
@@ -34,4 +38,134 @@ pub fn vm(vm: &VmSummary) -> Dict {
         ("interfaces", vm.interfaces.into()),
         ("is-template", vm.is_template.into()),
     ])
+}
+
+/// One VM as `GetVm` reports it: the summary, and its firmware, TPM, disks
+/// (with `sizes`: virtual and allocated bytes, one pair per disk) and NICs.
+pub fn vm_details(vm: &VmSummary, info: &DomainInfo, sizes: &[(u64, u64)]) -> Dict {
+    let disks: Vec<Dict> = info
+        .disks
+        .iter()
+        .zip(sizes)
+        .map(|(d, &(capacity, allocation))| {
+            dict([
+                ("target", d.target_dev.clone().unwrap_or_default().into()),
+                ("device", d.device.as_str().into()),
+                ("source", disk_source(&d.source).into()),
+                ("format", d.driver_type.clone().unwrap_or_default().into()),
+                ("capacity", capacity.into()),
+                ("allocation", allocation.into()),
+                ("shared", d.is_shared().into()),
+            ])
+        })
+        .collect();
+    let nics: Vec<Dict> = info
+        .interfaces
+        .iter()
+        .map(|i| {
+            dict([
+                ("type", i.kind.as_str().into()),
+                ("source", i.source.clone().unwrap_or_default().into()),
+                ("mac", i.mac.clone().unwrap_or_default().into()),
+                ("model", i.model.clone().unwrap_or_default().into()),
+            ])
+        })
+        .collect();
+    let mut out = self::vm(vm);
+    out.extend(dict([
+        ("firmware", if info.uefi { "uefi" } else { "bios" }.into()),
+        ("tpm", info.has_tpm.into()),
+        ("disk-details", disks.into()),
+        ("interface-details", nics.into()),
+    ]));
+    out
+}
+
+fn disk_source(source: &crate::domain_xml::DiskSource) -> String {
+    use crate::domain_xml::DiskSource as S;
+    match source {
+        S::Empty => String::new(),
+        S::File(p) | S::Block(p) | S::Dir(p) => p.display().to_string(),
+        S::Volume { pool, volume } => format!("{pool}/{volume}"),
+        S::Network { protocol } => format!("{protocol} (network)"),
+        S::Other { disk_type } => disk_type.clone(),
+    }
+}
+
+/// A folder a clone may be put in.
+pub fn destination(d: &Destination) -> Result<Dict> {
+    let mut out = dict([
+        ("path", d.path().display().to_string().into()),
+        ("free-bytes", d.free_bytes()?.into()),
+    ]);
+    if let Some(pool) = &d.pool {
+        out.extend(dict([("pool", pool.as_str().into())]));
+    }
+    Ok(out)
+}
+
+fn copy_report(c: &Option<CopyReport>) -> Dict {
+    match c {
+        Some(c) => dict([
+            ("source", c.source.as_str().into()),
+            ("destination", c.destination.as_str().into()),
+            ("exists", c.exists.into()),
+        ]),
+        None => Dict::new(),
+    }
+}
+
+/// What a clone would do (`PlanClone`).
+pub fn plan(p: &PlanReport) -> Result<Dict> {
+    let disks: Vec<Dict> = p
+        .disks
+        .iter()
+        .map(|d| {
+            dict([
+                ("target", d.target.as_str().into()),
+                ("device", d.device.as_str().into()),
+                ("source", d.source.as_str().into()),
+                ("format", d.format.as_str().into()),
+                ("virtual-size", d.virtual_size.into()),
+                ("allocated", d.allocated.into()),
+                ("action", d.action.into()),
+                ("destination", d.destination.as_str().into()),
+                ("backing-images", d.backing_images.into()),
+            ])
+        })
+        .collect();
+    let filesystems: Vec<Dict> = p
+        .filesystems
+        .iter()
+        .map(|f| {
+            dict([
+                ("folder", f.folder.display().to_string().into()),
+                ("free-bytes", f.free_bytes.into()),
+                ("bytes-needed", f.bytes_needed.into()),
+                ("fits", f.fits().into()),
+            ])
+        })
+        .collect();
+    let destinations = p
+        .destinations
+        .iter()
+        .map(destination)
+        .collect::<Result<Vec<Dict>>>()?;
+    let free = p
+        .filesystems
+        .iter()
+        .map(|f| f.free_bytes)
+        .min()
+        .unwrap_or(0);
+    Ok(dict([
+        ("disks", disks.into()),
+        ("nvram", copy_report(&p.nvram).into()),
+        ("tpm", copy_report(&p.tpm).into()),
+        ("bytes-to-copy", p.bytes_to_copy.into()),
+        ("free-bytes", free.into()),
+        ("fits", p.fits().into()),
+        ("filesystems", filesystems.into()),
+        ("warnings", p.warnings.clone().into()),
+        ("destinations", destinations.into()),
+    ]))
 }

@@ -252,13 +252,53 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<HashMap<String, OwnedValue>> {
         self.auth.check(&header, Action::ListVms).await?;
-        let vm = self
+        let (vm, info, sizes) = self
             .read(move |engine| {
                 let host = engine.host();
-                host.summary(&host.lookup(&id_or_name)?)
+                let (vm, info) = host.details(&host.lookup(&id_or_name)?)?;
+                let sizes: Vec<(u64, u64)> =
+                    info.disks.iter().map(|d| host.disk_sizes(d)).collect();
+                Ok((vm, info, sizes))
             })
             .await?;
-        Ok(dicts::vm(&vm))
+        Ok(dicts::vm_details(&vm, &info, &sizes))
+    }
+
+    /// What a clone with these options would do, checked as the clone checks
+    /// it, without doing it.
+    #[zbus(out_args("plan"))]
+    async fn plan_clone(
+        &self,
+        source_vm_id: String,
+        new_name: String,
+        options: Options,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<HashMap<String, OwnedValue>> {
+        self.auth.check(&header, Action::ListVms).await?;
+        let request = CloneRequest {
+            source: source_vm_id,
+            new_name,
+            options: CloneOptions::parse(&options)?,
+        };
+        self.read(move |engine| dicts::plan(&engine.plan_clone(&request)?))
+            .await
+    }
+
+    /// The storage pools' folders, where a clone of any VM may go (a clone may
+    /// also go into a folder of its source's disks).
+    #[zbus(out_args("destinations"))]
+    async fn list_destinations(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<Vec<HashMap<String, OwnedValue>>> {
+        self.auth.check(&header, Action::ListVms).await?;
+        self.read(|engine| {
+            crate::clone::plan::destinations::allowed(engine.host(), None)?
+                .iter()
+                .map(dicts::destination)
+                .collect()
+        })
+        .await
     }
 
     async fn check_name(&self, new_name: String, #[zbus(header)] header: Header<'_>) -> Result<()> {

@@ -24,6 +24,11 @@ impl Destination {
     pub fn path(&self) -> &Path {
         self.folder.path()
     }
+
+    /// Bytes free on its filesystem.
+    pub fn free_bytes(&self) -> Result<u64> {
+        Ok(self.folder.free_bytes()?)
+    }
 }
 
 /// Every folder a clone of `info` may be put in, each once.

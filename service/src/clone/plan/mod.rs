@@ -155,6 +155,8 @@ pub struct Planner<'a> {
     pub mode: StorageMode,
     /// The source is running and copied live: no locks against writers.
     pub live: bool,
+    /// Only a plan is wanted: sources are checked for writers, not locked.
+    pub dry_run: bool,
 }
 
 impl Planner<'_> {
@@ -188,6 +190,7 @@ impl Planner<'_> {
             new_name: self.new_name,
             target_dir,
             live: self.live,
+            dry_run: self.dry_run,
             seen: HashSet::new(),
         };
         let mut disks = Vec::with_capacity(decision.disks.len());
@@ -221,6 +224,7 @@ struct Opener<'a, 'r> {
     new_name: &'a str,
     target_dir: Option<&'a Path>,
     live: bool,
+    dry_run: bool,
     /// Images already in a chain (a chain that loops is refused).
     seen: HashSet<FileId>,
 }
@@ -365,7 +369,7 @@ impl Opener<'_, '_> {
             )));
         }
         if !self.live {
-            lock_against_writers(&source, what)?;
+            lock_against_writers(&source, what, !self.dry_run)?;
         }
         Ok(Some(source))
     }
@@ -407,9 +411,9 @@ impl Opener<'_, '_> {
     }
 }
 
-/// Keeps QEMU from opening the image for writing while it is copied, after
-/// checking that no QEMU has it open for writing now.
-fn lock_against_writers(source: &Source, what: &str) -> Result<()> {
+/// Checks that no QEMU has the image open for writing now, and (with `hold`)
+/// keeps QEMU from opening it for writing while it is copied.
+fn lock_against_writers(source: &Source, what: &str, hold: bool) -> Result<()> {
     let unsupported = |e: &io::Error| {
         matches!(
             e.raw_os_error(),
@@ -428,6 +432,9 @@ fn lock_against_writers(source: &Source, what: &str) -> Result<()> {
             tracing::warn!("{}: no image locks on this filesystem ({e})", source.path().display())
         }
         Err(e) => return Err(Error::Storage(format!("{}: {e}", source.path().display()))),
+    }
+    if !hold {
+        return Ok(());
     }
     match image_lock::forbid_writers(source.file()) {
         Ok(()) => Ok(()),
