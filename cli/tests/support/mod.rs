@@ -36,11 +36,15 @@ impl Demo {
 /// `vmclonectl ARGS…` with English messages.
 pub fn ctl(args: &[&str]) -> Command {
     let mut cmd = Command::new(CTL);
-    cmd.args(args)
-        .env_remove("LANGUAGE")
-        .env("LC_ALL", "C.UTF-8")
-        .env_remove("NO_COLOR");
+    english(cmd.args(args));
     cmd
+}
+
+/// English messages, colour allowed: the environment the tests read output in.
+pub fn english(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("LANGUAGE")
+        .env("LC_ALL", "C.UTF-8")
+        .env_remove("NO_COLOR")
 }
 
 pub fn code(out: &Output) -> i32 {
