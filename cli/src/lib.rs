@@ -13,6 +13,7 @@ mod jobs;
 mod json;
 mod monitor;
 pub mod size;
+pub mod ssh;
 mod table;
 mod vms;
 
@@ -63,11 +64,14 @@ impl Output {
 
 /// Runs one invocation to its end.
 pub async fn run(inv: &Invocation, out: &Output) -> Result<(), CliError> {
-    let conn = bus::connect(inv.address.as_deref()).await?;
+    let conn = bus::connect(&inv.bus).await?;
     match &inv.action {
         Action::List { json, names } => vms::list(&conn, out, *json, *names).await,
         Action::Show { vm, json } => vms::show(&conn, out, vm, *json).await,
-        Action::Clone(args) => clone::run(&conn, out, args).await,
+        Action::Clone(args) => {
+            let remote = matches!(inv.bus, bus::BusTarget::Host(_));
+            clone::run(&conn, out, args, remote).await
+        }
         Action::Template { vm } => vms::template(&conn, out, vm).await,
         Action::Jobs { json } => jobs::list(&conn, out, *json).await,
         Action::Cancel { job } => jobs::cancel(&conn, out, job).await,
