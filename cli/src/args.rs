@@ -36,6 +36,17 @@ pub enum Action {
     Monitor { json: bool },
 }
 
+impl Action {
+    /// Whether polkit may ask for a password (the calls of `org.vmclone.clone-vm`
+    /// and `org.vmclone.manage-templates`); reading is allowed to everyone.
+    pub fn needs_authorization(&self) -> bool {
+        matches!(
+            self,
+            Action::Clone(_) | Action::Template { .. } | Action::Cancel { .. }
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CloneArgs {
     pub source: String,

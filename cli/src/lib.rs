@@ -1,6 +1,7 @@
 //! vmclonectl: the command-line client of the vmclone service. A D-Bus
 //! client only, like the app: it never links libvirt.
 
+mod agent;
 pub mod args;
 pub mod bus;
 mod clone;
@@ -64,6 +65,12 @@ impl Output {
 
 /// Runs one invocation to its end.
 pub async fn run(inv: &Invocation, out: &Output) -> Result<(), CliError> {
+    // Registered before the first call, so polkit finds it when it asks.
+    let _agent = inv
+        .action
+        .needs_authorization()
+        .then(|| agent::TtyAgent::start_if_useful(&inv.bus))
+        .flatten();
     let conn = bus::connect(&inv.bus).await?;
     match &inv.action {
         Action::List { json, names } => vms::list(&conn, out, *json, *names).await,
