@@ -257,13 +257,14 @@ fn template_then_linked_clones() {
     let text = ok(&demo.ctl(&["template", "db01"]));
     assert!(text.starts_with("db01 is now a template"), "{text}");
     assert!(demo.bus.get_vm("db01").is_template);
-    // The demo host's images do not exist: the service takes the request as a
-    // linked clone of a template and refuses it for its storage (a linked clone
-    // of a VM that is not a template would be status 9, as above).
+    // The demo host's pool folder does not exist: the service takes the request
+    // as a linked clone of a template and refuses it for its storage, naming
+    // the folder (a linked clone of a VM that is not a template would be
+    // status 9, as above).
     assert_fails(
         &demo.ctl(&["clone", "db01", "db-linked", "--linked"]),
         7,
-        "linked clone",
+        "/vmclone-demo-pool",
     );
     assert!(ok(&demo.ctl(&["list"]))
         .lines()
