@@ -61,19 +61,16 @@ build:
 
 # Does not build (so `make && sudo make install` runs cargo as the user only).
 install:
-	@test -x $(SERVICE_BIN) -a -x $(APP_BIN) || \
-		{ echo "$(SERVICE_BIN) or $(APP_BIN) missing: run 'make' first" >&2; exit 1; }
+	@test -x $(SERVICE_BIN) -a -x $(APP_BIN) -a -x $(CLI_BIN) -a -d $(CLI_DOCS)/man || \
+		{ echo "$(SERVICE_BIN), $(APP_BIN), $(CLI_BIN) or $(CLI_DOCS) missing: run 'make' first" >&2; exit 1; }
 	$(INSTALL) -D -m 0755 $(SERVICE_BIN) $(DESTDIR)$(libexecdir)/vmclone-service
 	$(INSTALL) -D -m 0755 $(APP_BIN) $(DESTDIR)$(bindir)/vmclone
-ifneq ($(wildcard $(CLI_BIN)),)
-	@test -d $(CLI_DOCS)/man || { echo "$(CLI_DOCS) missing: run 'make' first" >&2; exit 1; }
 	$(INSTALL) -D -m 0755 $(CLI_BIN) $(DESTDIR)$(bindir)/vmclonectl
 	$(INSTALL) -d $(DESTDIR)$(mandir)/man1
 	$(INSTALL) -m 0644 $(addprefix $(CLI_DOCS)/man/,$(CLI_MAN_PAGES)) $(DESTDIR)$(mandir)/man1/
 	$(INSTALL) -D -m 0644 $(CLI_DOCS)/completions/vmclonectl $(DESTDIR)$(bashcompletiondir)/vmclonectl
 	$(INSTALL) -D -m 0644 $(CLI_DOCS)/completions/_vmclonectl $(DESTDIR)$(zshcompletiondir)/_vmclonectl
 	$(INSTALL) -D -m 0644 $(CLI_DOCS)/completions/vmclonectl.fish $(DESTDIR)$(fishcompletiondir)/vmclonectl.fish
-endif
 	$(INSTALL) -D -m 0644 data/org.vmclone.Manager.conf $(DESTDIR)$(dbuspolicydir)/org.vmclone.Manager.conf
 	$(INSTALL) -d $(DESTDIR)$(dbussystemservicedir) $(DESTDIR)$(systemdsystemunitdir)
 	sed -e 's|^Exec=.*|Exec=$(libexecdir)/vmclone-service|' data/org.vmclone.Manager.service \

@@ -21,7 +21,7 @@ PACKAGES=(
     libvirt-dev libvirt-daemon-system libvirt-clients
     qemu-system-x86 qemu-utils qemu-block-extra swtpm swtpm-tools ovmf
     dbus dbus-daemon dbus-bin polkitd pkexec systemd libglib2.0-bin libxml2-utils bc
-    xfsprogs util-linux coreutils zsh man-db
+    xfsprogs util-linux coreutils zsh man-db openssh-client openssh-server
     virtinst
     libgtk-4-dev libadwaita-1-dev gettext desktop-file-utils appstream
     xvfb xauth xdotool imagemagick at-spi2-core fonts-cantarell adwaita-icon-theme

@@ -7,8 +7,10 @@ use clap::builder::{NonEmptyStringValueParser, RangedU64ValueParser};
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command, ValueHint};
 use gettextrs::gettext;
 
+use crate::bus::BusTarget;
 use crate::exit::ExitStatus;
 use crate::size::parse_memory_mib;
+use crate::ssh::Remote;
 
 pub const PROGRAM: &str = "vmclonectl";
 
@@ -18,8 +20,7 @@ pub const VM_ARGS: &[&str] = &["vm", "source"];
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
-    /// A D-Bus address; `None` is the system bus.
-    pub address: Option<String>,
+    pub bus: BusTarget,
     pub action: Action,
 }
 
@@ -33,6 +34,17 @@ pub enum Action {
     Cancel { job: String },
     CheckName { name: String },
     Monitor { json: bool },
+}
+
+impl Action {
+    /// Whether polkit may ask for a password (the calls of `org.vmclone.clone-vm`
+    /// and `org.vmclone.manage-templates`); reading is allowed to everyone.
+    pub fn needs_authorization(&self) -> bool {
+        matches!(
+            self,
+            Action::Clone(_) | Action::Template { .. } | Action::Cancel { .. }
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -121,7 +133,7 @@ pub fn command() -> Command {
             "List and clone libvirt virtual machines through the vmclone service",
         ))
         .long_about(gettext(
-            "vmclonectl talks to the vmclone service (org.vmclone.Manager) on the D-Bus system bus, or on the bus given with --address. Clones are exact, independent copies of shut-off VMs with a new name, UUID and MAC addresses; a cancelled or failed clone leaves nothing behind.",
+            "vmclonectl talks to the vmclone service (org.vmclone.Manager) on the D-Bus system bus, on the bus given with --address, or on another machine's system bus over SSH with --host. Clones are exact, independent copies of shut-off VMs with a new name, UUID and MAC addresses; a cancelled or failed clone leaves nothing behind.",
         ))
         .after_help(format!("{}\n{exit_codes}", gettext("Exit status:")))
         .subcommand_required(true)
@@ -141,6 +153,20 @@ pub fn command() -> Command {
                 .value_parser(NonEmptyStringValueParser::new())
                 .help(gettext(
                     "Use the bus at this D-Bus address (e.g. unix:path=/run/bus.sock) instead of the system bus",
+                )),
+        )
+        .arg(
+            Arg::new("host")
+                .short('H')
+                .long("host")
+                .value_name(gettext("HOST"))
+                .global(true)
+                .display_order(901)
+                .conflicts_with("address")
+                .value_hint(ValueHint::Hostname)
+                .value_parser(Remote::parse)
+                .help(gettext(
+                    "Use the system bus of another machine, [USER@]HOST[:PORT], over SSH (ssh -xT HOST systemd-stdio-bridge, as busctl --host)",
                 )),
         )
         .subcommand(sub(
@@ -258,10 +284,22 @@ impl Invocation {
     }
 
     pub fn from_matches(m: &ArgMatches) -> Invocation {
-        let address = m.get_one::<String>("address").cloned();
         let (name, sub) = m.subcommand().expect("a subcommand is required");
-        // `--address` is global: clap gives it to the subcommand's matches.
-        let address = address.or_else(|| sub.get_one::<String>("address").cloned());
+        // `--address` and `--host` are global: clap gives them to the subcommand's matches.
+        fn global<'m, T: Clone + Send + Sync + 'static>(
+            m: &'m ArgMatches,
+            sub: &'m ArgMatches,
+            id: &str,
+        ) -> Option<&'m T> {
+            sub.get_one::<T>(id).or_else(|| m.get_one::<T>(id))
+        }
+        let bus = if let Some(a) = global::<String>(m, sub, "address") {
+            BusTarget::Address(a.clone())
+        } else if let Some(r) = global::<Remote>(m, sub, "host") {
+            BusTarget::Host(r.clone())
+        } else {
+            BusTarget::System
+        };
         let text = |id: &str| sub.get_one::<String>(id).cloned();
         let has = |id: &str| sub.get_flag(id);
         let action = match name {
@@ -302,7 +340,7 @@ impl Invocation {
             "monitor" => Action::Monitor { json: has("json") },
             other => unreachable!("subcommand {other} is not defined"),
         };
-        Invocation { address, action }
+        Invocation { bus, action }
     }
 }
 
@@ -342,7 +380,7 @@ mod tests {
             "unix:path=/x",
         ])
         .expect("valid");
-        assert_eq!(inv.address.as_deref(), Some("unix:path=/x"));
+        assert_eq!(inv.bus, BusTarget::Address("unix:path=/x".into()));
         let Action::Clone(c) = inv.action else {
             panic!("not a clone: {inv:?}")
         };
@@ -353,6 +391,29 @@ mod tests {
         assert!(c.linked && !c.json && !c.no_wait);
         assert_eq!((c.vcpus, c.memory_mib), (Some(4), Some(4096)));
         assert_eq!(c.macs, ["52:54:00:00:00:01", "52:54:00:00:00:02"]);
+    }
+
+    #[test]
+    fn host_before_or_after_the_command_and_never_with_address() {
+        for args in [
+            &["--host", "root@kvm1:2222", "list"][..],
+            &["list", "-H", "root@kvm1:2222"],
+        ] {
+            let inv = parse(args).expect("valid");
+            assert_eq!(
+                inv.bus,
+                BusTarget::Host(Remote::parse("root@kvm1:2222").unwrap()),
+                "{args:?}"
+            );
+        }
+        assert_eq!(parse(&["list"]).unwrap().bus, BusTarget::System);
+        for bad in [
+            &["--host", "kvm1", "--address", "unix:path=/x", "list"][..],
+            &["list", "--host", "-oProxyCommand=x"],
+        ] {
+            let err = parse(bad).expect_err(&format!("{bad:?} is a usage error"));
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::{proxy, Connection};
 
 use crate::error::CliError;
+use crate::ssh::Remote;
 
 pub const BUS_NAME: &str = "org.vmclone.Manager";
 pub const JOBS_PATH: &str = "/org/vmclone/Manager/jobs";
@@ -89,18 +90,31 @@ pub trait Job {
     fn bytes_total(&self) -> zbus::Result<u64>;
 }
 
-/// Connects to the bus at `address`, or to the system bus (which honours
-/// `DBUS_SYSTEM_BUS_ADDRESS`). zbus sets no method timeout by default, so a
+/// Where the service is: this machine's system bus, a bus address
+/// (`--address`), or another machine's system bus over SSH (`--host`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusTarget {
+    System,
+    Address(String),
+    Host(Remote),
+}
+
+/// Connects to the bus of `target`; the system bus honours
+/// `DBUS_SYSTEM_BUS_ADDRESS`. zbus sets no method timeout by default, so a
 /// call that runs for an hour (`CloneVms` of big disks) is waited for.
-pub async fn connect(address: Option<&str>) -> Result<Connection, CliError> {
-    let conn = match address {
-        Some(address) => match zbus::connection::Builder::address(address) {
+pub async fn connect(target: &BusTarget) -> Result<Connection, CliError> {
+    let conn = match target {
+        BusTarget::System => Connection::system().await,
+        BusTarget::Address(address) => match zbus::connection::Builder::address(address.as_str()) {
             Ok(builder) => builder.build().await,
             Err(e) => Err(e),
         },
-        None => Connection::system().await,
+        BusTarget::Host(remote) => match zbus::connection::Builder::address(remote.address()) {
+            Ok(builder) => builder.build().await,
+            Err(e) => Err(e),
+        },
     };
-    conn.map_err(|e| CliError::no_bus(address, &e))
+    conn.map_err(|e| CliError::no_bus(target, &e))
 }
 
 pub async fn manager(conn: &Connection) -> Result<ManagerProxy<'static>, CliError> {

@@ -19,8 +19,12 @@ use crate::Output;
 /// How many names past the first taken one are tried before giving up.
 const NAME_ATTEMPTS: u32 = 1000;
 
-/// The `a{sv}` options of the service for these arguments.
-fn options(args: &CloneArgs) -> Result<HashMap<&'static str, Value<'static>>, CliError> {
+/// The `a{sv}` options of the service for these arguments; `remote`: the
+/// service runs on another machine (`--host`).
+fn options(
+    args: &CloneArgs,
+    remote: bool,
+) -> Result<HashMap<&'static str, Value<'static>>, CliError> {
     let mut o = HashMap::new();
     if args.linked {
         o.insert("storage", Value::from("linked"));
@@ -32,7 +36,13 @@ fn options(args: &CloneArgs) -> Result<HashMap<&'static str, Value<'static>>, Cl
         o.insert("memory-mib", Value::U64(mib));
     }
     if let Some(dir) = &args.target_dir {
-        // The service runs elsewhere: a relative folder means ours.
+        // Our folder means nothing on another machine.
+        if remote && dir.is_relative() {
+            return Err(CliError::Usage(gettext(
+                "With --host, give --target-dir as an absolute folder on that machine.",
+            )));
+        }
+        // The service has another working folder: a relative folder means ours.
         let dir = std::path::absolute(dir).map_err(|e| CliError::Failed(e.to_string()))?;
         let dir = dir.to_str().ok_or_else(|| {
             CliError::Failed(gettext("The target folder's name is not valid UTF-8."))
@@ -88,11 +98,16 @@ async fn names(manager: &ManagerProxy<'_>, args: &CloneArgs) -> Result<Vec<Strin
     ))
 }
 
-pub async fn run(conn: &Connection, out: &Output, args: &CloneArgs) -> Result<(), CliError> {
+pub async fn run(
+    conn: &Connection,
+    out: &Output,
+    args: &CloneArgs,
+    remote: bool,
+) -> Result<(), CliError> {
     // Caught before the first call: Ctrl-C must cancel, never kill us mid-job.
     let mut interrupts = Interrupts::catch()?;
     let manager = bus::manager(conn).await?;
-    let options = options(args)?;
+    let options = options(args, remote)?;
     let names = names(&manager, args).await?;
     if args.copies.is_some() {
         return copies(conn, out, &manager, args, &names, options, &mut interrupts).await;
@@ -286,12 +301,22 @@ mod tests {
             macs: vec!["52:54:00:00:00:01".into()],
             ..CloneArgs::default()
         };
-        let o = options(&args).expect("options");
+        let o = options(&args, false).expect("options");
         assert_eq!(o["storage"], Value::from("linked"));
         assert_eq!(o["vcpus"], Value::U32(2));
         assert_eq!(o["memory-mib"], Value::U64(1024));
         let dir = String::try_from(o["target-dir"].try_clone().expect("clone")).expect("a string");
         assert!(dir.starts_with('/') && dir.ends_with("/relative"), "{dir}");
         assert!(!o.contains_key("uuid"));
+        let e = options(&args, true).expect_err("a relative folder on another machine");
+        assert_eq!(e.status(), ExitStatus::Usage);
+        let args = CloneArgs {
+            target_dir: Some("/srv/vms".into()),
+            ..CloneArgs::default()
+        };
+        assert_eq!(
+            options(&args, true).expect("absolute")["target-dir"],
+            Value::from("/srv/vms")
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Shell completions and man pages, made from [`crate::args::command`]: the
 //! same definitions as `--help`. clap_complete writes the scripts; each gets
 //! one small hook so that VM arguments complete with the names `ListVms`
-//! gives (`vmclonectl list --names`, on the bus named by `--address` if given).
+//! gives (`vmclonectl list --names`, on the bus named by `--address` or
+//! `--host` if given).
 
 use std::io::Write;
 use std::path::Path;
@@ -53,8 +54,8 @@ _vmclonectl_vms() {{
     cur=${{words[-1]}}
     for (( i = 1; i < ${{#words[@]}} - 1; i++ )); do
         case ${{words[i]}} in
-            --address) addr=(--address "${{words[i+1]}}"); (( i++ )) ;;
-            --address=*) addr=("${{words[i]}}") ;;
+            --address|--host|-H) addr=("${{words[i]}}" "${{words[i+1]}}"); (( i++ )) ;;
+            --address=*|--host=*) addr=("${{words[i]}}") ;;
             -*) ;;
             *) if [[ -z $sub ]]; then sub=${{words[i]}}; else (( pos++ )); fi ;;
         esac
@@ -74,14 +75,14 @@ _vmclonectl_vms() {{
 
 fn zsh(raw: &str) -> String {
     let hook = r#"
-# VM names from the service, on the bus named by --address if given.
+# VM names from the service, on the bus named by --address or --host if given.
 _vmclonectl_vms() {
     local -a vms addr
     local i
     for (( i = 2; i < CURRENT; i++ )); do
         case ${words[i]} in
-            --address=*) addr=("${words[i]}") ;;
-            --address) addr=(--address "${words[i+1]}") ;;
+            --address=*|--host=*) addr=("${words[i]}") ;;
+            --address|--host|-H) addr=("${words[i]}" "${words[i+1]}") ;;
         esac
     done
     vms=(${(f)"$(command vmclonectl "${addr[@]}" list --names 2>/dev/null)"})
@@ -108,16 +109,16 @@ _vmclonectl_vms() {
 fn fish(raw: &str, subs: &str) -> String {
     let hook = format!(
         r#"
-# VM names from the service, on the bus named by --address if given.
+# VM names from the service, on the bus named by --address or --host if given.
 function __fish_vmclonectl_vms
     set -l addr
     set -l tokens (commandline -opc)
     for i in (seq (count $tokens))
         switch $tokens[$i]
-            case '--address=*'
+            case '--address=*' '--host=*'
                 set addr $tokens[$i]
-            case --address
-                set addr --address $tokens[(math $i + 1)]
+            case --address --host -H
+                set addr $tokens[$i] $tokens[(math $i + 1)]
         end
     end
     command vmclonectl $addr list --names 2>/dev/null

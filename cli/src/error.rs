@@ -2,6 +2,7 @@
 
 use gettextrs::gettext;
 
+use crate::bus::BusTarget;
 use crate::exit::ExitStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +17,9 @@ pub enum CliError {
     /// The service answered with something the contract does not allow.
     #[error("{0}")]
     BadReply(String),
+    /// The command line asks for something that cannot work (found after clap's checks).
+    #[error("{0}")]
+    Usage(String),
     /// A job was asked for something it cannot do (e.g. cancel a finished job).
     #[error("{0}")]
     Failed(String),
@@ -33,6 +37,7 @@ impl CliError {
             CliError::Service { name, .. } => ExitStatus::for_error_name(name),
             CliError::Unreachable(_) => ExitStatus::Unreachable,
             CliError::BadReply(_) | CliError::Failed(_) => ExitStatus::Failure,
+            CliError::Usage(_) => ExitStatus::Usage,
             CliError::Interrupted(_) => ExitStatus::Interrupted,
             CliError::Reported(status) => *status,
         }
@@ -52,11 +57,17 @@ impl CliError {
         }
     }
 
-    pub fn no_bus(address: Option<&str>, err: &zbus::Error) -> CliError {
-        let msg = match address {
-            Some(a) => gettext("Cannot connect to the D-Bus bus at {address}: {error}")
-                .replace("{address}", a),
-            None => gettext("Cannot connect to the D-Bus system bus: {error}"),
+    pub fn no_bus(target: &BusTarget, err: &zbus::Error) -> CliError {
+        let msg = match target {
+            BusTarget::System => gettext("Cannot connect to the D-Bus system bus: {error}"),
+            BusTarget::Address(a) => {
+                gettext("Cannot connect to the D-Bus bus at {address}: {error}")
+                    .replace("{address}", a)
+            }
+            BusTarget::Host(remote) => gettext(
+                "Cannot reach the system bus of {host} through ssh and systemd-stdio-bridge: {error}",
+            )
+            .replace("{host}", &remote.to_string()),
         };
         CliError::Unreachable(msg.replace("{error}", &err.to_string()))
     }

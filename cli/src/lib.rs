@@ -1,6 +1,7 @@
 //! vmclonectl: the command-line client of the vmclone service. A D-Bus
 //! client only, like the app: it never links libvirt.
 
+mod agent;
 pub mod args;
 pub mod bus;
 mod clone;
@@ -13,6 +14,7 @@ mod jobs;
 mod json;
 mod monitor;
 pub mod size;
+pub mod ssh;
 mod table;
 mod vms;
 
@@ -63,11 +65,20 @@ impl Output {
 
 /// Runs one invocation to its end.
 pub async fn run(inv: &Invocation, out: &Output) -> Result<(), CliError> {
-    let conn = bus::connect(inv.address.as_deref()).await?;
+    // Registered before the first call, so polkit finds it when it asks.
+    let _agent = inv
+        .action
+        .needs_authorization()
+        .then(|| agent::TtyAgent::start_if_useful(&inv.bus))
+        .flatten();
+    let conn = bus::connect(&inv.bus).await?;
     match &inv.action {
         Action::List { json, names } => vms::list(&conn, out, *json, *names).await,
         Action::Show { vm, json } => vms::show(&conn, out, vm, *json).await,
-        Action::Clone(args) => clone::run(&conn, out, args).await,
+        Action::Clone(args) => {
+            let remote = matches!(inv.bus, bus::BusTarget::Host(_));
+            clone::run(&conn, out, args, remote).await
+        }
         Action::Template { vm } => vms::template(&conn, out, vm).await,
         Action::Jobs { json } => jobs::list(&conn, out, *json).await,
         Action::Cancel { job } => jobs::cancel(&conn, out, job).await,

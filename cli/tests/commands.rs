@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -259,13 +257,14 @@ fn template_then_linked_clones() {
     let text = ok(&demo.ctl(&["template", "db01"]));
     assert!(text.starts_with("db01 is now a template"), "{text}");
     assert!(demo.bus.get_vm("db01").is_template);
-    // The demo host's images do not exist: the service takes the request as a
-    // linked clone of a template and refuses it for its storage (a linked clone
-    // of a VM that is not a template would be status 9, as above).
+    // The demo host's pool folder does not exist: the service takes the request
+    // as a linked clone of a template and refuses it for its storage, naming
+    // the folder (a linked clone of a VM that is not a template would be
+    // status 9, as above).
     assert_fails(
         &demo.ctl(&["clone", "db01", "db-linked", "--linked"]),
         7,
-        "linked clone",
+        "/vmclone-demo-pool",
     );
     assert!(ok(&demo.ctl(&["list"]))
         .lines()
@@ -340,62 +339,11 @@ fn cancel_refuses_ended_and_unknown_jobs() {
     assert_eq!(code(&demo.ctl(&["cancel", "/not/a/job"])), 3);
 }
 
-/// `vmclonectl monitor` running in the background, read line by line.
-struct Monitor {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Monitor {
-    fn start(demo: &Demo, json: bool) -> Monitor {
-        let mut args = vec!["monitor"];
-        if json {
-            args.push("--json");
-        }
-        let mut child = demo
-            .command(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn monitor");
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        err.read_line(&mut first).unwrap();
-        assert_eq!(first, "Watching the vmclone service; Ctrl-C stops.\n");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Monitor { child, lines }
-    }
-
-    fn next(&self) -> String {
-        self.lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("a monitor line")
-    }
-
-    /// Ctrl-C ends it with status 0.
-    fn interrupt(mut self) {
-        let pid = self.child.id().to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let status = self.child.wait().unwrap();
-        assert_eq!(status.code(), Some(0), "monitor after SIGINT");
-    }
-}
-
 #[test]
 fn monitor_prints_clones_and_state_changes_as_text_and_json_lines() {
     let demo = Demo::start();
-    let text = Monitor::start(&demo, false);
-    let json_lines = Monitor::start(&demo, true);
+    let text = Monitor::start(demo.command(&["monitor"]));
+    let json_lines = Monitor::start(demo.command(&["monitor", "--json"]));
     ok(&demo.ctl(&["clone", "web01", "web-mon"]));
     let id = demo.bus.get_vm("web-mon").id;
     // libvirt's define event, then VmCloned.

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use quick_xml::events::Event;
-use vmclone_tests::{workspace_root, PrivateBus};
+use vmclone_tests::contract::{signatures, Signatures};
+use vmclone_tests::PrivateBus;
 use vmclonectl::bus::{JobProxy, ManagerProxy};
 use vmclonectl::error::CliError;
 use vmclonectl::exit::ExitStatus;
@@ -25,92 +25,7 @@ use zbus::{Connection, MessageStream};
 
 const JOB_PATH: &str = "/org/vmclone/Manager/jobs/1";
 
-/// One interface of the XML: methods (in, out signature), signals, properties.
-#[derive(Debug, Default)]
-struct Interface {
-    methods: BTreeMap<String, (String, String)>,
-    signals: BTreeMap<String, String>,
-    properties: BTreeMap<String, String>,
-}
-
-fn attr(e: &quick_xml::events::BytesStart<'_>, key: &str) -> String {
-    e.attributes()
-        .map(|a| a.expect("attribute"))
-        .find(|a| a.key.as_ref() == key)
-        .map(|a| a.value.to_string())
-        .unwrap_or_default()
-}
-
-/// Reads `data/FILE`: (interface name, its members).
-fn load(file: &str) -> (String, Interface) {
-    let xml = std::fs::read_to_string(workspace_root().join("data").join(file))
-        .expect("read the contract");
-    let mut reader = quick_xml::Reader::from_str(&xml);
-    let (mut name, mut iface) = (String::new(), Interface::default());
-    // The method or signal being read, with its in and out types.
-    let mut member: Option<(bool, String, String, String)> = None;
-    loop {
-        let (e, empty) = match reader.read_event().expect("well-formed XML") {
-            Event::Eof => break,
-            Event::Start(e) => (e.into_owned(), false),
-            Event::Empty(e) => (e.into_owned(), true),
-            Event::End(e) if matches!(e.name().as_ref(), "method" | "signal") => {
-                let (is_method, n, ins, outs) = member.take().expect("a member ends");
-                if is_method {
-                    iface.methods.insert(n, (ins, outs));
-                } else {
-                    iface.signals.insert(n, outs);
-                }
-                continue;
-            }
-            _ => continue,
-        };
-        match e.name().as_ref() {
-            "interface" => name = attr(&e, "name"),
-            tag @ ("method" | "signal") => {
-                let m = (
-                    tag == "method",
-                    attr(&e, "name"),
-                    String::new(),
-                    String::new(),
-                );
-                match (empty, m.0) {
-                    (true, true) => drop(iface.methods.insert(m.1, (m.2, m.3))),
-                    (true, false) => drop(iface.signals.insert(m.1, m.3)),
-                    (false, _) => member = Some(m),
-                }
-            }
-            "arg" => {
-                let m = member.as_mut().expect("arg inside a member");
-                let ty = attr(&e, "type");
-                if attr(&e, "direction") == "in" {
-                    m.2.push_str(&ty)
-                } else {
-                    m.3.push_str(&ty)
-                }
-            }
-            "property" => drop(iface.properties.insert(attr(&e, "name"), attr(&e, "type"))),
-            _ => {}
-        }
-    }
-    (name, iface)
-}
-
-/// The complete types of a signature (the few the contract uses).
-fn split(signature: &str) -> Vec<&str> {
-    let mut types = Vec::new();
-    let mut rest = signature;
-    while !rest.is_empty() {
-        let len = ["aa{sv}", "a{sv}", "as", "ao"]
-            .iter()
-            .find(|t| rest.starts_with(*t))
-            .map_or(1, |t| t.len());
-        types.push(&rest[..len]);
-        rest = &rest[len..];
-    }
-    types
-}
-
+/// A value of D-Bus type `ty`.
 fn sample(ty: &str) -> Value<'static> {
     let path = || ObjectPath::from_static_str_unchecked(JOB_PATH);
     match ty {
@@ -127,8 +42,8 @@ fn sample(ty: &str) -> Value<'static> {
     }
 }
 
-fn build(builder: zbus::message::Builder<'_>, signature: &str) -> zbus::Message {
-    let types = split(signature);
+/// A message body with one sample value of each of `types`.
+fn build(builder: zbus::message::Builder<'_>, types: &[String]) -> zbus::Message {
     if types.is_empty() {
         return builder.build(&()).expect("empty body");
     }
@@ -144,7 +59,7 @@ fn build(builder: zbus::message::Builder<'_>, signature: &str) -> zbus::Message 
 /// (interface, member or "Get Iface.Prop", signature, allowed interactive auth)
 type Calls = Arc<Mutex<BTreeSet<(String, String, String, bool)>>>;
 
-async fn stand_in(conn: Connection, interfaces: Arc<BTreeMap<String, Interface>>, calls: Calls) {
+async fn stand_in(conn: Connection, interfaces: Arc<BTreeMap<String, Signatures>>, calls: Calls) {
     let mut stream = MessageStream::from(&conn);
     while let Some(Ok(msg)) = stream.next().await {
         if msg.message_type() != Type::MethodCall {
@@ -214,8 +129,8 @@ async fn stand_in(conn: Connection, interfaces: Arc<BTreeMap<String, Interface>>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_match_the_xml_contract() {
-    let (manager_name, manager) = load("org.vmclone.Manager.xml");
-    let (job_name, job) = load("org.vmclone.Job.xml");
+    let (manager_name, manager) = signatures("org.vmclone.Manager.xml");
+    let (job_name, job) = signatures("org.vmclone.Job.xml");
     assert_eq!(
         (manager_name.as_str(), job_name.as_str()),
         ("org.vmclone.Manager", "org.vmclone.Job")

@@ -4,83 +4,20 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::*;
+use vmclone_tests::libvirt::{Lab, SYSTEM_URI};
+use vmclone_tests::terminal::Terminal;
 use vmclone_tests::{PrivateBus, Service};
 
-/// A command running on its own pseudo-terminal, 120 columns wide.
-struct Terminal {
-    child: Child,
-    screen: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Terminal {
-    fn run(args: &[String]) -> Terminal {
-        let quoted: Vec<String> = std::iter::once(CTL.to_string())
-            .chain(args.iter().cloned())
-            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
-            .collect();
-        let mut child = Command::new("script")
-            .args(["-q", "-f", "-e", "-c"])
-            .arg(format!("stty cols 120 rows 40; exec {}", quoted.join(" ")))
-            .arg("/dev/null")
-            .env_remove("LANGUAGE")
-            .env("LC_ALL", "C.UTF-8")
-            .env("TERM", "xterm")
-            .env_remove("NO_COLOR")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("script is installed (package util-linux)");
-        let mut out = child.stdout.take().unwrap();
-        let screen = Arc::new(Mutex::new(Vec::new()));
-        let sink = screen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Terminal { child, screen }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned()
-    }
-
-    /// Types Ctrl-C.
-    fn ctrl_c(&mut self) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(b"\x03").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn wait(mut self, within: Duration) -> (i32, String) {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader take the last bytes.
-                std::thread::sleep(Duration::from_millis(100));
-                return (status.code().unwrap_or(-1), self.text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running after {within:?}:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// `vmclonectl ARGS…` on a terminal of its own, in English.
+fn on_terminal(args: &[&str]) -> Terminal {
+    let mut argv = vec![CTL];
+    argv.extend_from_slice(args);
+    let mut script = std::process::Command::new("script");
+    english(&mut script);
+    Terminal::start(script, &argv)
 }
 
 /// The byte counts a progress bar showed, in order; its line reads
@@ -119,16 +56,14 @@ fn bar_values(screen: &str) -> Vec<f64> {
 fn on_a_terminal_the_list_has_colour_and_a_clone_ends_with_its_line() {
     let demo = Demo::start();
     let address = format!("--address={}", demo.bus.address());
-    let (code, screen) =
-        Terminal::run(&["list".into(), address.clone()]).wait(Duration::from_secs(20));
-    assert_eq!(code, 0, "{screen}");
+    let (status, screen) = on_terminal(&["list", &address]).wait(Duration::from_secs(20));
+    assert!(status.success(), "{screen}");
     assert!(
         screen.contains("\u{1b}[32mrunning"),
         "running is green on a terminal: {screen:?}"
     );
-    let (code, screen) =
-        Terminal::run(&["clone".into(), "web01".into(), address]).wait(Duration::from_secs(20));
-    assert_eq!(code, 0, "{screen}");
+    let (status, screen) = on_terminal(&["clone", "web01", &address]).wait(Duration::from_secs(20));
+    assert!(status.success(), "{screen}");
     let id = demo.bus.get_vm("web01-clone").id;
     assert!(
         screen.contains(&format!("Cloned web01 as web01-clone ({id}).")),
@@ -138,133 +73,18 @@ fn on_a_terminal_the_list_has_colour_and_a_clone_ends_with_its_line() {
 
 // --- On the real libvirtd ---------------------------------------------------
 
-const URI: &str = "qemu:///system";
-
-fn virsh(args: &[&str]) -> String {
-    let out = Command::new("virsh")
-        .arg("-c")
-        .arg(URI)
-        .args(args)
-        .output()
-        .expect("virsh");
-    assert!(out.status.success(), "virsh {args:?}: {}", stderr(&out));
-    stdout(&out)
-}
-
-/// One folder of images under libvirt's image folder and the VMs named with
-/// its prefix; both removed on drop.
-struct Lab {
-    dir: PathBuf,
-    prefix: String,
-}
-
-impl Lab {
-    fn new(tag: &str) -> Lab {
-        let up = Command::new("virsh")
-            .args(["-c", URI, "version"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            up,
-            "libvirtd is not reachable at {URI}: run `sudo tools/setup-host.sh`"
-        );
-        let prefix = format!("vmclonectl-e2e-{tag}-{}", std::process::id());
-        let dir = Path::new("/var/lib/libvirt/images").join(&prefix);
-        std::fs::create_dir_all(&dir).unwrap();
-        Lab { dir, prefix }
-    }
-
-    fn vms(&self) -> Vec<String> {
-        let mut v: Vec<String> = virsh(&["list", "--all", "--name"])
-            .lines()
-            .filter(|l| l.starts_with(&self.prefix))
-            .map(str::to_string)
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn files(&self) -> BTreeMap<String, u64> {
-        std::fs::read_dir(&self.dir)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    e.metadata().unwrap().len(),
-                )
-            })
-            .collect()
-    }
-
-    /// A VM whose raw disk of `size_gib` GiB holds `data_gib` GiB of real data.
-    fn big_vm(&self, name: &str, size_gib: u64, data_gib: u64) -> String {
-        let name = format!("{}-{name}", self.prefix);
-        let img = self.dir.join(format!("{name}.raw"));
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(size_gib << 30)
-            .unwrap();
-        // A non-zero pattern (zero blocks could be skipped); qemu-io writes at most 2 GiB at once.
-        let mut qemu_io = Command::new("qemu-io");
-        qemu_io.args(["-f", "raw"]);
-        for at in 0..data_gib {
-            qemu_io.arg("-c").arg(format!("write -P 0xa5 {at}G 1G"));
-        }
-        let out = qemu_io
-            .arg(&img)
-            .output()
-            .expect("qemu-io (package qemu-utils)");
-        assert!(out.status.success(), "qemu-io: {}", stderr(&out));
-        let xml = format!(
-            "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
-             <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
-             <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/>\
-             <target dev='vda' bus='virtio'/></disk><interface type='user'><model type='virtio'/></interface>\
-             </devices></domain>",
-            img.display()
-        );
-        let file = self.dir.join(format!("{name}.xml"));
-        std::fs::write(&file, xml).unwrap();
-        virsh(&["define", file.to_str().unwrap()]);
-        name
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Ok(out) = Command::new("virsh")
-            .args(["-c", URI, "list", "--all", "--name"])
-            .output()
-        {
-            for name in String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| l.starts_with(&self.prefix))
-            {
-                let _ = Command::new("virsh")
-                    .args(["-c", URI, "undefine", name])
-                    .output();
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 #[ignore = "needs root, libvirtd and QEMU"]
 fn the_bar_advances_during_a_long_copy_and_ctrl_c_cancels_leaving_nothing() {
     let lab = Lab::new("pty");
-    let src = lab.big_vm("big", 8, 6);
+    let src = lab.name("big");
+    lab.big_vm(lab.dir(), &src, 8, 6 << 10);
     let bus = PrivateBus::start();
-    let _service = Service::start(&bus, URI, &[]);
+    let _service = Service::start(&bus, SYSTEM_URI, &[]);
     let (files, vms) = (lab.files(), lab.vms());
     let clone = format!("{src}-copy");
-    let mut term = Terminal::run(&[
-        "clone".into(),
-        src.clone(),
-        clone.clone(),
-        format!("--address={}", bus.address()),
-    ]);
+    let address = format!("--address={}", bus.address());
+    let mut term = on_terminal(&["clone", &src, &clone, &address]);
     // Wait for the bar to show three different amounts, then type Ctrl-C.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -293,9 +113,9 @@ fn the_bar_advances_during_a_long_copy_and_ctrl_c_cancels_leaving_nothing() {
         screen.contains("Copying") && screen.contains("/6.00 GiB") && screen.contains("s left"),
         "total and time left: {screen:?}"
     );
-    term.ctrl_c();
-    let (code, screen) = term.wait(Duration::from_secs(120));
-    assert_eq!(code, 8, "cancelled: {screen:?}");
+    term.type_keys("\x03");
+    let (status, screen) = term.wait(Duration::from_secs(120));
+    assert_eq!(status.code(), Some(8), "cancelled: {screen:?}");
     assert!(
         screen.contains(&format!("Cancelled: {clone} was not made")),
         "{screen:?}"

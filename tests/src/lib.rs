@@ -18,6 +18,7 @@ pub mod service;
 pub mod signals;
 pub mod system;
 pub mod temp;
+pub mod terminal;
 pub mod test_host;
 
 // What nearly every test uses, for `use vmclone_tests::*`.

@@ -90,6 +90,27 @@ impl Lab {
         virsh(&["domuuid", name]).trim().to_string()
     }
 
+    /// Defines `name`, a VM with one raw disk in `dir` (its path returned): a file of
+    /// `size_gib` GiB holding `data_mib` MiB of real data, for copies that take a while.
+    pub fn big_vm(&self, dir: &Path, name: &str, size_gib: u64, data_mib: u64) -> PathBuf {
+        let img = dir.join(format!("{name}.raw"));
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(size_gib << 30)
+            .unwrap();
+        // A non-zero pattern: zero blocks could legitimately be skipped by a copy.
+        // qemu-io writes at most 2 GiB at once.
+        let mut args = vec!["-f".to_string(), "raw".to_string()];
+        for at in (0..data_mib).step_by(1024) {
+            let len = (data_mib - at).min(1024);
+            args.extend(["-c".to_string(), format!("write -P 0xa5 {at}M {len}M")]);
+        }
+        args.push(img.display().to_string());
+        run("qemu-io", &args);
+        self.define(name, "", &format!("{}{NIC}", disk_xml(&img, "raw")));
+        img
+    }
+
     /// This lab's VMs, sorted.
     pub fn vms(&self) -> Vec<String> {
         let mut v: Vec<String> = virsh(&["list", "--all", "--name"])

@@ -264,29 +264,6 @@ fn a_template_gives_linked_clones_that_run_together() {
     }
 }
 
-/// Makes a VM whose raw disk holds `data_mib` MiB of real data in a file of `size_gib` GiB.
-fn big_vm(lab: &Lab, dir: &Path, name: &str, size_gib: u64, data_mib: u64) -> PathBuf {
-    let img = dir.join(format!("{name}.raw"));
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(size_gib << 30)
-        .unwrap();
-    // A non-zero pattern: zero blocks could legitimately be skipped by a copy.
-    // qemu-io writes at most 2 GiB at once.
-    let writes: Vec<String> = (0..data_mib)
-        .step_by(1024)
-        .map(|at| format!("write -P 0xa5 {at}M {}M", (data_mib - at).min(1024)))
-        .collect();
-    let mut args = vec!["-f", "raw"];
-    for w in &writes {
-        args.extend(["-c", w.as_str()]);
-    }
-    args.push(img.to_str().unwrap());
-    run("qemu-io", &args);
-    lab.define(name, "", &format!("{}{NIC}", disk_xml(&img, "raw")));
-    img
-}
-
 /// Waits until the job at `path` reports that bytes have moved.
 fn wait_for_bytes(signals: &SignalWatch, path: &str) {
     let needle = format!("{path}: org.freedesktop.DBus.Properties.PropertiesChanged");
@@ -309,7 +286,7 @@ fn bytes_done_in(line: &str) -> Option<u64> {
 fn progress_is_published_while_bytes_move() {
     let lab = Lab::new("progress");
     let src = lab.name("big");
-    big_vm(&lab, lab.dir(), &src, 4, 1536);
+    lab.big_vm(lab.dir(), &src, 4, 1536);
     let (bus, service) = start_service();
     let signals = SignalWatch::start(&bus);
     let path =
@@ -384,7 +361,7 @@ impl CopyUnderWay {
     fn start(tag: &str, data_mib: u64) -> CopyUnderWay {
         let lab = Lab::new(tag);
         let src = lab.name("big");
-        big_vm(&lab, lab.dir(), &src, 8, data_mib);
+        lab.big_vm(lab.dir(), &src, 8, data_mib);
         let bus = PrivateBus::start();
         let service = Service::start(&bus, URI, &[]);
         let (files, vms) = (lab.files(), lab.vms());
@@ -443,7 +420,7 @@ fn cancel_mid_copy_leaves_the_host_as_it_was() {
 fn a_full_filesystem_fails_the_clone_and_leaves_nothing() {
     let lab = Lab::new("enospc");
     let src = lab.name("src");
-    big_vm(&lab, lab.dir(), &src, 1, 128);
+    lab.big_vm(lab.dir(), &src, 1, 128);
     let small = lab.path("small");
     let _mount = Mount::tmpfs(&small, "48m");
     // A clone may only go into a storage pool's folder (or beside the source).
@@ -512,7 +489,7 @@ fn on_xfs_a_big_disk_is_reflinked() {
         Err(e) => return skip_without_loop("on_xfs_a_big_disk_is_reflinked", &e),
     };
     let src = lab.name("big");
-    let img = big_vm(&lab, &mnt, &src, 8, 1024);
+    let img = lab.big_vm(&mnt, &src, 8, 1024);
     let (bus, service) = start_service();
     let clone = lab.name("big-reflink");
     reply_string(&bus.call("CloneVm", "ss", &[&src, &clone]));
@@ -551,7 +528,7 @@ fn on_xfs_a_big_disk_is_reflinked() {
 fn a_libvirt_error_after_the_copies_removes_them() {
     let lab = Lab::new("virterr");
     let src = lab.name("src");
-    big_vm(&lab, lab.dir(), &src, 1, 64);
+    lab.big_vm(lab.dir(), &src, 1, 64);
     let (bus, _service) = start_service();
     let (files, vms) = (lab.files(), lab.vms());
     // QEMU's "pc" machine allows far fewer than 4096 vCPUs: libvirt refuses the

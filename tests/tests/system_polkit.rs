@@ -24,8 +24,8 @@ use vmclone_tests::system::{
 };
 use vmclone_tests::temp::file_sizes;
 use vmclone_tests::{
-    built_binary, gdbus_error, stderr_of, stdout_ok, test_driver_uri, wait_until, workspace_root,
-    Client, PrivateBus, TempDir, BUS_NAME, INTERFACE, OBJECT_PATH,
+    built_binary, gdbus_error, names_in, stderr_of, stdout_ok, test_driver_uri, wait_until,
+    workspace_root, Client, PrivateBus, TempDir, BUS_NAME, INTERFACE, OBJECT_PATH,
 };
 
 const POLKIT_DTD: &str = "/usr/share/polkit-1/policyconfig-1.dtd";
@@ -578,13 +578,18 @@ fn systemd_unit_verifies() {
 #[test]
 fn make_install_puts_every_file_in_place() {
     let root = workspace_root();
-    // `make install` installs what `make` built; stand in the test build's binaries.
+    // `make install` installs what `make` built; stand in the test build's binaries and
+    // vmclonectl's man pages and completions (written by vmclonectl-gen).
     let target = TempDir::new("h3-target");
     fs::create_dir(target.path().join("release")).unwrap();
-    for bin in ["vmclone-service", "vmclone"] {
+    for bin in ["vmclone-service", "vmclone", "vmclonectl"] {
         std::os::unix::fs::symlink(built_binary(bin), target.path().join("release").join(bin))
             .unwrap();
     }
+    let cli_docs = target.path().join("vmclonectl");
+    run_command(Command::new(built_binary("vmclonectl-gen")).arg(&cli_docs));
+    let man_pages = names_in(&cli_docs.join("man"));
+    assert!(man_pages.len() > 1, "vmclonectl-gen wrote {man_pages:?}");
     let linguas = linguas(&root);
     assert!(!linguas.is_empty(), "po/LINGUAS names the translations");
 
@@ -609,10 +614,13 @@ fn make_install_puts_every_file_in_place() {
         make("install");
 
         let p = prefix.trim_start_matches('/');
-        let policy_dir = if prefix == "/usr" {
-            "usr/share/dbus-1/system.d"
+        let (policy_dir, zsh_dir) = if prefix == "/usr" {
+            (
+                "usr/share/dbus-1/system.d",
+                "usr/share/zsh/vendor-completions",
+            )
         } else {
-            "etc/dbus-1/system.d"
+            ("etc/dbus-1/system.d", "usr/local/share/zsh/site-functions")
         };
         let mut expected: BTreeSet<String> = [
             format!("{p}/libexec/vmclone-service"),
@@ -626,9 +634,16 @@ fn make_install_puts_every_file_in_place() {
             format!("{p}/share/applications/org.vmclone.VmClone.desktop"),
             format!("{p}/share/metainfo/org.vmclone.VmClone.metainfo.xml"),
             format!("{p}/share/doc/vmclone/README.md"),
+            format!("{p}/bin/vmclonectl"),
+            format!("{p}/share/bash-completion/completions/vmclonectl"),
+            format!("{zsh_dir}/_vmclonectl"),
+            format!("{p}/share/fish/vendor_completions.d/vmclonectl.fish"),
         ]
         .into_iter()
         .collect();
+        for page in &man_pages {
+            expected.insert(format!("{p}/share/man/man1/{page}"));
+        }
         for icon in files_under(&root.join("data/icons")) {
             expected.insert(format!("{p}/share/icons/{icon}"));
         }
@@ -677,6 +692,8 @@ fn make_install_puts_every_file_in_place() {
                 & 0o7777
         };
         assert_eq!(mode(&format!("{p}/libexec/vmclone-service")), 0o755);
+        assert_eq!(mode(&format!("{p}/bin/vmclonectl")), 0o755);
+        assert_eq!(mode(&format!("{p}/share/man/man1/vmclonectl.1")), 0o644);
         assert_eq!(mode("usr/share/polkit-1/actions/org.vmclone.policy"), 0o644);
         assert_eq!(
             mode(&format!("{policy_dir}/org.vmclone.Manager.conf")),

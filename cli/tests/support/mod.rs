@@ -2,9 +2,12 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
 
-use vmclone_tests::{demo_host_uri, PrivateBus, Service};
+use vmclone_tests::{demo_host_uri, Client, PrivateBus, Service};
 
 pub const CTL: &str = env!("CARGO_BIN_EXE_vmclonectl");
 
@@ -36,11 +39,22 @@ impl Demo {
 /// `vmclonectl ARGS…` with English messages.
 pub fn ctl(args: &[&str]) -> Command {
     let mut cmd = Command::new(CTL);
-    cmd.args(args)
-        .env_remove("LANGUAGE")
-        .env("LC_ALL", "C.UTF-8")
-        .env_remove("NO_COLOR");
+    english(cmd.args(args));
     cmd
+}
+
+/// `vmclonectl ARGS…` run by `client`'s user (root, or a test user), in English.
+pub fn ctl_by(client: &Client, args: &[&str]) -> Command {
+    let mut cmd = client.command(CTL);
+    english(cmd.args(args));
+    cmd
+}
+
+/// English messages, colour allowed: the environment the tests read output in.
+pub fn english(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("LANGUAGE")
+        .env("LC_ALL", "C.UTF-8")
+        .env_remove("NO_COLOR")
 }
 
 pub fn code(out: &Output) -> i32 {
@@ -83,4 +97,58 @@ pub fn assert_fails(out: &Output, status: i32, needle: &str) -> String {
 pub fn ok(out: &Output) -> String {
     assert_eq!(code(out), 0, "stderr: {}", stderr(out));
     stdout(out)
+}
+
+/// `vmclonectl monitor` running in the background, read line by line.
+pub struct Monitor {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Monitor {
+    /// Spawns `monitor` (a vmclonectl command with its arguments) and waits
+    /// until it says it is watching.
+    pub fn start(mut monitor: Command) -> Monitor {
+        let mut child = monitor
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn monitor");
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        err.read_line(&mut first).unwrap();
+        assert_eq!(first, "Watching the vmclone service; Ctrl-C stops.\n");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Monitor { child, lines }
+    }
+
+    pub fn next(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a monitor line")
+    }
+
+    /// Ctrl-C ends it with status 0.
+    pub fn interrupt(mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert!(sent.success());
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "monitor after SIGINT");
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -200,7 +200,7 @@ fn reflinks(source: &Source, folder: &Folder) -> Result<bool> {
     let same =
         rustix::fs::fstat(source.file()).map(|st| st.st_dev).ok() == Some(folder.stat()?.st_dev);
     let kind = rustix::fs::fstatfs(folder.fd())
-        .map(|st| st.f_type as i64)
+        .map(|st| st.f_type)
         .unwrap_or(0);
     Ok(same && !source.is_block_device() && matches!(kind, XFS | BTRFS))
 }

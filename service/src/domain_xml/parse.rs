@@ -264,11 +264,7 @@ impl Parser<'_> {
                     self.max_memory = Some((String::new(), attr(e, "unit")?));
                     self.text = collect(TextOf::MaxMemory);
                 }
-                "os" => {
-                    if attr(e, "firmware")?.as_deref() == Some("efi") {
-                        self.uefi = true;
-                    }
-                }
+                "os" if attr(e, "firmware")?.as_deref() == Some("efi") => self.uefi = true,
                 "seclabel" => {
                     let model = attr(e, "model")?.unwrap_or_default();
                     // A fixed DAC label is a user to run as, which clones may share.
