@@ -77,6 +77,7 @@ fn sample(ty: &str) -> Value<'static> {
     match ty {
         "s" => Value::from("sample"),
         "o" => Value::from(ObjectPath::from_static_str_unchecked(JOB_PATH)),
+        "ao" => Value::new(vec![ObjectPath::from_static_str_unchecked(JOB_PATH)]),
         "t" => Value::U64(7),
         "u" => Value::U32(7),
         "b" => Value::Bool(true),
@@ -228,11 +229,15 @@ async fn proxies_match_the_xml_contract() {
     m.list_vms().await.expect("ListVms");
     m.get_vm("a").await.expect("GetVm");
     m.check_name("b").await.expect("CheckName");
+    m.plan_clone("a", "b", options()).await.expect("PlanClone");
+    m.list_destinations().await.expect("ListDestinations");
+    m.list_jobs().await.expect("ListJobs");
     m.convert_to_template("a").await.expect("ConvertToTemplate");
     m.version().await.expect("Version");
     m.libvirt_uri().await.expect("LibvirtUri");
     j.cancel().await.expect("Cancel");
     j.state().await.expect("State");
+    j.phase().await.expect("Phase");
     j.bytes_done().await.expect("BytesDone");
     j.bytes_total().await.expect("BytesTotal");
     j.source_vm_id().await.expect("SourceVmId");

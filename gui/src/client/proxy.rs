@@ -53,6 +53,20 @@ pub trait Manager {
     fn check_name(&self, new_name: &str) -> zbus::Result<()>;
 
     #[zbus(allow_interactive_auth)]
+    fn plan_clone(
+        &self,
+        source_vm_id: &str,
+        new_name: &str,
+        options: HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<HashMap<String, OwnedValue>>;
+
+    #[zbus(allow_interactive_auth)]
+    fn list_destinations(&self) -> zbus::Result<Vec<HashMap<String, OwnedValue>>>;
+
+    #[zbus(allow_interactive_auth)]
+    fn list_jobs(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
+
+    #[zbus(allow_interactive_auth)]
     fn convert_to_template(&self, vm_id: &str) -> zbus::Result<()>;
 
     #[zbus(signal)]
@@ -88,6 +102,8 @@ pub trait Job {
 
     #[zbus(property)]
     fn state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn phase(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn bytes_done(&self) -> zbus::Result<u64>;
     #[zbus(property)]

@@ -141,8 +141,8 @@ impl Execution<'_, '_> {
         }
         if let Some(nvram) = &plan.nvram {
             self.pause("before-nvram");
-            if let Some(source) = &nvram.source {
-                self.copy(source, &nvram.dst, None)?;
+            if let Some((source, dst)) = &nvram.copy {
+                self.copy(source, dst, None)?;
             }
         }
         if let Some(tpm) = &plan.tpm {
@@ -151,7 +151,7 @@ impl Execution<'_, '_> {
             self.copy_tree(&tpm.source, &tpm.dst)?;
         }
         self.check_cancel()?;
-        let nvram = plan.nvram.as_ref().map(|n| n.dst.path());
+        let nvram = plan.nvram.as_ref().map(|n| n.path.clone());
         let edits = CloneEdits {
             new_name,
             new_uuid: &id.uuid,

@@ -145,13 +145,13 @@ impl PlanReport {
         }
         let nvram = match &plan.nvram {
             Some(n) => {
-                if let Some(src) = &n.source {
-                    need(&n.dst.folder, src.allocated()?)?;
+                if let Some((src, dst)) = &n.copy {
+                    need(&dst.folder, src.allocated()?)?;
                 }
                 Some(CopyReport {
                     source: info.nvram.clone().unwrap_or_default(),
-                    destination: n.dst.path().display().to_string(),
-                    exists: n.source.is_some(),
+                    destination: n.path.display().to_string(),
+                    exists: n.copy.is_some(),
                 })
             }
             None => None,
@@ -227,7 +227,7 @@ fn warnings(
             "The fixed {model} security label becomes dynamic, so that the clone gets its own."
         ));
     }
-    if plan.nvram.as_ref().is_some_and(|n| n.source.is_none()) {
+    if plan.nvram.as_ref().is_some_and(|n| n.copy.is_none()) {
         out.push("The VM has no UEFI variables file yet; libvirt makes the clone's from the template at its first start.".into());
     }
     if info.tpm_emulator && plan.tpm.is_none() {

@@ -83,9 +83,11 @@ pub enum DiskWork {
 
 #[derive(Debug)]
 pub struct NvramWork {
-    /// None when the source has no file yet (libvirt makes it from the template).
-    pub source: Option<Source>,
-    pub dst: Dest,
+    /// The clone's UEFI variables file, as its definition names it.
+    pub path: PathBuf,
+    /// The source file and where its copy goes; None when the source has no
+    /// file yet (libvirt makes the clone's from the template at first start).
+    pub copy: Option<(Source, Dest)>,
 }
 
 #[derive(Debug)]
@@ -119,28 +121,10 @@ impl StoragePlan {
                 DiskWork::Share | DiskWork::Overlay { .. } => 0,
             };
         }
-        if let Some(NvramWork {
-            source: Some(src), ..
-        }) = &self.nvram
-        {
+        if let Some((src, _)) = self.nvram.as_ref().and_then(|n| n.copy.as_ref()) {
             total += src.allocated()?;
         }
         Ok(total)
-    }
-
-    /// Every file the plan creates.
-    pub fn destinations(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        for work in &self.disks {
-            match work {
-                DiskWork::Copy { layers, .. } => out.extend(layers.iter().map(|l| l.dst.path())),
-                DiskWork::Overlay { dst, .. } => out.push(dst.path()),
-                _ => {}
-            }
-        }
-        out.extend(self.nvram.iter().map(|n| n.dst.path()));
-        out.extend(self.tpm.iter().map(|t| t.dst.path()));
-        out
     }
 }
 
@@ -199,8 +183,11 @@ impl Planner<'_> {
         }
         let nvram = match &decision.nvram {
             Some((src, dst)) => Some(NvramWork {
-                source: open.source(src, "UEFI variables file")?,
-                dst: open.dest(dst)?,
+                path: dst.clone(),
+                copy: match open.source(src, "UEFI variables file")? {
+                    Some(source) => Some((source, open.dest(dst)?)),
+                    None => None,
+                },
             }),
             None => None,
         };
