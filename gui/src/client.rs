@@ -17,6 +17,7 @@ mod vm_details;
 mod vm_info;
 
 use std::cell::Cell;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -94,14 +95,16 @@ impl Client {
         .await
     }
 
-    /// Everything `GetVm` says about the VM `id`.
-    pub async fn get_vm(&self, id: &str) -> Result<VmDetails, ClientError> {
+    /// Everything `GetVm` says about the VM `id`. The call starts at once,
+    /// not when the answer is first awaited: it runs while GTK draws the
+    /// list's facts about the VM.
+    pub fn get_vm(&self, id: &str) -> impl Future<Output = Result<VmDetails, ClientError>> {
         let (bus, id) = (self.bus.clone(), id.to_owned());
-        runtime::run(async move {
+        let call = runtime().spawn(async move {
             let dict = bus.manager().await?.get_vm(&id).await?;
             VmDetails::from_dict(&dict)
-        })
-        .await
+        });
+        runtime::join(call)
     }
 
     /// Makes the shut-off VM `id` a template (its disks become read-only).

@@ -391,7 +391,10 @@ impl Window {
             let result = client.list_vms().await;
             let Some(win) = this.upgrade() else { return };
             match win.imp().vms.finish_listing(listing, result) {
-                Listed::Shown => win.update_page(),
+                Listed::Shown => {
+                    win.update_page();
+                    win.prepare_details();
+                }
                 Listed::Outdated => {}
                 Listed::Retry => win.reload(),
                 Listed::Failed(err) => win.show_error_page(&err),

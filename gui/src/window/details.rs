@@ -24,6 +24,29 @@ impl Window {
         self.action_set_enabled("win.clone-selected", false);
     }
 
+    /// Makes the details view once the list is drawn and nothing else is
+    /// to do, so the first selection does not wait for it: its template,
+    /// styles and text layout take longer than showing a VM in it.
+    pub(super) fn prepare_details(&self) {
+        if self.imp().details_view.get().is_some() {
+            return;
+        }
+        // After the next frame, which shows the list: made before, while the
+        // frame clock waits for its time, it would delay that frame.
+        self.add_tick_callback(|win, _| {
+            let this = win.downgrade();
+            glib::idle_add_local_full(glib::Priority::LOW, move || {
+                if let Some(win) = this.upgrade() {
+                    let view = win.details();
+                    let width = win.imp().details_pane.width().max(360);
+                    let _ = view.measure(gtk::Orientation::Vertical, width);
+                }
+                glib::ControlFlow::Break
+            });
+            glib::ControlFlow::Break
+        });
+    }
+
     fn details(&self) -> &DetailsView {
         let imp = self.imp();
         imp.details_view.get_or_init(|| {
@@ -76,12 +99,12 @@ impl Window {
     /// still the one selected when the answer comes.
     fn load_details(&self, id: String) {
         let generation = self.imp().details_generation.get();
-        let client = self.client();
+        let answer = self.client().get_vm(&id);
         let this = self.downgrade();
         glib::spawn_future_local(async move {
             // An error (the VM went meanwhile) leaves what the list said;
             // the list's own change follows.
-            let Ok(details) = client.get_vm(&id).await else {
+            let Ok(details) = answer.await else {
                 return;
             };
             let Some(win) = this.upgrade() else { return };
