@@ -110,7 +110,7 @@ fn progress_and_cancel(app: &adw::Application) {
 /// `-1` to `-3`, then three new VMs and one toast.
 fn three_copies(app: &adw::Application) {
     let dir = TempDir::new("gui-copies");
-    let uri = host_with_big_disk(dir.path(), 768);
+    let uri = host_with_big_disk(dir.path(), 1536);
     let bus = PrivateBus::start();
     let _service = Service::start(&bus, &uri, &[]);
     let window = open_window(app, &bus);

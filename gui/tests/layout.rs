@@ -190,10 +190,11 @@ fn narrow(app: &adw::Application) {
     let bus = PrivateBus::start();
     let _service = Service::start(&bus, &demo_host_uri(), &[]);
     let window = open_window_sized(app, &bus, Some((360, 640)));
-    wait_for(LONG, "the window at 360 px", || window.width() == 360);
+    wait_for(LONG, "rows", || !window.visible_rows().is_empty());
+    settle(Duration::from_millis(300));
+    assert_eq!(window.width(), 360, "nothing in the window is wider");
     assert!(window.is_folded(), "360 px wide shows one pane");
     assert!(!window.details_pane_shown(), "the list first");
-    wait_for(LONG, "rows", || !window.visible_rows().is_empty());
     screenshot(&window, "narrow-list");
 
     // A real click on web01's row.
@@ -227,8 +228,20 @@ fn narrow(app: &adw::Application) {
     );
     settle(Duration::from_millis(500));
     screenshot(&window, "narrow-details");
+    assert_eq!(window.width(), 360, "the details fit too");
     window.back_button().emit_clicked();
     wait_for(LONG, "the list again", || !window.details_pane_shown());
+
+    // From the keyboard: Enter on the focused row, then Alt+← back.
+    select(&window, "db01");
+    assert!(window.details_pane_shown(), "selecting shows the details");
+    press_key(&window, "alt+Left");
+    wait_for(LONG, "Alt+← to go back", || !window.details_pane_shown());
+    row_named(&window, "db01").parent().unwrap().grab_focus();
+    press_key(&window, "Return");
+    wait_for(LONG, "Enter to show the details", || {
+        window.details_pane_shown() && window.details_title() == "db01"
+    });
 
     // Widening unfolds: both panes, no back button.
     window.set_default_size(960, 640);

@@ -151,6 +151,8 @@ fn rows_match_list_vms(app: &adw::Application) {
         expected.iter().any(|vm| vm.state == "running"),
         "the demo host has a running VM to check"
     );
+    select(&window, "web01");
+    screenshot(&window, "main-window-details");
 }
 
 /// The search matches a part of a name or of a UUID, ignoring case; no
