@@ -88,6 +88,18 @@ fn progress_and_cancel(app: &adw::Application) {
     assert!(status.contains(" of "), "bytes done of total: {status}");
     window.jobs_popover().popup();
     screenshot_with_popovers(&window, &[&window.jobs_popover()], "progress");
+    window.jobs_popover().popdown();
+    // The progress is the window's: opening and closing the dialog again leaves it.
+    let dialog = open_dialog_for(&window, "big01");
+    wait_for(LONG, "the name being made to be refused", || {
+        dialog.problem().is_some()
+    });
+    dialog.close();
+    let so_far = row.progress_bar().fraction();
+    wait_for(LONG, "the same row to go on", || {
+        job_row(&window, "big01-clone").as_ref() == Some(&row)
+            && row.progress_bar().fraction() > so_far
+    });
     // The window stays responsive while the copy runs: search still filters.
     window.search_button().set_active(true);
     window.search_entry().set_text("big");

@@ -116,8 +116,9 @@ impl Window {
             win.imp().jobs_box.remove(&row);
             win.jobs_changed(-1);
             win.clone_ended(&batch, name, outcome);
-            drop(hold);
+            // Before this clone lets go of the app: a hidden window keeps it a while longer.
             win.after_job();
+            drop(hold);
         });
     }
 
