@@ -5,46 +5,33 @@
 //! the GTK main loop; only the service's signals and each job's progress have
 //! a task that runs on by itself.
 
+mod batch;
 mod connection;
 mod error;
 mod job;
+mod options;
 mod proxy;
 mod runtime;
 mod signals;
+mod vm_details;
 mod vm_info;
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
-use zbus::zvariant::Value;
 
 use connection::Bus;
 pub use error::ClientError;
 pub use job::{JobEvent, JobHandle, JobOutcome};
+pub use options::{CloneOptions, Storage};
 pub use proxy::{JobProxy, ManagerProxy, BUS_NAME};
 use runtime::runtime;
 pub use signals::ServiceEvent;
+pub use vm_details::{DiskDetails, InterfaceDetails, VmDetails};
 pub use vm_info::VmInfo;
-
-/// Storage for a new clone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
-    Copy,
-    Linked,
-}
-
-impl Storage {
-    /// As `StartClone` options; a full copy is the service's default.
-    fn options(self) -> HashMap<&'static str, Value<'static>> {
-        match self {
-            Storage::Copy => HashMap::new(),
-            Storage::Linked => HashMap::from([("storage", Value::from("linked"))]),
-        }
-    }
-}
 
 type ListTask = JoinHandle<Result<Vec<VmInfo>, ClientError>>;
 
@@ -83,10 +70,47 @@ impl Client {
         runtime::join(task).await
     }
 
-    /// Ok when `name` is a valid, free name for a clone.
-    pub async fn check_name(&self, name: &str) -> Result<(), ClientError> {
-        let (bus, name) = (self.bus.clone(), name.to_owned());
-        runtime::run(async move { Ok(bus.manager().await?.check_name(&name).await?) }).await
+    /// For each of `names`, Ok when it is a valid, free name for a clone;
+    /// the checks run at the same time.
+    pub async fn check_names(&self, names: &[String]) -> Vec<Result<(), ClientError>> {
+        let (bus, names) = (self.bus.clone(), names.to_vec());
+        runtime::run(async move {
+            let manager = match bus.manager().await {
+                Ok(manager) => manager,
+                Err(err) => return names.iter().map(|_| Err(err.clone())).collect(),
+            };
+            let checks: Vec<_> = names
+                .into_iter()
+                .map(|name| {
+                    let manager = manager.clone();
+                    tokio::spawn(async move { Ok(manager.check_name(&name).await?) })
+                })
+                .collect();
+            let mut results = Vec::with_capacity(checks.len());
+            for check in checks {
+                results.push(runtime::join(check).await);
+            }
+            results
+        })
+        .await
+    }
+
+    /// Everything `GetVm` says about the VM `id`. The call starts at once,
+    /// not when the answer is first awaited: it runs while GTK draws the
+    /// list's facts about the VM.
+    pub fn get_vm(&self, id: &str) -> impl Future<Output = Result<VmDetails, ClientError>> {
+        let (bus, id) = (self.bus.clone(), id.to_owned());
+        let call = runtime().spawn(async move {
+            let dict = bus.manager().await?.get_vm(&id).await?;
+            VmDetails::from_dict(&dict)
+        });
+        runtime::join(call)
+    }
+
+    /// Makes the shut-off VM `id` a template (its disks become read-only).
+    pub async fn convert_to_template(&self, id: &str) -> Result<(), ClientError> {
+        let (bus, id) = (self.bus.clone(), id.to_owned());
+        runtime::run(async move { Ok(bus.manager().await?.convert_to_template(&id).await?) }).await
     }
 
     /// Starts cloning `source` (a UUID or name) as `name` and follows the job.
@@ -94,17 +118,31 @@ impl Client {
         &self,
         source: &str,
         name: &str,
-        storage: Storage,
+        options: &CloneOptions,
     ) -> Result<JobHandle, ClientError> {
         let bus = self.bus.clone();
-        let (source, name) = (source.to_owned(), name.to_owned());
+        let (source, name, options) = (source.to_owned(), name.to_owned(), options.to_dict());
         runtime::run(async move {
             let manager = bus.manager().await?;
-            let path = manager
-                .start_clone(&source, &name, storage.options())
-                .await?;
+            let path = manager.start_clone(&source, &name, options).await?;
             JobHandle::follow(manager.inner().connection(), path).await
         })
+        .await
+    }
+
+    /// Clones `source` once per name with one `CloneVms` call; a handle per
+    /// name, in order, each with its own progress and Cancel.
+    pub async fn clone_vms(
+        &self,
+        source: &str,
+        names: &[String],
+        options: &CloneOptions,
+    ) -> Result<Vec<JobHandle>, ClientError> {
+        let bus = self.bus.clone();
+        let (source, names, options) = (source.to_owned(), names.to_vec(), options.to_dict());
+        runtime::run(
+            async move { batch::clone_vms(bus.manager().await?, source, names, options).await },
+        )
         .await
     }
 }

@@ -1,12 +1,17 @@
 //! VM Clone, the GNOME app of vmclone: lists libvirt VMs through the vmclone
-//! service and clones them, with live updates, progress and cancel.
+//! service, shows their details and clones them, with live updates,
+//! progress, cancel and notifications.
 
+mod a11y;
 pub mod application;
 pub mod client;
 pub mod clone_dialog;
 pub mod config;
+pub mod details_view;
 pub mod i18n;
-pub mod job_bar;
+pub mod job_row;
+pub mod transfer_rate;
+pub mod vm_menu;
 pub mod vm_object;
 pub mod vm_row;
 pub mod window;

@@ -10,24 +10,13 @@ mod imp {
     use std::cell::RefCell;
 
     use gtk::glib;
-    use gtk::prelude::*;
     use gtk::subclass::prelude::*;
 
     use crate::client::VmInfo;
 
-    #[derive(Default, glib::Properties)]
-    #[properties(wrapper_type = super::VmObject)]
+    #[derive(Default)]
     pub struct VmObject {
         pub info: RefCell<VmInfo>,
-        /// Exposed as a property so a `gtk::StringFilter` can search by it.
-        #[property(get = Self::name)]
-        name: std::marker::PhantomData<String>,
-    }
-
-    impl VmObject {
-        fn name(&self) -> String {
-            self.info.borrow().name.clone()
-        }
     }
 
     #[glib::object_subclass]
@@ -36,7 +25,6 @@ mod imp {
         type Type = super::VmObject;
     }
 
-    #[glib::derived_properties]
     impl ObjectImpl for VmObject {
         fn signals() -> &'static [glib::subclass::Signal] {
             static SIGNALS: std::sync::OnceLock<Vec<glib::subclass::Signal>> =
@@ -65,12 +53,13 @@ impl VmObject {
     /// Replaces the description in place, so the list keeps this item (and
     /// its selection and focus); rows showing it hear "changed".
     pub fn set_info(&self, info: VmInfo) {
-        let renamed = self.imp().info.borrow().name != info.name;
         self.imp().info.replace(info);
-        if renamed {
-            self.notify("name");
-        }
         self.emit_by_name::<()>("changed", &[]);
+    }
+
+    /// `f` on the description, without copying it (filters read every VM).
+    pub fn with_info<R>(&self, f: impl FnOnce(&VmInfo) -> R) -> R {
+        f(&self.imp().info.borrow())
     }
 
     /// Calls `f` whenever `set_info` changed this VM.
@@ -84,5 +73,9 @@ impl VmObject {
 
     pub fn id(&self) -> String {
         self.imp().info.borrow().id.clone()
+    }
+
+    pub fn name(&self) -> String {
+        self.imp().info.borrow().name.clone()
     }
 }

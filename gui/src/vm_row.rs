@@ -1,10 +1,13 @@
-//! One line of the VM list: state, name, size, template badge and Clone.
+//! One line of the VM list: state, name, size, template badge and the VM's
+//! menu (⋮).
 
 use gettextrs::{gettext, ngettext};
 use gtk::glib;
 use gtk::prelude::*;
 use gtk::subclass::prelude::*;
 
+use crate::client::VmInfo;
+use crate::vm_menu;
 use crate::vm_object::VmObject;
 
 mod imp {
@@ -26,8 +29,7 @@ mod imp {
         #[template_child]
         pub details_label: TemplateChild<gtk::Label>,
         #[template_child]
-        pub clone_button: TemplateChild<gtk::Button>,
-        pub vm_id: RefCell<String>,
+        pub menu_button: TemplateChild<gtk::MenuButton>,
         /// The VM shown, and the handler that redraws the row when it changes.
         pub bound: RefCell<Option<(crate::vm_object::VmObject, glib::SignalHandlerId)>>,
     }
@@ -50,14 +52,24 @@ mod imp {
     impl ObjectImpl for VmRow {
         fn constructed(&self) {
             self.parent_constructed();
+            // The menu is made when it opens, for the VM as it is then: rows
+            // are many and most menus are never opened.
             let row = self.obj().downgrade();
-            self.clone_button.connect_clicked(move |_| {
-                if let Some(row) = row.upgrade() {
-                    let id = row.imp().vm_id.borrow().clone();
-                    // The window owns the dialog; the row only names the VM.
-                    let _ = row.activate_action("win.clone", Some(&id.to_variant()));
+            self.menu_button.set_create_popup_func(move |button| {
+                if let Some(vm) = row.upgrade().and_then(|row| row.vm()) {
+                    button.set_menu_model(Some(&crate::vm_menu::menu(&vm.info())));
                 }
             });
+            // A click on the row (not on its menu, which claims the click)
+            // opens the VM's details on a narrow window.
+            let click = gtk::GestureClick::new();
+            let row = self.obj().downgrade();
+            click.connect_released(move |_, _, _, _| {
+                if let Some(row) = row.upgrade() {
+                    let _ = row.activate_action("win.show-details", None);
+                }
+            });
+            self.obj().add_controller(click);
         }
     }
     impl WidgetImpl for VmRow {}
@@ -88,41 +100,31 @@ pub fn state_label(state: &str) -> (String, &'static str) {
     }
 }
 
-/// Why Clone is not offered for a VM in `state`, or `None` when it is.
-pub fn clone_blocked_reason(state: &str) -> Option<String> {
-    match state {
-        "shutoff" => None,
-        "running" | "paused" | "suspended" => Some(gettext(
-            "Shut the VM down to clone it: a running VM’s disks are still changing",
-        )),
-        _ => Some(gettext("Only a shut-off VM can be cloned")),
-    }
+/// "2 vCPUs"
+pub fn vcpus_text(vcpus: u32) -> String {
+    ngettext("{n} vCPU", "{n} vCPUs", vcpus).replace("{n}", &vcpus.to_string())
 }
 
-/// Sets what assistive technologies call `widget`. gtk4-rs binds
-/// `GtkAccessible` only from GTK 4.10 on; this C call is in GTK 4.0.
-fn set_accessible_label(widget: &impl IsA<gtk::Widget>, label: &str) {
-    use glib::translate::ToGlibPtr;
-    extern "C" {
-        fn gtk_accessible_update_property_value(
-            accessible: *mut gtk::ffi::GtkWidget,
-            n_properties: std::ffi::c_int,
-            properties: *const gtk::ffi::GtkAccessibleProperty,
-            values: *const glib::gobject_ffi::GValue,
-        );
-    }
-    let properties = [gtk::ffi::GTK_ACCESSIBLE_PROPERTY_LABEL];
-    let values = [label.to_value()];
-    // SAFETY: every widget is a GtkAccessible; one property with one value
-    // of the type GTK expects for a label (a string), which GTK copies.
-    unsafe {
-        gtk_accessible_update_property_value(
-            widget.as_ref().to_glib_none().0,
-            1,
-            properties.as_ptr(),
-            values.as_ptr() as *const glib::gobject_ffi::GValue,
-        );
-    }
+/// "2.0 GiB"
+pub fn memory_text(memory_mib: u64) -> String {
+    glib::format_size_full(
+        memory_mib.saturating_mul(1024 * 1024),
+        glib::FormatSizeFlags::IEC_UNITS,
+    )
+    .to_string()
+}
+
+/// "Shut off · 2 vCPUs · 2.0 GiB · 1 disk"
+pub fn summary(info: &VmInfo) -> String {
+    let (state, _) = state_label(&info.state);
+    let disks =
+        ngettext("{n} disk", "{n} disks", info.disks).replace("{n}", &info.disks.to_string());
+    // Translators: a VM's summary under its name, e.g. "Shut off · 2 vCPUs · 2.0 GiB · 1 disk"
+    gettext("{state} · {vcpus} · {memory} · {disks}")
+        .replace("{state}", &state)
+        .replace("{vcpus}", &vcpus_text(info.vcpus))
+        .replace("{memory}", &memory_text(info.memory_mib))
+        .replace("{disks}", &disks)
 }
 
 impl VmRow {
@@ -145,51 +147,29 @@ impl VmRow {
         }
     }
 
+    fn vm(&self) -> Option<VmObject> {
+        self.imp().bound.borrow().as_ref().map(|(vm, _)| vm.clone())
+    }
+
     fn show(&self, vm: &VmObject) {
         let imp = self.imp();
         let info = vm.info();
-        imp.vm_id.replace(info.id.clone());
         let (state, icon) = state_label(&info.state);
         imp.state_icon.set_icon_name(Some(icon));
         imp.state_icon.set_tooltip_text(Some(&state));
         imp.name_label.set_label(&info.name);
         imp.template_badge.set_visible(info.is_template);
-        let vcpus =
-            ngettext("{n} vCPU", "{n} vCPUs", info.vcpus).replace("{n}", &info.vcpus.to_string());
-        let memory = glib::format_size_full(
-            info.memory_mib.saturating_mul(1024 * 1024),
-            glib::FormatSizeFlags::IEC_UNITS,
+        imp.details_label.set_label(&summary(&info));
+        crate::a11y::set_label(
+            &*imp.menu_button,
+            // Translators: what a screen reader says for the ⋮ button of the VM {name}
+            &gettext("Actions for “{name}”").replace("{name}", &info.name),
         );
-        let disks =
-            ngettext("{n} disk", "{n} disks", info.disks).replace("{n}", &info.disks.to_string());
-        // Translators: a VM's summary under its name, e.g. "Shut off · 2 vCPUs · 2.0 GiB · 1 disk"
-        let details = gettext("{state} · {vcpus} · {memory} · {disks}");
-        imp.details_label.set_label(
-            &details
-                .replace("{state}", &state)
-                .replace("{vcpus}", &vcpus)
-                .replace("{memory}", &memory)
-                .replace("{disks}", &disks),
-        );
-        let accessible = {
-            // Translators: what a screen reader says for the Clone button of the VM {name}
-            gettext("Clone “{name}”").replace("{name}", &info.name)
-        };
-        set_accessible_label(&*imp.clone_button, &accessible);
-        let blocked = clone_blocked_reason(&info.state);
-        imp.clone_button.set_sensitive(blocked.is_none());
-        imp.clone_button.set_tooltip_text(Some(
-            &blocked.unwrap_or_else(|| gettext("Make an independent copy of this VM")),
-        ));
-    }
-
-    pub fn clone_button(&self) -> gtk::Button {
-        self.imp().clone_button.get()
     }
 
     /// The id of the VM this row shows.
     pub fn vm_id(&self) -> String {
-        self.imp().vm_id.borrow().clone()
+        self.vm().map(|vm| vm.id()).unwrap_or_default()
     }
 
     pub fn name_text(&self) -> glib::GString {
@@ -202,5 +182,15 @@ impl VmRow {
 
     pub fn is_template_shown(&self) -> bool {
         self.imp().template_badge.is_visible()
+    }
+
+    pub fn menu_button(&self) -> gtk::MenuButton {
+        self.imp().menu_button.get()
+    }
+
+    /// Whether the row's menu offers Clone for its VM now.
+    pub fn offers_clone(&self) -> bool {
+        self.vm()
+            .is_some_and(|vm| vm_menu::clone_blocked_reason(&vm.info().state).is_none())
     }
 }

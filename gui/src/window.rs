@@ -1,9 +1,18 @@
-//! The main window: the live VM list, search, status pages and the clone
-//! dialog. The list's data is `window/vm_list.rs`, the clones it runs and
-//! their toasts `window/jobs.rs`, what tests read back `window/inspection.rs`.
+//! The main window: the live VM list (search, templates filter, status
+//! pages) beside the details of the selected VM, in a leaflet that folds on
+//! narrow windows. The list's data is `window/vm_list.rs` and its filter
+//! `window/vm_filter.rs`; the details pane `window/details.rs`; what the
+//! per-VM menu does `window/vm_actions.rs`; the clones it runs, their
+//! progress and toasts `window/jobs.rs`; closing while clones run and the
+//! notifications `window/background.rs`; what tests read back
+//! `window/inspection.rs`.
 
+mod background;
+mod details;
 mod inspection;
 mod jobs;
+mod vm_actions;
+mod vm_filter;
 mod vm_list;
 
 use adw::prelude::*;
@@ -12,19 +21,20 @@ use gettextrs::gettext;
 use gtk::{gio, glib};
 
 use crate::client::{Client, ClientError, ServiceEvent};
-use crate::clone_dialog::CloneDialog;
 use crate::vm_object::VmObject;
 use crate::vm_row::VmRow;
 use vm_list::Listed;
 
 mod imp {
-    use std::cell::OnceCell;
+    use std::cell::{Cell, OnceCell, RefCell};
 
     use adw::subclass::prelude::*;
     use gtk::glib;
 
+    use super::vm_filter::VmFilter;
     use super::vm_list::VmList;
     use crate::client::Client;
+    use crate::details_view::DetailsView;
 
     #[derive(Default, gtk::CompositeTemplate)]
     #[template(resource = "/org/vmclone/VmClone/window.ui")]
@@ -32,26 +42,67 @@ mod imp {
         #[template_child]
         pub toast_overlay: TemplateChild<adw::ToastOverlay>,
         #[template_child]
+        pub leaflet: TemplateChild<adw::Leaflet>,
+        #[template_child]
+        pub list_pane: TemplateChild<gtk::Box>,
+        #[template_child]
+        pub all_button: TemplateChild<gtk::ToggleButton>,
+        #[template_child]
+        pub templates_button: TemplateChild<gtk::ToggleButton>,
+        #[template_child]
         pub search_button: TemplateChild<gtk::ToggleButton>,
+        #[template_child]
+        pub menu_button: TemplateChild<gtk::MenuButton>,
+        #[template_child]
+        pub jobs_button: TemplateChild<gtk::MenuButton>,
+        #[template_child]
+        pub jobs_popover: TemplateChild<gtk::Popover>,
+        #[template_child]
+        pub jobs_box: TemplateChild<gtk::Box>,
         #[template_child]
         pub search_bar: TemplateChild<gtk::SearchBar>,
         #[template_child]
         pub search_entry: TemplateChild<gtk::SearchEntry>,
         #[template_child]
-        pub jobs_box: TemplateChild<gtk::Box>,
-        #[template_child]
         pub stack: TemplateChild<gtk::Stack>,
         #[template_child]
         pub list_view: TemplateChild<gtk::ListView>,
         #[template_child]
+        pub no_results_page: TemplateChild<adw::StatusPage>,
+        #[template_child]
         pub unreachable_page: TemplateChild<adw::StatusPage>,
         #[template_child]
         pub unauthorized_page: TemplateChild<adw::StatusPage>,
+        #[template_child]
+        pub details_pane: TemplateChild<gtk::Box>,
+        #[template_child]
+        pub back_button: TemplateChild<gtk::Button>,
+        #[template_child]
+        pub vm_menu_button: TemplateChild<gtk::MenuButton>,
+        #[template_child]
+        pub details_clone_button: TemplateChild<gtk::Button>,
+        #[template_child]
+        pub details_stack: TemplateChild<gtk::Stack>,
+        #[template_child]
+        pub details_scroller: TemplateChild<gtk::ScrolledWindow>,
+        /// Made on the first selection: most starts never need it before the first frame.
+        pub details_view: OnceCell<DetailsView>,
+        /// Bumped on every selection, so GetVm answers for an older one are dropped.
+        pub details_generation: Cell<u64>,
+        /// The VM whose `GetVm` answer the details show.
+        pub details_loaded: RefCell<Option<String>>,
         pub client: OnceCell<Client>,
+        /// The application, also while the window waits in the background
+        /// without one (see `background.rs`).
+        pub app: OnceCell<gtk::Application>,
         pub vms: VmList,
-        pub filter: OnceCell<gtk::StringFilter>,
+        pub filter: VmFilter,
         pub filtered: OnceCell<gtk::FilterListModel>,
         pub selection: OnceCell<gtk::SingleSelection>,
+        /// Clones followed by this window and not finished yet.
+        pub running_jobs: Cell<usize>,
+        /// Numbers the batches, for their notifications' ids.
+        pub batches: Cell<u64>,
     }
 
     #[glib::object_subclass]
@@ -62,47 +113,7 @@ mod imp {
 
         fn class_init(klass: &mut Self::Class) {
             klass.bind_template();
-            klass.install_action("win.reload", None, |win, _, _| win.reload());
-            klass.install_action("win.clone", Some(glib::VariantTy::STRING), |win, _, id| {
-                if let Some(id) = id.and_then(|v| v.str()) {
-                    win.open_clone_dialog(id);
-                }
-            });
-            klass.install_action(
-                "win.select-vm",
-                Some(glib::VariantTy::STRING),
-                |win, _, id| {
-                    if let Some(id) = id.and_then(|v| v.str()) {
-                        win.select_vm(id);
-                    }
-                },
-            );
-            klass.install_action(
-                "win.show-error",
-                Some(glib::VariantTy::new("(ss)").expect("a valid type")),
-                |win, _, details| {
-                    if let Some((heading, message)) =
-                        details.and_then(|v| v.get::<(String, String)>())
-                    {
-                        win.show_error(&heading, &message);
-                    }
-                },
-            );
-            klass.install_action("win.search", None, |win, _, _| {
-                use gtk::prelude::ToggleButtonExt;
-                let button = &win.imp().search_button;
-                button.set_active(!button.is_active());
-            });
-            klass.add_binding_action(
-                gtk::gdk::Key::f,
-                gtk::gdk::ModifierType::CONTROL_MASK,
-                "win.search",
-            );
-            klass.add_binding_action(
-                gtk::gdk::Key::r,
-                gtk::gdk::ModifierType::CONTROL_MASK,
-                "win.reload",
-            );
+            super::install_actions(klass);
         }
 
         fn instance_init(obj: &glib::subclass::InitializingObject<Self>) {
@@ -112,7 +123,11 @@ mod imp {
 
     impl ObjectImpl for Window {}
     impl WidgetImpl for Window {}
-    impl WindowImpl for Window {}
+    impl WindowImpl for Window {
+        fn close_request(&self) -> glib::Propagation {
+            self.obj().close_to_background()
+        }
+    }
     impl ApplicationWindowImpl for Window {}
     impl AdwApplicationWindowImpl for Window {}
 }
@@ -124,7 +139,64 @@ glib::wrapper! {
             gtk::ConstraintTarget, gtk::Native, gtk::Root, gtk::ShortcutManager;
 }
 
-/// Which page the window shows.
+/// The window's actions; the application gives some of them accelerators.
+fn install_actions(klass: &mut <imp::Window as ObjectSubclass>::Class) {
+    let string = Some(glib::VariantTy::STRING);
+    let id_of = |v: Option<&glib::Variant>| v.and_then(|v| v.str()).map(str::to_owned);
+    klass.install_action("win.reload", None, |win, _, _| win.reload());
+    klass.install_action("win.search", None, |win, _, _| {
+        let button = &win.imp().search_button;
+        button.set_active(!button.is_active());
+    });
+    klass.install_action("win.clone", string, move |win, _, id| {
+        if let Some(id) = id_of(id) {
+            win.open_clone_dialog(&id);
+        }
+    });
+    klass.install_action("win.clone-selected", None, |win, _, _| {
+        if let Some(vm) = win.selected_vm() {
+            win.open_clone_dialog(&vm.id);
+        }
+    });
+    klass.install_action("win.convert-to-template", string, move |win, _, id| {
+        if let Some(id) = id_of(id) {
+            win.confirm_convert_to_template(&id);
+        }
+    });
+    klass.install_action("win.copy-uuid", string, move |win, _, id| {
+        if let Some(id) = id_of(id) {
+            win.copy_uuid(&id);
+        }
+    });
+    klass.install_action(crate::vm_menu::UNAVAILABLE, None, |_, _, _| {});
+    klass.install_action("win.select-vm", string, move |win, _, id| {
+        if let Some(id) = id_of(id) {
+            win.select_vm(&id);
+        }
+    });
+    klass.install_action("win.show-details", None, |win, _, _| {
+        // After the click that selected the row (a touch selects on release).
+        let win = win.downgrade();
+        glib::idle_add_local_once(move || {
+            if let Some(win) = win.upgrade() {
+                win.navigate_to_details();
+            }
+        });
+    });
+    klass.install_action("win.back", None, |win, _, _| win.navigate_to_list());
+    klass.install_action("win.shortcuts", None, |win, _, _| win.show_shortcuts());
+    klass.install_action(
+        "win.show-error",
+        Some(glib::VariantTy::new("(ss)").expect("a valid type")),
+        |win, _, details| {
+            if let Some((heading, message)) = details.and_then(|v| v.get::<(String, String)>()) {
+                win.show_error(&heading, &message);
+            }
+        },
+    );
+}
+
+/// Which page the list pane shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
     Loading,
@@ -166,9 +238,16 @@ impl Window {
         events: async_channel::Receiver<ServiceEvent>,
     ) -> Window {
         let win: Window = glib::Object::builder().property("application", app).build();
-        win.imp().client.set(client).ok();
+        let imp = win.imp();
+        imp.client.set(client).ok();
+        imp.app.set(app.as_ref().clone()).ok();
+        imp.unreachable_page.set_description(Some(&gettext(
+            "The vmclone service is not running or not installed. Start it with “systemctl start vmclone”, then retry.",
+        )));
         win.setup_list();
         win.setup_search();
+        win.setup_details();
+        win.action_set_enabled(crate::vm_menu::UNAVAILABLE, false);
         let this = win.downgrade();
         glib::spawn_future_local(async move {
             while let Ok(event) = events.recv().await {
@@ -190,17 +269,10 @@ impl Window {
 
     fn setup_list(&self) {
         let imp = self.imp();
-        let filter = gtk::StringFilter::builder()
-            .expression(gtk::PropertyExpression::new(
-                VmObject::static_type(),
-                gtk::Expression::NONE,
-                "name",
-            ))
-            .ignore_case(true)
-            .match_mode(gtk::StringFilterMatchMode::Substring)
-            .build();
-        let filtered =
-            gtk::FilterListModel::new(Some(imp.vms.store().clone()), Some(filter.clone()));
+        let filtered = gtk::FilterListModel::new(
+            Some(imp.vms.store().clone()),
+            Some(imp.filter.filter().clone()),
+        );
         let selection = gtk::SingleSelection::builder()
             .model(&filtered)
             .autoselect(false)
@@ -226,17 +298,25 @@ impl Window {
         });
         imp.list_view.set_factory(Some(&factory));
         imp.list_view.set_model(Some(&selection));
-        // Enter (or a double click) on a row clones it, as its Clone button does.
+        // Enter (or a double click) on a row opens its details.
         let this = self.downgrade();
-        imp.list_view.connect_activate(move |_, position| {
-            let Some(win) = this.upgrade() else { return };
-            let vm = win.imp().filtered.get().and_then(|f| f.item(position));
-            if let Some(vm) = vm.and_downcast::<VmObject>() {
-                if crate::vm_row::clone_blocked_reason(&vm.info().state).is_none() {
-                    win.open_clone_dialog(&vm.id());
-                }
+        imp.list_view.connect_activate(move |_, _| {
+            if let Some(win) = this.upgrade() {
+                win.enter_details();
             }
         });
+        // Shift+F10 or the Menu key opens the focused row's menu.
+        let menu_keys = gtk::ShortcutController::new();
+        let this = self.downgrade();
+        menu_keys.add_shortcut(gtk::Shortcut::new(
+            gtk::ShortcutTrigger::parse_string("<Shift>F10|Menu"),
+            Some(gtk::CallbackAction::new(move |_, _| {
+                this.upgrade()
+                    .is_some_and(|win| win.popup_focused_row_menu())
+                    .into()
+            })),
+        ));
+        imp.list_view.add_controller(menu_keys);
 
         let this = self.downgrade();
         filtered.connect_items_changed(move |_, _, _, _| {
@@ -244,17 +324,42 @@ impl Window {
                 win.update_page();
             }
         });
-        imp.filter.set(filter).ok();
+        let this = self.downgrade();
+        selection.connect_selected_item_notify(move |_| {
+            if let Some(win) = this.upgrade() {
+                win.show_selected();
+            }
+        });
         imp.filtered.set(filtered).ok();
         imp.selection.set(selection).ok();
+    }
+
+    /// The menu of the row with the keyboard focus; false when none has it.
+    fn popup_focused_row_menu(&self) -> bool {
+        let row = self
+            .imp()
+            .list_view
+            .focus_child()
+            .and_then(|item| item.first_child())
+            .and_downcast::<VmRow>();
+        match row {
+            Some(row) => {
+                row.menu_button().popup();
+                true
+            }
+            None => false,
+        }
     }
 
     fn setup_search(&self) {
         let imp = self.imp();
         imp.search_bar.connect_entry(&*imp.search_entry);
-        let filter = imp.filter.get().expect("set up").clone();
+        let this = self.downgrade();
         imp.search_entry.connect_search_changed(move |entry| {
-            filter.set_search(Some(&entry.text()));
+            if let Some(win) = this.upgrade() {
+                win.imp().filter.set_text(&entry.text());
+                win.update_page();
+            }
         });
         let entry = imp.search_entry.get();
         imp.search_bar
@@ -263,6 +368,13 @@ impl Window {
                     entry.set_text("");
                 }
             });
+        let this = self.downgrade();
+        imp.templates_button.connect_active_notify(move |button| {
+            if let Some(win) = this.upgrade() {
+                win.imp().filter.set_templates_only(button.is_active());
+                win.update_page();
+            }
+        });
     }
 
     /// Fetches the whole list again (at start, on Retry, when the service
@@ -279,7 +391,10 @@ impl Window {
             let result = client.list_vms().await;
             let Some(win) = this.upgrade() else { return };
             match win.imp().vms.finish_listing(listing, result) {
-                Listed::Shown => win.update_page(),
+                Listed::Shown => {
+                    win.update_page();
+                    win.prepare_details();
+                }
                 Listed::Outdated => {}
                 Listed::Retry => win.reload(),
                 Listed::Failed(err) => win.show_error_page(&err),
@@ -289,9 +404,18 @@ impl Window {
 
     /// A change the service pushed.
     pub fn on_service_event(&self, event: ServiceEvent) {
-        let vms = &self.imp().vms;
+        let imp = self.imp();
+        let vms = &imp.vms;
         match event {
-            ServiceEvent::VmChanged(info) => vms.changed(info),
+            ServiceEvent::VmChanged(info) => {
+                let selected = self.selected_vm().is_some_and(|vm| vm.id == info.id);
+                vms.changed(info);
+                // A VM that became a template now passes the templates filter.
+                imp.filter.refilter();
+                if selected {
+                    self.show_selected();
+                }
+            }
             ServiceEvent::VmRemoved(id) => vms.removed(id),
             ServiceEvent::ServiceLost => {
                 vms.service_lost();
@@ -334,16 +458,43 @@ impl Window {
 
     fn show_page(&self, page: Page) {
         let imp = self.imp();
-        // Searching only makes sense while there is a list to search.
+        // Searching and filtering only make sense while there is a list.
         let searchable = matches!(page, Page::List | Page::NoResults);
         imp.search_button.set_sensitive(searchable);
+        imp.all_button.set_sensitive(searchable);
+        imp.templates_button.set_sensitive(searchable);
         if !searchable {
             imp.search_button.set_active(false);
         }
         // Typing starts a search only where there is a list to search.
         imp.search_bar
             .set_key_capture_widget(searchable.then_some(self.upcast_ref::<gtk::Widget>()));
+        if page == Page::NoResults {
+            self.describe_no_results();
+        }
+        let changed = imp.stack.visible_child_name().as_deref() != Some(page.name());
         imp.stack.set_visible_child_name(page.name());
+        // The details pane shows a VM only beside the list.
+        if changed {
+            self.show_selected();
+        }
+    }
+
+    /// The page for an empty filter says which filter is empty.
+    fn describe_no_results(&self) {
+        let imp = self.imp();
+        let page = &imp.no_results_page;
+        if imp.filter.templates_only() && !imp.filter.is_searching() {
+            page.set_icon_name(Some("computer-symbolic"));
+            page.set_title(&gettext("No Templates"));
+            page.set_description(Some(&gettext(
+                "Linked clones are made from templates. Make a shut-off VM a template with “Convert to Template…” in its menu.",
+            )));
+        } else {
+            page.set_icon_name(Some("system-search-symbolic"));
+            page.set_title(&gettext("No Results Found"));
+            page.set_description(Some(&gettext("No VM name or UUID contains this text")));
+        }
     }
 
     fn update_page(&self) {
@@ -362,35 +513,31 @@ impl Window {
         self.show_page(page);
     }
 
-    fn open_clone_dialog(&self, id: &str) {
-        let Some((_, vm)) = self.imp().vms.find(id) else {
-            return;
-        };
-        let info = vm.info();
-        let dialog = CloneDialog::new(self, self.client(), &info);
-        let this = self.downgrade();
-        dialog.connect_response(Some("clone"), move |dialog, _| {
-            if let Some(win) = this.upgrade() {
-                win.start_clone(&info, dialog.new_name(), dialog.storage());
-            }
-        });
-        dialog.present();
-        dialog.name_row().grab_focus();
-    }
-
-    /// Shows and selects the VM `id` (the success toast's button).
+    /// Shows and selects the VM `id` (the success toast's Show, the
+    /// notification's action), with its details on a narrow window too.
     pub fn select_vm(&self, id: &str) {
         let imp = self.imp();
         imp.vms.flush_pending();
-        imp.search_button.set_active(false);
         let selection = imp.selection.get().expect("set up");
-        let Some(pos) = (0..selection.n_items()).find(|&i| {
-            selection
-                .item(i)
-                .and_downcast::<VmObject>()
-                .is_some_and(|vm| vm.id() == id)
-        }) else {
-            return;
+        let position = |selection: &gtk::SingleSelection| {
+            (0..selection.n_items()).find(|&i| {
+                selection
+                    .item(i)
+                    .and_downcast::<VmObject>()
+                    .is_some_and(|vm| vm.id() == id)
+            })
+        };
+        let pos = match position(selection) {
+            Some(pos) => pos,
+            // Filtered out: show every VM again.
+            None => {
+                imp.search_button.set_active(false);
+                imp.all_button.set_active(true);
+                let Some(pos) = position(selection) else {
+                    return;
+                };
+                pos
+            }
         };
         selection.set_selected(pos);
         let _ = imp
@@ -406,5 +553,6 @@ impl Window {
             Some(item) => item.grab_focus(),
             None => imp.list_view.grab_focus(),
         };
+        self.navigate_to_details();
     }
 }

@@ -54,12 +54,42 @@ fn german_window(app: &adw::Application) {
         details.iter().any(|d| d.contains("Datenträger")),
         "disk counts are German: {details:?}"
     );
-    let labels = label_texts(window.upcast_ref());
-    assert!(
-        labels.iter().any(|l| l == "Klonen …"),
-        "the Clone button is German: {labels:?}"
+    assert_eq!(
+        window.templates_button().label().as_deref(),
+        Some("_Vorlagen")
     );
+    // The details and the VM's menu.
+    select(&window, "web01");
+    assert_eq!(
+        window.details_clone_button().label().as_deref(),
+        Some("_Klonen …"),
+        "the Clone button is German"
+    );
+    let rows = window.details_view().unwrap().rows();
+    assert!(
+        rows.iter()
+            .any(|(title, _, value)| title == "Zustand" && value == "Ausgeschaltet"),
+        "the details are German: {rows:?}"
+    );
+    let menu = open_menu(&window.vm_menu_button());
+    for item in ["Klonen …", "In Vorlage umwandeln …", "UUID kopieren"] {
+        assert_eq!(menu_item_sensitive(&menu, item), Some(true), "{item}");
+    }
+    window.vm_menu_button().popdown();
     screenshot(&window, "main-window-de");
+    window.details_clone_button().emit_clicked();
+    let mut dialog = None;
+    wait_for(Duration::from_secs(30), "the clone dialog", || {
+        dialog = window.clone_dialog();
+        dialog.is_some()
+    });
+    let dialog = dialog.unwrap();
+    let labels = label_texts(dialog.upcast_ref());
+    assert!(
+        labels.iter().any(|l| l == "Anzahl der Kopien"),
+        "the clone dialog is German: {labels:?}"
+    );
+    dialog.close();
 
     drop(service);
     wait_for(Duration::from_secs(30), "the unreachable page", || {

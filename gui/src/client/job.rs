@@ -1,6 +1,8 @@
 //! Following one clone job: its progress and its outcome, read from the
 //! service's `org.vmclone.Job` object by a task of its own, and Cancel.
 
+use std::sync::{Arc, Mutex};
+
 use futures_lite::StreamExt;
 use zbus::zvariant::OwnedObjectPath;
 use zbus::Connection;
@@ -12,7 +14,13 @@ use super::runtime;
 /// Progress of one clone job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobEvent {
-    Progress { done: u64, total: u64 },
+    /// Not copying yet: the service queued it (`State` is `queued`), or it
+    /// waits in a batch for the clones before it.
+    Waiting,
+    Progress {
+        done: u64,
+        total: u64,
+    },
     Finished(JobOutcome),
 }
 
@@ -23,12 +31,50 @@ pub enum JobOutcome {
     Failed(ClientError),
 }
 
-/// A running clone, seen from GTK. It holds no proxy: dropping a zbus proxy
-/// needs the runtime's context, which the GTK thread has not.
+/// The job object of one clone. `StartClone` names it at once; the jobs of
+/// a `CloneVms` batch are found as they start, and a Cancel asked before
+/// then is sent as soon as the job is found.
+#[derive(Debug, Default)]
+pub(super) struct JobTarget(Mutex<Target>);
+
+#[derive(Debug, Default)]
+struct Target {
+    path: Option<OwnedObjectPath>,
+    cancel_asked: bool,
+}
+
+impl JobTarget {
+    pub fn known(path: OwnedObjectPath) -> Arc<JobTarget> {
+        Arc::new(JobTarget(Mutex::new(Target {
+            path: Some(path),
+            cancel_asked: false,
+        })))
+    }
+
+    /// Records the job's path; true when Cancel was asked before it was found.
+    pub fn found(&self, path: OwnedObjectPath) -> bool {
+        let mut target = self.0.lock().expect("never poisoned");
+        target.path = Some(path);
+        target.cancel_asked
+    }
+
+    /// The job's path, or `None` after noting that Cancel is asked for a
+    /// job not found yet.
+    fn path_or_ask_cancel(&self) -> Option<OwnedObjectPath> {
+        let mut target = self.0.lock().expect("never poisoned");
+        if target.path.is_none() {
+            target.cancel_asked = true;
+        }
+        target.path.clone()
+    }
+}
+
+/// A clone in progress, seen from GTK. It holds no proxy: dropping a zbus
+/// proxy needs the runtime's context, which the GTK thread has not.
 pub struct JobHandle {
     pub events: async_channel::Receiver<JobEvent>,
     conn: Connection,
-    path: OwnedObjectPath,
+    target: Arc<JobTarget>,
 }
 
 impl JobHandle {
@@ -40,27 +86,40 @@ impl JobHandle {
         let job = JobProxy::builder(conn).path(path.clone())?.build().await?;
         let (events_tx, events) = async_channel::unbounded();
         tokio::spawn(follow(job, events_tx));
-        Ok(JobHandle {
+        Ok(JobHandle::new(events, conn, JobTarget::known(path)))
+    }
+
+    pub(super) fn new(
+        events: async_channel::Receiver<JobEvent>,
+        conn: &Connection,
+        target: Arc<JobTarget>,
+    ) -> JobHandle {
+        JobHandle {
             events,
             conn: conn.clone(),
-            path,
-        })
+            target,
+        }
     }
 
     /// Asks the service to stop; the outcome still arrives as `Finished`. An
     /// error means the service refused, and the job goes on.
     pub async fn cancel(&self) -> Result<(), ClientError> {
-        let (conn, path) = (self.conn.clone(), self.path.clone());
-        runtime::run(async move {
-            let job = JobProxy::builder(&conn)
-                .path(path)?
-                .cache_properties(zbus::proxy::CacheProperties::No)
-                .build()
-                .await?;
-            Ok(job.cancel().await?)
-        })
-        .await
+        let Some(path) = self.target.path_or_ask_cancel() else {
+            return Ok(());
+        };
+        let conn = self.conn.clone();
+        runtime::run(async move { cancel(&conn, path).await }).await
     }
+}
+
+/// `Cancel()` on the job at `path`.
+pub(super) async fn cancel(conn: &Connection, path: OwnedObjectPath) -> Result<(), ClientError> {
+    let job = JobProxy::builder(conn)
+        .path(path)?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?;
+    Ok(job.cancel().await?)
 }
 
 /// Forwards a job's progress until it finishes. The proxy caches properties:
@@ -92,25 +151,26 @@ async fn follow(job: JobProxy<'static>, events: async_channel::Sender<JobEvent>)
     };
     let mut done_changes = job.receive_bytes_done_changed().await;
     let mut total_changes = job.receive_bytes_total_changed().await;
+    let mut state_changes = job.receive_state_changed().await;
     loop {
-        match job.state().await.as_deref() {
-            Ok("running") => {}
+        let event = match job.state().await.as_deref() {
+            Ok("running") => JobEvent::Progress {
+                done: job.bytes_done().await.unwrap_or(0),
+                total: job.bytes_total().await.unwrap_or(0),
+            },
+            // Waiting for a copy slot: the service's hardening queues clones.
+            Ok("queued") => JobEvent::Waiting,
             Ok(_) => break,
             Err(e) => return finish(JobOutcome::Failed(e.clone().into())).await,
-        }
-        let done = job.bytes_done().await.unwrap_or(0);
-        let total = job.bytes_total().await.unwrap_or(0);
-        if events
-            .send(JobEvent::Progress { done, total })
-            .await
-            .is_err()
-        {
+        };
+        if events.send(event).await.is_err() {
             return;
         }
         tokio::select! {
             _ = finished.next() => break,
             Some(_) = done_changes.next() => {}
             Some(_) = total_changes.next() => {}
+            Some(_) = state_changes.next() => {}
             Some(signal) = owner.next() => {
                 if signal.args().is_ok_and(|a| a.new_owner().is_none()) {
                     let lost = ClientError::Unreachable("the service left the bus".into());

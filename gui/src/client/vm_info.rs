@@ -16,6 +16,7 @@ pub struct VmInfo {
     pub vcpus: u32,
     pub memory_mib: u64,
     pub disks: u32,
+    pub interfaces: u32,
     pub is_template: bool,
 }
 
@@ -42,6 +43,7 @@ impl VmInfo {
             vcpus: get(dict, "vcpus")?,
             memory_mib: get(dict, "memory-mib")?,
             disks: get(dict, "disks")?,
+            interfaces: get(dict, "interfaces")?,
             // Older services do not know templates.
             is_template: get(dict, "is-template").unwrap_or(false),
         })
@@ -88,6 +90,7 @@ mod tests {
             ("vcpus", Value::from("two")),
             ("memory-mib", Value::U64(2048)),
             ("disks", Value::U32(1)),
+            ("interfaces", Value::U32(1)),
         ]);
         let err = VmInfo::from_dict(&vm).expect_err("vcpus is not a u32");
         assert!(matches!(err, ClientError::BadReply(_)));

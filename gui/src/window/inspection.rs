@@ -1,5 +1,5 @@
 //! What the window shows, read back: for the GUI tests in `gui/tests/` and
-//! the first-frame benchmark. Nothing here changes the window.
+//! the benchmarks. Nothing here changes the window.
 
 use adw::prelude::*;
 use adw::subclass::prelude::*;
@@ -7,12 +7,13 @@ use adw::subclass::prelude::*;
 use super::{Page, Window};
 use crate::client::VmInfo;
 use crate::clone_dialog::CloneDialog;
-use crate::job_bar::JobBar;
+use crate::details_view::DetailsView;
+use crate::job_row::JobRow;
 use crate::vm_object::VmObject;
 use crate::vm_row::VmRow;
 
 impl Window {
-    /// The page on screen.
+    /// The page the list pane shows.
     pub fn page(&self) -> Page {
         let name = self.imp().stack.visible_child_name().unwrap_or_default();
         Page::ALL
@@ -38,7 +39,7 @@ impl Window {
             .map(|vm| vm.info())
     }
 
-    /// The VMs in list order (after search filtering).
+    /// The VMs in list order (after search and filter).
     pub fn shown_vms(&self) -> Vec<VmInfo> {
         let filtered = self.imp().filtered.get().expect("set up");
         (0..filtered.n_items())
@@ -50,20 +51,50 @@ impl Window {
     /// The rows the list view has built (only those near the visible area).
     pub fn visible_rows(&self) -> Vec<VmRow> {
         let mut rows = Vec::new();
-        collect_rows(self.imp().list_view.upcast_ref(), &mut rows);
+        collect(self.imp().list_view.upcast_ref(), &mut rows);
         rows
     }
 
-    pub fn job_bars(&self) -> Vec<JobBar> {
-        let mut bars = Vec::new();
-        let mut child = self.imp().jobs_box.first_child();
-        while let Some(widget) = child {
-            child = widget.next_sibling();
-            if let Ok(bar) = widget.downcast::<JobBar>() {
-                bars.push(bar);
-            }
+    /// The progress rows of the clones running, in the jobs popover.
+    pub fn job_rows(&self) -> Vec<JobRow> {
+        let mut rows = Vec::new();
+        collect(self.imp().jobs_box.upcast_ref(), &mut rows);
+        rows
+    }
+
+    /// The details of the selected VM, once a VM was selected.
+    pub fn details_view(&self) -> Option<DetailsView> {
+        self.imp().details_view.get().cloned()
+    }
+
+    /// The VM whose `GetVm` the details show.
+    pub fn details_loaded_id(&self) -> Option<String> {
+        self.imp().details_loaded.borrow().clone()
+    }
+
+    /// The heading of the details pane (the selected VM's name), if shown.
+    pub fn details_title(&self) -> String {
+        let imp = self.imp();
+        match imp.details_stack.visible_child_name().as_deref() {
+            Some("vm") => imp
+                .details_view
+                .get()
+                .map(|view| view.name())
+                .unwrap_or_default(),
+            _ => String::new(),
         }
-        bars
+    }
+
+    /// Whether the window is narrow enough to show one pane at a time.
+    pub fn is_folded(&self) -> bool {
+        self.imp().leaflet.is_folded()
+    }
+
+    /// Whether the details pane is the one shown (always, when not folded).
+    pub fn details_pane_shown(&self) -> bool {
+        let imp = self.imp();
+        !imp.leaflet.is_folded()
+            || imp.leaflet.visible_child().as_ref() == Some(imp.details_pane.upcast_ref())
     }
 
     pub fn search_entry(&self) -> gtk::SearchEntry {
@@ -74,6 +105,30 @@ impl Window {
         self.imp().search_button.get()
     }
 
+    pub fn templates_button(&self) -> gtk::ToggleButton {
+        self.imp().templates_button.get()
+    }
+
+    pub fn jobs_button(&self) -> gtk::MenuButton {
+        self.imp().jobs_button.get()
+    }
+
+    pub fn jobs_popover(&self) -> gtk::Popover {
+        self.imp().jobs_popover.get()
+    }
+
+    pub fn vm_menu_button(&self) -> gtk::MenuButton {
+        self.imp().vm_menu_button.get()
+    }
+
+    pub fn details_clone_button(&self) -> gtk::Button {
+        self.imp().details_clone_button.get()
+    }
+
+    pub fn back_button(&self) -> gtk::Button {
+        self.imp().back_button.get()
+    }
+
     pub fn status_page(&self, page: Page) -> Option<adw::StatusPage> {
         self.imp()
             .stack
@@ -82,13 +137,14 @@ impl Window {
     }
 }
 
-fn collect_rows(widget: &gtk::Widget, rows: &mut Vec<VmRow>) {
+/// Every `T` inside `widget`, in order.
+fn collect<T: IsA<gtk::Widget>>(widget: &gtk::Widget, found: &mut Vec<T>) {
     let mut child = widget.first_child();
     while let Some(w) = child {
         child = w.next_sibling();
-        match w.clone().downcast::<VmRow>() {
-            Ok(row) => rows.push(row),
-            Err(w) => collect_rows(&w, rows),
+        match w.clone().downcast::<T>() {
+            Ok(t) => found.push(t),
+            Err(w) => collect(&w, found),
         }
     }
 }

@@ -11,8 +11,9 @@ use gtk::{gio, glib};
 use crate::client::{ClientError, VmInfo};
 use crate::vm_object::VmObject;
 
-/// Rows enough to fill a tall window; see `replace`.
-const FIRST_SCREENFUL: usize = 40;
+/// Rows enough to fill a maximized window on a 1440-pixel-high screen
+/// (rows are 56 pixels high); see `replace`.
+const FIRST_SCREENFUL: usize = 24;
 
 /// The list and what it waits for; in an `Rc` so that the idle which
 /// appends a long list's tail holds it weakly.

@@ -37,7 +37,9 @@ impl Desktop {
             std::env::set_var("GSK_RENDERER", "cairo");
             std::env::set_var("DBUS_SESSION_BUS_ADDRESS", session_bus.address());
             std::env::set_var("GSETTINGS_BACKEND", "memory");
-            std::env::set_var("GTK_A11Y", "none");
+            // GTK's own accessibility backend for tests: it keeps every
+            // accessible property, which the tests read back, and talks to no bus.
+            std::env::set_var("GTK_A11Y", "test");
             std::env::set_var("NO_AT_BRIDGE", "1");
             std::env::remove_var("WAYLAND_DISPLAY");
         }
@@ -117,19 +119,38 @@ pub fn screenshot_dir() -> PathBuf {
 
 /// Renders `window` as it is on screen to `target/screenshots/<name>.png`.
 pub fn screenshot(window: &impl IsA<gtk::Window>, name: &str) -> PathBuf {
+    screenshot_with_popovers(window, &[], name)
+}
+
+/// Renders `window` and the open `popovers` over it (they are surfaces of
+/// their own, which a window's paintable leaves out) to one PNG.
+pub fn screenshot_with_popovers(
+    window: &impl IsA<gtk::Window>,
+    popovers: &[&gtk::Popover],
+    name: &str,
+) -> PathBuf {
     let window = window.upcast_ref::<gtk::Window>();
     // Let pending layout and animations (toasts, crossfades) finish first.
     settle(Duration::from_millis(400));
     let (w, h) = (window.width(), window.height());
     assert!(w > 0 && h > 0, "{name}: the window is not laid out");
-    let paintable = gtk::WidgetPaintable::new(Some(window));
     let snapshot = gtk::Snapshot::new();
     // An opaque background, as the desktop would show behind the window.
     snapshot.append_color(
         &gdk::RGBA::new(0.85, 0.85, 0.85, 1.0),
         &graphene::Rect::new(0.0, 0.0, w as f32, h as f32),
     );
-    paintable.snapshot(&snapshot, w as f64, h as f64);
+    gtk::WidgetPaintable::new(Some(window)).snapshot(&snapshot, w as f64, h as f64);
+    for popover in popovers.iter().filter(|p| p.is_visible()) {
+        let (pw, ph) = (popover.width() as f64, popover.height() as f64);
+        let at = popover
+            .compute_point(window, &graphene::Point::new(0.0, 0.0))
+            .expect("the popover belongs to the window");
+        snapshot.save();
+        snapshot.translate(&at);
+        gtk::WidgetPaintable::new(Some(*popover)).snapshot(&snapshot, pw, ph);
+        snapshot.restore();
+    }
     let node = snapshot.to_node().expect("the window drew something");
     let renderer = window.renderer().expect("a realized window has a renderer");
     let texture = renderer.render_texture(
@@ -310,8 +331,20 @@ fn close_all_windows() {
 
 /// A shown window on a service at `bus`, with the list loaded or an error page up.
 pub fn open_window(app: &adw::Application, bus: &PrivateBus) -> vmclone::window::Window {
+    open_window_sized(app, bus, None)
+}
+
+/// The same, `width` × `height` pixels large.
+pub fn open_window_sized(
+    app: &adw::Application,
+    bus: &PrivateBus,
+    size: Option<(i32, i32)>,
+) -> vmclone::window::Window {
     let (client, events) = vmclone::client::Client::start(Some(bus.address().to_string()));
     let window = vmclone::window::Window::new(app, client, events);
+    if let Some((width, height)) = size {
+        window.set_default_size(width, height);
+    }
     window.present();
     wait_for(
         Duration::from_secs(20),
@@ -333,6 +366,7 @@ pub fn busctl_list_vms(bus: &PrivateBus) -> Vec<vmclone::client::VmInfo> {
             vcpus: vm.vcpus,
             memory_mib: vm.memory_mib,
             disks: vm.disks,
+            interfaces: vm.interfaces,
             is_template: vm.is_template,
         })
         .collect()
@@ -394,4 +428,365 @@ pub fn press_key(window: &impl IsA<gtk::Window>, key: &str) {
     run("xdotool", &["key", "--clearmodifiers", key]);
     // The events are queued in the X server; let GTK read and dispatch them.
     settle(Duration::from_millis(200));
+}
+
+/// `GetVm` as busctl's JSON reports it, every key with its value: an
+/// independent reading of what the details view must show.
+pub fn busctl_get_vm(bus: &PrivateBus, id: &str) -> serde_json::Map<String, serde_json::Value> {
+    let out = bus.busctl([
+        "--json=short",
+        "call",
+        vmclone_tests::BUS_NAME,
+        vmclone_tests::OBJECT_PATH,
+        vmclone_tests::INTERFACE,
+        "GetVm",
+        "s",
+        id,
+    ]);
+    let text = vmclone_tests::stdout_ok(&out);
+    let json: serde_json::Value = serde_json::from_str(&text).expect("busctl JSON");
+    let serde_json::Value::Object(dict) = json["data"][0].clone() else {
+        panic!("GetVm answered no dictionary: {text}");
+    };
+    // {"key": {"type": "s", "data": value}} -> {"key": value}
+    dict.into_iter()
+        .map(|(k, v)| (k, v["data"].clone()))
+        .collect()
+}
+
+// GTK 4.0's test API for accessibles; gtk4-rs binds it only from 4.10 on.
+extern "C" {
+    fn gtk_test_accessible_has_property(
+        accessible: *mut gtk::ffi::GtkWidget,
+        property: gtk::ffi::GtkAccessibleProperty,
+    ) -> glib::ffi::gboolean;
+    fn gtk_test_accessible_has_relation(
+        accessible: *mut gtk::ffi::GtkWidget,
+        relation: gtk::ffi::GtkAccessibleRelation,
+    ) -> glib::ffi::gboolean;
+}
+
+/// Whether `widget` has an accessible label (GTK's test backend keeps them).
+pub fn has_accessible_label(widget: &impl IsA<gtk::Widget>) -> bool {
+    use glib::translate::ToGlibPtr;
+    // SAFETY: every widget is a GtkAccessible; the call only reads.
+    unsafe {
+        gtk_test_accessible_has_property(
+            widget.as_ref().to_glib_none().0,
+            gtk::ffi::GTK_ACCESSIBLE_PROPERTY_LABEL,
+        ) != 0
+    }
+}
+
+/// Whether `widget` is labelled for assistive technologies by another widget.
+pub fn has_accessible_labelled_by(widget: &impl IsA<gtk::Widget>) -> bool {
+    use glib::translate::ToGlibPtr;
+    // SAFETY: as above.
+    unsafe {
+        gtk_test_accessible_has_relation(
+            widget.as_ref().to_glib_none().0,
+            gtk::ffi::GTK_ACCESSIBLE_RELATION_LABELLED_BY,
+        ) != 0
+    }
+}
+
+/// Every widget inside `widget` (itself included), depth first.
+pub fn descendants(widget: &gtk::Widget) -> Vec<gtk::Widget> {
+    let mut all = Vec::new();
+    let mut stack = vec![widget.clone()];
+    while let Some(w) = stack.pop() {
+        let mut child = w.last_child();
+        while let Some(c) = child {
+            child = c.prev_sibling();
+            stack.push(c);
+        }
+        all.push(w);
+    }
+    all
+}
+
+/// The item labelled `label` (mnemonic underscores left out) of the open
+/// menu `popover`, activated as a click or Enter on it would.
+pub fn activate_menu_item(popover: &gtk::Widget, label: &str) {
+    let item = descendants(popover)
+        .into_iter()
+        .find(|w| {
+            w.type_().name() == "GtkModelButton"
+                && label_texts(w).iter().any(|t| t.replace('_', "") == label)
+        })
+        .unwrap_or_else(|| panic!("the menu has no item {label:?}: {:?}", label_texts(popover)));
+    assert!(item.is_sensitive(), "the menu item {label:?} is sensitive");
+    item.activate();
+}
+
+/// Whether the open menu `popover` has a sensitive item labelled `label`.
+pub fn menu_item_sensitive(popover: &gtk::Widget, label: &str) -> Option<bool> {
+    descendants(popover)
+        .into_iter()
+        .find(|w| {
+            w.type_().name() == "GtkModelButton"
+                && label_texts(w).iter().any(|t| t.replace('_', "") == label)
+        })
+        .map(|w| w.is_sensitive())
+}
+
+/// Opens `button`'s menu and returns its popover.
+pub fn open_menu(button: &gtk::MenuButton) -> gtk::Widget {
+    button.popup();
+    let mut popover = None;
+    wait_for(Duration::from_secs(10), "the menu to open", || {
+        popover = button.popover().filter(|p| p.is_visible());
+        popover.is_some()
+    });
+    popover.unwrap().upcast()
+}
+
+/// One call of `Notify` that the fake notification server received.
+#[derive(Debug, Clone)]
+pub struct Notified {
+    pub id: u32,
+    pub summary: String,
+    pub body: String,
+    /// Pairs of action key and label, as the specification sends them.
+    pub actions: Vec<String>,
+}
+
+/// A desktop notification server (`org.freedesktop.Notifications`) on the
+/// test's session bus: it records what the app asks to show, as GNOME
+/// Shell or any other server would receive it, and can invoke an action as
+/// a click on the notification does. GLib's own backend does the sending.
+pub struct NotificationServer {
+    runtime: tokio::runtime::Runtime,
+    /// Dropped in the runtime's context, which zbus needs.
+    connection: Option<zbus::Connection>,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Notified>>>,
+}
+
+struct Notifications {
+    received: std::sync::Arc<std::sync::Mutex<Vec<Notified>>>,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl Notifications {
+    #[allow(clippy::too_many_arguments)]
+    fn notify(
+        &self,
+        _app_name: String,
+        replaces_id: u32,
+        _app_icon: String,
+        summary: String,
+        body: String,
+        actions: Vec<String>,
+        _hints: std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        let mut received = self.received.lock().unwrap();
+        let id = match replaces_id {
+            0 => received.len() as u32 + 1,
+            id => id,
+        };
+        received.push(Notified {
+            id,
+            summary,
+            body,
+            actions,
+        });
+        id
+    }
+
+    fn close_notification(&self, _id: u32) {}
+
+    fn get_capabilities(&self) -> Vec<String> {
+        vec!["actions".into(), "body".into()]
+    }
+
+    fn get_server_information(&self) -> (String, String, String, String) {
+        (
+            "vmclone-tests".into(),
+            "vmclone".into(),
+            "1".into(),
+            "1.2".into(),
+        )
+    }
+
+    #[zbus(signal)]
+    async fn action_invoked(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        id: u32,
+        action_key: &str,
+    ) -> zbus::Result<()>;
+}
+
+impl NotificationServer {
+    /// Owns `org.freedesktop.Notifications` on this process's session bus.
+    pub fn start() -> NotificationServer {
+        let address = std::env::var("DBUS_SESSION_BUS_ADDRESS").expect("Desktop::start set it");
+        // Its own thread serves the calls while GTK's main loop runs here.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let received = std::sync::Arc::default();
+        let server = Notifications {
+            received: std::sync::Arc::clone(&received),
+        };
+        let connection = runtime.block_on(async {
+            zbus::connection::Builder::address(address.as_str())
+                .expect("the session bus address")
+                .name("org.freedesktop.Notifications")
+                .expect("a well-known name")
+                .serve_at("/org/freedesktop/Notifications", server)
+                .expect("a path")
+                .build()
+                .await
+                .expect("the notification server owns its name")
+        });
+        NotificationServer {
+            runtime,
+            connection: Some(connection),
+            received,
+        }
+    }
+
+    /// What the app asked to show so far.
+    pub fn received(&self) -> Vec<Notified> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// A click on the action `key` of the notification `id`.
+    pub fn invoke(&self, id: u32, key: &str) {
+        self.runtime.block_on(async {
+            let connection = self.connection.as_ref().expect("open until drop");
+            let emitter = zbus::object_server::SignalEmitter::new(
+                connection,
+                "/org/freedesktop/Notifications",
+            )
+            .expect("the path");
+            Notifications::action_invoked(&emitter, id, key)
+                .await
+                .expect("the signal goes out");
+        });
+    }
+}
+
+impl Drop for NotificationServer {
+    fn drop(&mut self) {
+        let _context = self.runtime.enter();
+        self.connection.take();
+    }
+}
+
+/// How long any one thing may take in these tests.
+pub const LONG: Duration = Duration::from_secs(30);
+
+/// The names the list shows, in order.
+pub fn names(window: &vmclone::window::Window) -> Vec<String> {
+    window.shown_vms().into_iter().map(|vm| vm.name).collect()
+}
+
+/// The row built for the VM `name`.
+pub fn row_named(window: &vmclone::window::Window, name: &str) -> vmclone::vm_row::VmRow {
+    window
+        .visible_rows()
+        .into_iter()
+        .find(|row| row.name_text() == name)
+        .unwrap_or_else(|| panic!("no row shows {name}"))
+}
+
+/// Selects the VM `name` and waits until its details show `GetVm`'s answer.
+pub fn select(window: &vmclone::window::Window, name: &str) -> vmclone::client::VmInfo {
+    let vm = window
+        .shown_vms()
+        .into_iter()
+        .find(|vm| vm.name == name)
+        .unwrap_or_else(|| panic!("{name} is not listed"));
+    window.select_vm(&vm.id);
+    wait_for(LONG, "the details of the selected VM", || {
+        window.details_loaded_id().as_deref() == Some(vm.id.as_str())
+    });
+    vm
+}
+
+/// The clone dialog for `name`, opened with Clone… of the VM's row menu.
+pub fn open_dialog_for(
+    window: &vmclone::window::Window,
+    name: &str,
+) -> vmclone::clone_dialog::CloneDialog {
+    wait_for(LONG, "the row to be drawn", || {
+        window.visible_rows().iter().any(|r| r.name_text() == name)
+    });
+    let menu = open_menu(&row_named(window, name).menu_button());
+    activate_menu_item(&menu, "Clone…");
+    let mut dialog = None;
+    wait_for(LONG, "the clone dialog", || {
+        dialog = window.clone_dialog();
+        dialog.is_some()
+    });
+    dialog.unwrap()
+}
+
+pub fn type_name(dialog: &vmclone::clone_dialog::CloneDialog, text: &str) {
+    dialog.name_row().set_text(text);
+}
+
+/// Confirms the dialog with a real Enter in the name field.
+pub fn confirm(dialog: &vmclone::clone_dialog::CloneDialog) {
+    dialog.name_row().grab_focus();
+    press_key(dialog, "Return");
+}
+
+/// The message dialogs on screen.
+pub fn visible_dialogs() -> Vec<adw::MessageDialog> {
+    let toplevels = gtk::Window::toplevels();
+    (0..toplevels.n_items())
+        .filter_map(|i| toplevels.item(i).and_downcast::<adw::MessageDialog>())
+        .filter(|d| d.is_visible())
+        .collect()
+}
+
+/// The button labelled `label` (mnemonic underscores left out) inside `widget`.
+pub fn button_labelled(widget: &impl IsA<gtk::Widget>, label: &str) -> gtk::Button {
+    descendants(widget.upcast_ref())
+        .into_iter()
+        .filter_map(|w| w.downcast::<gtk::Button>().ok())
+        .find(|b| b.label().is_some_and(|l| l.replace('_', "") == label))
+        .unwrap_or_else(|| panic!("no button {label:?}"))
+}
+
+/// A shut-off test-driver VM `name` whose one disk is a real raw file of
+/// `mib` MiB of data in `dir`, as XML for a `<node>`.
+pub fn vm_with_big_disk(dir: &Path, name: &str, uuid: &str, mib: u64) -> String {
+    use std::io::Write;
+    let disk = dir.join(format!("{name}.raw"));
+    let mut file = std::fs::File::create(&disk).expect("create the disk image");
+    let block = vec![0xa5u8; 1 << 20];
+    for _ in 0..mib {
+        file.write_all(&block).expect("write the disk image");
+    }
+    file.sync_all().expect("sync the disk image");
+    format!(
+        "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <test:runstate>5</test:runstate>
+    <name>{name}</name>
+    <uuid>{uuid}</uuid>
+    <memory unit='MiB'>512</memory>
+    <vcpu>1</vcpu>
+    <os><type arch='x86_64'>hvm</type></os>
+    <devices>
+      <disk type='file' device='disk'>
+        <driver name='qemu' type='raw'/>
+        <source file='{}'/>
+        <target dev='vda' bus='virtio'/>
+      </disk>
+    </devices>
+  </domain>",
+        disk.display()
+    )
+}
+
+/// A test-driver host whose one VM, big01, has a raw disk of `mib` MiB of data.
+pub fn host_with_big_disk(dir: &Path, mib: u64) -> String {
+    let vm = vm_with_big_disk(dir, "big01", "0b5e1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d", mib);
+    vmclone_tests::test_driver_uri(dir, &format!("<node>{vm}</node>"))
 }
