@@ -284,38 +284,21 @@ fn check_name_answers_by_exit_status() {
     assert_fails(&demo.ctl(&["check-name", " padded"]), 4, "");
 }
 
-/// Whether the running service has `ListJobs` (issue 8 adds it).
-fn has_list_jobs(bus: &PrivateBus) -> bool {
-    let out = bus.busctl([
-        "introspect",
-        BUS_NAME,
-        "/org/vmclone/Manager",
-        "org.vmclone.Manager",
-    ]);
-    String::from_utf8_lossy(&out.stdout).contains(".ListJobs")
-}
-
 #[test]
-fn jobs_lists_the_callers_jobs_or_says_the_service_is_too_old() {
+fn jobs_lists_the_callers_jobs() {
     let demo = Demo::start();
     let path = ok(&demo.ctl(&["clone", "web01", "web09", "--no-wait"]));
     let path = path.trim();
-    if has_list_jobs(&demo.bus) {
-        let j = json(&demo.ctl(&["jobs", "--json"]));
-        let job = j
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["Path"] == path)
-            .expect("our job");
-        assert_eq!(job["NewName"], "web09");
-        let text = ok(&demo.ctl(&["jobs"]));
-        assert!(text.lines().any(|l| l.contains("web09")), "{text}");
-    } else {
-        for args in [&["jobs"][..], &["jobs", "--json"]] {
-            assert_fails(&demo.ctl(args), 10, "older than vmclonectl");
-        }
-    }
+    let j = json(&demo.ctl(&["jobs", "--json"]));
+    let job = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["Path"] == path)
+        .expect("our job");
+    assert_eq!(job["NewName"], "web09");
+    let text = ok(&demo.ctl(&["jobs"]));
+    assert!(text.lines().any(|l| l.contains("web09")), "{text}");
 }
 
 #[test]

@@ -44,12 +44,6 @@ fn refused(out: &Output, action: &str) {
     assert!(sentence.contains("not authorized"), "{sentence}");
 }
 
-/// The running service has `ListJobs` (issue 8 adds it).
-fn has_list_jobs() -> bool {
-    let out = Client::system().busctl(["introspect", BUS_NAME, "/org/vmclone/Manager"]);
-    String::from_utf8_lossy(&out.stdout).contains(".ListJobs")
-}
-
 #[test]
 #[ignore = "needs root, the system bus and polkitd"]
 fn a_user_reads_everything_and_is_refused_every_change_with_status_6() {
@@ -74,11 +68,7 @@ fn a_user_reads_everything_and_is_refused_every_change_with_status_6() {
     assert!(ok(&as_user(&user, &["show", "web01"])).contains(&web01.id));
     ok(&as_user(&user, &["check-name", "web01-new"]));
     assert_fails(&as_user(&user, &["check-name", "db01"]), 4, "db01");
-    if has_list_jobs() {
-        json(&as_user(&user, &["jobs", "--json"]));
-    } else {
-        assert_fails(&as_user(&user, &["jobs"]), 10, "older than vmclonectl");
-    }
+    json(&as_user(&user, &["jobs", "--json"]));
     // The user's monitor sees root's clone.
     let monitor = Monitor::start(ctl_by(&user, &["monitor"]));
     ok(&as_root(&["clone", "web01", "web01-by-root"]));
