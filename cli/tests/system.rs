@@ -17,7 +17,7 @@ use vmclone_tests::libvirt::{Lab, SYSTEM_URI};
 use vmclone_tests::service::SystemService;
 use vmclone_tests::system::{place_rules, RootTest, TestGroup, TestUser};
 use vmclone_tests::terminal::Terminal;
-use vmclone_tests::{wait_until, workspace_root, Client, BUS_NAME};
+use vmclone_tests::{wait_until, workspace_root, Client};
 
 /// The demo host (libvirt's test driver): web01, db01, debian12-template, win11 shut
 /// off, build01 running.

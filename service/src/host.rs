@@ -417,6 +417,15 @@ impl Host {
         self.conn().lookup_storage_vol_by_path(path).ok()
     }
 
+    /// The bytes free in the storage pool named `pool`.
+    pub fn pool_available(&self, pool: &str) -> Result<u64> {
+        Ok(self
+            .conn()
+            .lookup_storage_pool_by_name(pool)?
+            .info()?
+            .available)
+    }
+
     /// The volume `name` of the pool named `pool`.
     pub fn volume(
         &self,
@@ -470,7 +479,12 @@ impl Host {
                     };
                     (virtual_size, allocated)
                 }
-                Err(_) => (0, 0),
+                // A file libvirt knows as a volume (the test driver's are not real files).
+                Err(_) => self
+                    .volume_at(&p.to_string_lossy())
+                    .and_then(|v| v.info().ok())
+                    .map(|i| (i.capacity, i.allocation))
+                    .unwrap_or((0, 0)),
             },
             DiskSource::Volume { pool, volume } => self
                 .volume(pool, volume)

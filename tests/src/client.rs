@@ -178,6 +178,25 @@ impl Client {
         vms.into_iter().next().expect("one VM")
     }
 
+    /// A manager call's first reply value as plain JSON (busctl's `{"type", "data"}`
+    /// wrappers of variants taken off), or Err with busctl's complaint.
+    pub fn call_json(
+        &self,
+        method: &str,
+        signature: &str,
+        args: &[&str],
+    ) -> Result<serde_json::Value, String> {
+        let mut argv = vec!["--json=short"];
+        argv.extend(call_args(method, signature, args));
+        let out = self.busctl(argv);
+        if !out.status.success() {
+            return Err(stderr_of(&out));
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| format!("busctl JSON: {e}"))?;
+        Ok(unwrap_variants(v["data"][0].clone()))
+    }
+
     fn call_vms(&self, method: &str, signature: &str, args: &[&str]) -> Result<Vec<Vm>, String> {
         let mut argv = vec!["--json=short"];
         argv.extend(call_args(method, signature, args));
@@ -292,4 +311,23 @@ fn parse_vm_dicts(json: &str) -> Vec<Vm> {
             }
         })
         .collect()
+}
+
+/// busctl's JSON with each variant's `{"type": …, "data": …}` replaced by its data.
+fn unwrap_variants(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(mut m)
+            if m.len() == 2 && m.contains_key("type") && m.contains_key("data") =>
+        {
+            unwrap_variants(m.remove("data").expect("data"))
+        }
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, unwrap_variants(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(unwrap_variants).collect()),
+        other => other,
+    }
 }

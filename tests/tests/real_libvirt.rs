@@ -17,6 +17,7 @@ use vmclone_tests::libvirt::{
     Pool, NIC, SWTPM_STATE, SYSTEM_URI as URI,
 };
 use vmclone_tests::mounts::{skip_without_loop, xfs_image, Mount};
+use vmclone_tests::pauses::Pauses;
 use vmclone_tests::process::run;
 use vmclone_tests::temp::file_sizes;
 use vmclone_tests::*;
@@ -417,30 +418,97 @@ fn cancel_mid_copy_leaves_the_host_as_it_was() {
 
 #[test]
 #[ignore = "needs root (tmpfs mount), libvirtd and QEMU"]
-fn a_full_filesystem_fails_the_clone_and_leaves_nothing() {
-    let lab = Lab::new("enospc");
+fn a_clone_that_cannot_fit_is_refused_before_a_byte_moves() {
+    let lab = Lab::new("nofit");
     let src = lab.name("src");
     lab.big_vm(lab.dir(), &src, 1, 128);
     let small = lab.path("small");
     let _mount = Mount::tmpfs(&small, "48m");
     // A clone may only go into a storage pool's folder (or beside the source).
-    let _pool = Pool::create(&lab.name("small"), &small);
+    let pool = Pool::create(&lab.name("small"), &small);
     let (bus, _service) = start_service();
-    let (vms, free_before) = (lab.vms(), file_sizes(&small));
     let opts = format!("{{'target-dir': <'{}'>}}", small.display());
-    let (name, message) =
-        gdbus_error(&bus.gdbus_call("CloneVmWithOptions", &[&src, &lab.name("dst"), &opts]));
+    let dst = lab.name("dst");
+
+    // The plan says so, and where.
+    let small_dir = small.to_str().unwrap();
+    let plan = bus
+        .call_json(
+            "PlanClone",
+            "ssa{sv}",
+            &[&src, &dst, "1", "target-dir", "s", small_dir],
+        )
+        .unwrap();
+    assert_eq!(plan["fits"], false, "{plan}");
+    let fs = &plan["filesystems"][0];
+    assert_eq!(fs["folder"], small.display().to_string(), "{plan}");
+    assert_eq!(fs["bytes-needed"], 128u64 << 20, "the data, not the 1 GiB");
+    assert!(fs["free-bytes"].as_u64().unwrap() <= 48 << 20, "{plan}");
+    let listed = bus.call_json("ListDestinations", "", &[]).unwrap();
+    let ours = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"] == small.display().to_string())
+        .unwrap_or_else(|| panic!("the pool's folder in {listed}"));
+    assert_eq!(ours["pool"], pool.name.as_str());
+    assert_eq!(ours["free-bytes"], fs["free-bytes"]);
+
+    // The clone is refused up front: nothing was written to the small disk.
+    let vms = lab.vms();
+    let (name, message) = gdbus_error(&bus.gdbus_call("CloneVmWithOptions", &[&src, &dst, &opts]));
     assert_eq!(name, "org.vmclone.Error.Storage");
-    assert!(message.to_lowercase().contains("space"), "{message}");
-    assert_eq!(file_sizes(&small), free_before, "the partial copy is gone");
-    assert!(free_before.is_empty());
-    assert_eq!(lab.vms(), vms);
-    let df = run("df", &["--output=used", small.to_str().unwrap()]);
-    assert_eq!(
-        df.lines().nth(1).unwrap().trim(),
-        "0",
-        "tmpfs is empty again: {df}"
+    assert!(
+        message.contains("128.0 MiB") && message.contains("free"),
+        "{message}"
     );
+    assert!(message.contains(small.to_str().unwrap()), "{message}");
+    assert!(file_sizes(&small).is_empty());
+    assert_eq!(lab.vms(), vms);
+}
+
+#[test]
+#[ignore = "needs root (tmpfs mount), libvirtd and QEMU"]
+fn a_filesystem_filled_during_the_clone_fails_it_and_leaves_nothing() {
+    let lab = Lab::new("enospc");
+    let src = lab.name("src");
+    lab.big_vm(lab.dir(), &src, 1, 128);
+    let small = lab.path("small");
+    let _mount = Mount::tmpfs(&small, "160m");
+    let _pool = Pool::create(&lab.name("small"), &small);
+    // The clone fits when it starts; someone else fills the disk before its copy.
+    let bus = PrivateBus::start();
+    let pauses = Pauses::at(&["before-disk-0"]);
+    let _service = Service::start_paused(&bus, URI, &[], TempDir::new("enospc"), Some(&pauses));
+    let vms = lab.vms();
+    let dst = lab.name("dst");
+    let args = [
+        &src[..],
+        &dst[..],
+        "1",
+        "target-dir",
+        "s",
+        small.to_str().unwrap(),
+    ];
+    let path = reply_object_path(&bus.call("StartClone", "ssa{sv}", &args));
+    pauses.wait("before-disk-0", Duration::from_secs(60));
+    let filler = small.join("someone-elses.bin");
+    std::fs::write(&filler, vec![1u8; 100 << 20]).unwrap();
+    pauses.release("before-disk-0");
+    wait_until(Duration::from_secs(60), "the job to end", || {
+        bus.job_property(&path, "State") != "s \"running\""
+    });
+    assert_eq!(
+        bus.job_property(&path, "ErrorName"),
+        "s \"org.vmclone.Error.Storage\""
+    );
+    assert!(bus
+        .job_property(&path, "Error")
+        .to_lowercase()
+        .contains("space"));
+    // The partial copy is gone; what was there before stays.
+    assert_eq!(file_sizes(&small).into_keys().collect::<Vec<_>>(), [filler]);
+    assert_eq!(lab.vms(), vms);
 }
 
 #[test]
@@ -686,4 +754,139 @@ fn pool_volumes_become_new_volumes_of_their_pool() {
     assert!(compare.contains("identical"), "{compare}");
     virsh(&["start", &clone]);
     wait_running(&clone);
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn the_plan_is_what_the_clone_then_does() {
+    let lab = Lab::new("plan");
+    let sys = lab.path("sys.qcow2");
+    qcow2_image(&sys, "256M", "write -P 0x5a 1M 8M");
+    let data = lab.path("data.raw");
+    std::fs::File::create(&data)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    run(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0x11 0 4M",
+            data.to_str().unwrap(),
+        ],
+    );
+    let vars = lab.path("plan-src_VARS.fd");
+    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
+    let os = format!(
+        "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\
+         <nvram>{}</nvram>",
+        vars.display()
+    );
+    let data_disk = format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+         <source file='{}'/><target dev='vdb' bus='virtio'/></disk>",
+        data.display()
+    );
+    let src = lab.name("src");
+    lab.define(
+        &src,
+        &os,
+        &format!("{}{data_disk}{NIC}{NIC}", disk_xml(&sys, "qcow2")),
+    );
+    let (bus, _service) = start_service();
+
+    // GetVm tells the VM's firmware, disks and NICs as libvirt has them.
+    let vm = bus.call_json("GetVm", "s", &[&src]).unwrap();
+    assert_eq!(vm["firmware"], "uefi");
+    assert_eq!(vm["tpm"], false);
+    let disks: Vec<(&str, &str, &str, u64)> = vm["disk-details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["target"].as_str().unwrap(),
+                d["format"].as_str().unwrap(),
+                d["source"].as_str().unwrap(),
+                d["capacity"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        disks,
+        [
+            ("vda", "qcow2", sys.to_str().unwrap(), 256 << 20),
+            ("vdb", "raw", data.to_str().unwrap(), 64 << 20),
+        ]
+    );
+    let nics: Vec<String> = vm["interface-details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["mac"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(nics, macs_of(&src));
+
+    // The plan, with a fixed UUID so that the clone that follows is the one planned.
+    let clone = lab.name("dst");
+    let args = [
+        &src[..],
+        &clone[..],
+        "1",
+        "uuid",
+        "s",
+        "0b5e55ed-0000-4000-8000-00000000c10e",
+    ];
+    let files = lab.files();
+    let plan = bus.call_json("PlanClone", "ssa{sv}", &args).unwrap();
+    assert_eq!(lab.files(), files, "a plan writes nothing");
+    let planned: Vec<String> = plan["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert_eq!(d["action"], "copy", "{d}");
+            d["destination"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(plan["nvram"]["source"], vars.display().to_string());
+    assert_eq!(plan["nvram"]["exists"], true);
+    assert_eq!(plan["fits"], true);
+    let fs = plan["filesystems"].as_array().unwrap();
+    assert_eq!(fs.len(), 1, "one filesystem: {plan}");
+    assert_eq!(fs[0]["bytes-needed"], plan["bytes-to-copy"]);
+    let dests: Vec<&str> = plan["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert!(dests.contains(&lab.dir().to_str().unwrap()), "{dests:?}");
+
+    let path = reply_object_path(&bus.call("StartClone", "ssa{sv}", &args));
+    wait_until(Duration::from_secs(60), "the clone to end", || {
+        bus.job_property(&path, "State") != "s \"running\""
+    });
+    assert_eq!(bus.job_property(&path, "State"), "s \"succeeded\"");
+    assert_eq!(
+        bus.job_property(&path, "BytesTotal"),
+        format!("t {}", plan["bytes-to-copy"])
+    );
+    assert_eq!(disk_paths_of(&clone), planned);
+    let nvram = plan["nvram"]["destination"].as_str().unwrap();
+    assert!(Path::new(nvram).is_file(), "{nvram}");
+    assert!(virsh(&["dumpxml", "--inactive", &clone]).contains(nvram));
+    let data_copy = &planned[1];
+    let compare = qemu_img(&[
+        "compare",
+        "-f",
+        "raw",
+        "-F",
+        "raw",
+        data.to_str().unwrap(),
+        data_copy,
+    ]);
+    assert!(compare.contains("identical"), "{compare}");
 }

@@ -585,3 +585,144 @@ fn busctl_alone_sees_error_names_and_signals() {
     assert_eq!(cloned[1], uuid.as_str());
     assert_eq!(cloned[2], "seen-by-busctl");
 }
+
+#[test]
+fn plan_clone_tells_what_the_clone_then_does_and_changes_nothing() {
+    let (bus, _service) = start();
+    let signals = SignalWatch::start(&bus);
+    let before = bus.list_vms();
+    let plan = bus
+        .call_json("PlanClone", "ssa{sv}", &["db01", "db02", "0"])
+        .unwrap();
+    assert_eq!(bus.list_vms(), before, "a plan defines nothing");
+    let disks = plan["disks"].as_array().unwrap();
+    let fate: Vec<(&str, &str, &str)> = disks
+        .iter()
+        .map(|d| {
+            (
+                d["target"].as_str().unwrap(),
+                d["action"].as_str().unwrap(),
+                d["destination"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fate,
+        [
+            ("vda", "volume", "demo-pool/db02-root.qcow2"),
+            ("vdb", "volume", "demo-pool/db02-data.raw"),
+        ]
+    );
+    // The bytes to copy are the disks' allocations: 400 + 1200 MiB in the demo pool.
+    let allocated: u64 = disks.iter().map(|d| d["allocated"].as_u64().unwrap()).sum();
+    assert_eq!(plan["bytes-to-copy"], allocated);
+    assert_eq!(allocated, 1600 << 20);
+    assert_eq!(plan["fits"], true);
+    // The test host has less memory than db01 asks for: the plan warns.
+    let warnings = plan["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("4096 MiB")),
+        "{warnings:?}"
+    );
+
+    // The clone that follows does what the plan said.
+    let path = reply_object_path(&bus.call("StartClone", "ssa{sv}", &["db01", "db02", "0"]));
+    signals.wait_for(
+        &format!("{path}: org.vmclone.Job.Finished"),
+        Duration::from_secs(20),
+    );
+    assert_eq!(bus.job_property(&path, "State"), "s \"succeeded\"");
+    assert_eq!(
+        bus.job_property(&path, "BytesTotal"),
+        format!("t {}", plan["bytes-to-copy"])
+    );
+    let clone = bus.call_json("GetVm", "s", &["db02"]).unwrap();
+    let sizes: Vec<u64> = clone["disk-details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["allocation"].as_u64().unwrap())
+        .collect();
+    let planned: Vec<u64> = disks
+        .iter()
+        .map(|d| d["allocated"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, planned, "the clone's disks are the copies planned");
+}
+
+#[test]
+fn plan_clone_refuses_what_the_clone_refuses_by_the_same_name() {
+    let (bus, _service) = start();
+    let before = bus.list_vms();
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("build01", "b2", "{}", "org.vmclone.Error.SourceNotShutOff"),
+        ("db01", "web01", "{}", "org.vmclone.Error.NameExists"),
+        ("nosuchvm", "x", "{}", "org.vmclone.Error.NotFound"),
+        ("db01", "a/b", "{}", "org.vmclone.Error.InvalidName"),
+        (
+            "db01",
+            "x",
+            "{'vcpus': <uint32 0>}",
+            "org.vmclone.Error.InvalidOption",
+        ),
+        (
+            "db01",
+            "x",
+            "{'colour': <'red'>}",
+            "org.vmclone.Error.InvalidOption",
+        ),
+    ];
+    for (source, name, options, expected) in cases {
+        let (plan_error, message) =
+            gdbus_error(&bus.gdbus_call("PlanClone", &[source, name, options]));
+        let (clone_error, _) =
+            gdbus_error(&bus.gdbus_call("CloneVmWithOptions", &[source, name, options]));
+        assert_eq!(
+            &plan_error, expected,
+            "PlanClone {source} {name} {options}: {message}"
+        );
+        assert_eq!(clone_error, plan_error, "{source} {name} {options}");
+        assert!(!message.is_empty());
+    }
+    assert_eq!(bus.list_vms(), before);
+}
+
+#[test]
+fn get_vm_details_name_firmware_tpm_disks_and_nics() {
+    let (bus, _service) = start();
+    let db01 = bus.call_json("GetVm", "s", &["db01"]).unwrap();
+    assert_eq!(db01["firmware"], "bios");
+    assert_eq!(db01["tpm"], false);
+    let disks = db01["disk-details"].as_array().unwrap();
+    let described: Vec<(&str, &str, &str, u64)> = disks
+        .iter()
+        .map(|d| {
+            (
+                d["target"].as_str().unwrap(),
+                d["format"].as_str().unwrap(),
+                d["source"].as_str().unwrap(),
+                d["capacity"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(described.len(), 2, "{disks:?}");
+    assert_eq!(
+        described[1],
+        ("vdb", "raw", "demo-pool/db01-data.raw", 100 << 30)
+    );
+    assert_eq!(described[0].0, "vda");
+    let macs: Vec<&str> = db01["interface-details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["mac"].as_str().unwrap())
+        .collect();
+    assert_eq!(macs, ["52:54:00:1e:02:01", "52:54:00:1e:02:02"]);
+    let win11 = bus.call_json("GetVm", "s", &["win11"]).unwrap();
+    assert_eq!(
+        (&win11["firmware"], &win11["tpm"]),
+        (&"uefi".into(), &true.into())
+    );
+}

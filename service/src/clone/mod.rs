@@ -250,6 +250,8 @@ impl Engine {
             id,
             plan,
         } = self.prepare(req, &mut reservation, false)?;
+        // Better refused now than after copying most of it.
+        plan.check_space(&self.host)?;
         let opts = &req.options;
         // From here on a start of the source stops the clone; the images
         // are locked against QEMU writers already. Check once more, now

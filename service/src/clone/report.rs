@@ -2,18 +2,14 @@
 //! fate and destination, the bytes to move, the space on each destination
 //! filesystem, and what the clone changes that a user may not expect.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
 use super::plan::decide::DiskDecision;
 use super::plan::destinations::{self, Destination};
+use super::plan::space::{reflinks, Space};
 use super::plan::{DiskWork, StoragePlan};
 use crate::domain_xml::{DiskSource, DomainInfo};
 use crate::error::Result;
 use crate::host::Host;
 use crate::options::{CloneOptions, StorageMode};
-use crate::storage::copy::Source;
-use crate::storage::folder::Folder;
 
 /// What happens to one disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,22 +38,6 @@ pub struct CopyReport {
     pub exists: bool,
 }
 
-/// One filesystem the clone writes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilesystemReport {
-    /// A destination folder on it.
-    pub folder: PathBuf,
-    pub free_bytes: u64,
-    /// Bytes the clone adds there (reflinks and overlays take next to none).
-    pub bytes_needed: u64,
-}
-
-impl FilesystemReport {
-    pub fn fits(&self) -> bool {
-        self.bytes_needed <= self.free_bytes
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct PlanReport {
     pub disks: Vec<DiskReport>,
@@ -65,7 +45,8 @@ pub struct PlanReport {
     pub tpm: Option<CopyReport>,
     /// What the job's BytesTotal will be: the allocated bytes the copies move.
     pub bytes_to_copy: u64,
-    pub filesystems: Vec<FilesystemReport>,
+    /// The room the clone takes where it writes.
+    pub space: Vec<Space>,
     pub warnings: Vec<String>,
     /// Where `target-dir` may point for this source.
     pub destinations: Vec<Destination>,
@@ -73,7 +54,7 @@ pub struct PlanReport {
 
 impl PlanReport {
     pub fn fits(&self) -> bool {
-        self.filesystems.iter().all(FilesystemReport::fits)
+        self.space.iter().all(Space::fits)
     }
 
     /// The report of `plan`, made for `info` with `opts`.
@@ -83,20 +64,6 @@ impl PlanReport {
         plan: &StoragePlan,
         opts: &CloneOptions,
     ) -> Result<PlanReport> {
-        let mut needed: BTreeMap<u64, (PathBuf, u64, u64)> = BTreeMap::new();
-        let mut need = |folder: &Folder, bytes: u64| -> Result<()> {
-            let dev = folder.stat()?.st_dev;
-            let entry = match needed.get_mut(&dev) {
-                Some(e) => e,
-                None => {
-                    needed
-                        .entry(dev)
-                        .or_insert((folder.path().to_owned(), folder.free_bytes()?, 0))
-                }
-            };
-            entry.2 += bytes;
-            Ok(())
-        };
         let mut disks = Vec::with_capacity(info.disks.len());
         let works = plan.disks.iter().zip(&plan.decision.disks).zip(&info.disks);
         for ((work, decision), disk) in works {
@@ -116,10 +83,7 @@ impl PlanReport {
                 (DiskWork::Copy { layers }, _) => {
                     let mut reflinked = true;
                     for layer in layers {
-                        let moved = layer.source.allocated()?;
-                        let shares = reflinks(&layer.source, &layer.dst.folder)?;
-                        reflinked &= shares;
-                        need(&layer.dst.folder, if shares { 0 } else { moved })?;
+                        reflinked &= reflinks(&layer.source, &layer.dst.folder)?;
                     }
                     report.action = if reflinked { "reflink" } else { "copy" };
                     report.destination = match decision.target(disk) {
@@ -137,44 +101,27 @@ impl PlanReport {
                 (DiskWork::Overlay { dst, .. }, _) => {
                     report.action = "overlay";
                     report.destination = dst.path().display().to_string();
-                    need(&dst.folder, 0)?;
                 }
                 (DiskWork::Share, DiskDecision::Share) | (DiskWork::Share, _) => {}
             }
             disks.push(report);
         }
-        let nvram = match &plan.nvram {
-            Some(n) => {
-                if let Some((src, dst)) = &n.copy {
-                    need(&dst.folder, src.allocated()?)?;
-                }
-                Some(CopyReport {
-                    source: info.nvram.clone().unwrap_or_default(),
-                    destination: n.path.display().to_string(),
-                    exists: n.copy.is_some(),
-                })
-            }
-            None => None,
-        };
+        let nvram = plan.nvram.as_ref().map(|n| CopyReport {
+            source: info.nvram.clone().unwrap_or_default(),
+            destination: n.path.display().to_string(),
+            exists: n.copy.is_some(),
+        });
         let tpm = plan.tpm.as_ref().map(|t| CopyReport {
             source: t.source.path().display().to_string(),
             destination: t.dst.path().display().to_string(),
             exists: true,
         });
-        let filesystems = needed
-            .into_values()
-            .map(|(folder, free_bytes, bytes_needed)| FilesystemReport {
-                folder,
-                free_bytes,
-                bytes_needed,
-            })
-            .collect();
         Ok(PlanReport {
             disks,
             nvram,
             tpm,
             bytes_to_copy: plan.bytes_to_copy()?,
-            filesystems,
+            space: plan.space(host)?,
             warnings: warnings(host, info, plan, opts),
             destinations: destinations::allowed(host, Some(info))?,
         })
@@ -189,20 +136,6 @@ fn source_text(source: &DiskSource) -> String {
         DiskSource::Network { protocol } => format!("{protocol} (network)"),
         DiskSource::Other { disk_type } => disk_type.clone(),
     }
-}
-
-/// Whether a copy of `source` into `folder` will be a reflink: the same
-/// filesystem, of a kind that shares extents (XFS, Btrfs). A forecast: the
-/// copy tries a reflink first and falls back on its own.
-fn reflinks(source: &Source, folder: &Folder) -> Result<bool> {
-    const XFS: i64 = 0x5846_5342;
-    const BTRFS: i64 = 0x9123_683e;
-    let same =
-        rustix::fs::fstat(source.file()).map(|st| st.st_dev).ok() == Some(folder.stat()?.st_dev);
-    let kind = rustix::fs::fstatfs(folder.fd())
-        .map(|st| st.f_type)
-        .unwrap_or(0);
-    Ok(same && !source.is_block_device() && matches!(kind, XFS | BTRFS))
 }
 
 /// What the clone changes, or meets, that a person may not expect.

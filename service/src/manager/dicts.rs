@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use zbus::zvariant::{OwnedValue, Value};
 
 use crate::clone::plan::destinations::Destination;
+use crate::clone::plan::space::Place;
 use crate::clone::report::{CopyReport, PlanReport};
 use crate::domain_xml::DomainInfo;
 use crate::error::Result;
@@ -134,16 +135,22 @@ pub fn plan(p: &PlanReport) -> Result<Dict> {
             ])
         })
         .collect();
-    let filesystems: Vec<Dict> = p
-        .filesystems
+    let space: Vec<Dict> = p
+        .space
         .iter()
-        .map(|f| {
-            dict([
-                ("folder", f.folder.display().to_string().into()),
-                ("free-bytes", f.free_bytes.into()),
-                ("bytes-needed", f.bytes_needed.into()),
-                ("fits", f.fits().into()),
-            ])
+        .map(|s| {
+            let mut out = dict([
+                ("free-bytes", s.free_bytes.into()),
+                ("bytes-needed", s.bytes_needed.into()),
+                ("fits", s.fits().into()),
+            ]);
+            out.extend(match &s.place {
+                Place::Filesystem(folder) => {
+                    dict([("folder", folder.display().to_string().into())])
+                }
+                Place::Pool(pool) => dict([("folder", "".into()), ("pool", pool.as_str().into())]),
+            });
+            out
         })
         .collect();
     let destinations = p
@@ -151,12 +158,7 @@ pub fn plan(p: &PlanReport) -> Result<Dict> {
         .iter()
         .map(destination)
         .collect::<Result<Vec<Dict>>>()?;
-    let free = p
-        .filesystems
-        .iter()
-        .map(|f| f.free_bytes)
-        .min()
-        .unwrap_or(0);
+    let free = p.space.iter().map(|f| f.free_bytes).min().unwrap_or(0);
     Ok(dict([
         ("disks", disks.into()),
         ("nvram", copy_report(&p.nvram).into()),
@@ -164,7 +166,7 @@ pub fn plan(p: &PlanReport) -> Result<Dict> {
         ("bytes-to-copy", p.bytes_to_copy.into()),
         ("free-bytes", free.into()),
         ("fits", p.fits().into()),
-        ("filesystems", filesystems.into()),
+        ("filesystems", space.into()),
         ("warnings", p.warnings.clone().into()),
         ("destinations", destinations.into()),
     ]))

@@ -6,6 +6,7 @@
 
 pub mod decide;
 pub mod destinations;
+pub mod space;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
