@@ -269,30 +269,39 @@ impl Host {
         Ok(out)
     }
 
+    /// Every domain's definitions, read: the inactive one, and the live one
+    /// of a running domain (its MACs or disks can differ). A definition
+    /// libvirt cannot give (the domain just went) is left out.
+    fn definitions(&self) -> Result<Vec<Result<DomainInfo, domain_xml::XmlError>>> {
+        let mut out = Vec::new();
+        for dom in self.conn().list_all_domains(0)? {
+            let mut flags = vec![virt::sys::VIR_DOMAIN_XML_INACTIVE];
+            if dom.is_active().unwrap_or(false) {
+                flags.push(0);
+            }
+            for f in flags {
+                if let Ok(xml) = dom.xml_desc(f) {
+                    out.push(domain_xml::parse(&xml));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The MAC addresses of every interface of every domain, lower case.
     pub fn macs_in_use(&self) -> Result<HashSet<String>> {
         let mut macs = HashSet::new();
-        for dom in self.conn().list_all_domains(0)? {
-            let mut definitions = vec![virt::sys::VIR_DOMAIN_XML_INACTIVE];
-            // A running domain's live MACs can differ from its definition.
-            if dom.is_active().unwrap_or(false) {
-                definitions.push(0);
-            }
-            for flags in definitions {
-                let Ok(xml) = dom.xml_desc(flags) else {
-                    continue;
-                };
-                let Ok(info) = domain_xml::parse(&xml) else {
-                    tracing::warn!("skipping a domain whose XML vmclone cannot read");
-                    continue;
-                };
-                macs.extend(
-                    info.interfaces
-                        .iter()
-                        .filter_map(|i| i.mac.as_ref())
-                        .map(|m| m.to_ascii_lowercase()),
-                );
-            }
+        for info in self.definitions()? {
+            let Ok(info) = info else {
+                tracing::warn!("skipping a domain whose XML vmclone cannot read");
+                continue;
+            };
+            macs.extend(
+                info.interfaces
+                    .iter()
+                    .filter_map(|i| i.mac.as_ref())
+                    .map(|m| m.to_ascii_lowercase()),
+            );
         }
         Ok(macs)
     }
@@ -367,35 +376,28 @@ impl Host {
         Ok("undefined")
     }
 
-    /// What every defined domain uses (inactive and live definitions).
+    /// What every defined domain uses (inactive and live definitions). A
+    /// definition vmclone cannot read fails the answer: rollback must not
+    /// take a file such a domain may use.
     pub fn storage_in_use(&self) -> Result<InUse> {
         let mut used = InUse::default();
-        for dom in self.conn().list_all_domains(0)? {
-            let mut definitions = vec![virt::sys::VIR_DOMAIN_XML_INACTIVE];
-            if dom.is_active().unwrap_or(false) {
-                definitions.push(0);
-            }
-            for flags in definitions {
-                let Ok(xml) = dom.xml_desc(flags) else {
-                    continue;
-                };
-                let info = domain_xml::parse(&xml)?;
-                for disk in &info.disks {
-                    match &disk.source {
-                        DiskSource::File(p) | DiskSource::Block(p) => {
-                            used.paths.insert(p.clone());
-                        }
-                        DiskSource::Volume { pool, volume } => {
-                            if let Ok(path) = self.volume(pool, volume).and_then(|v| v.path()) {
-                                used.paths.insert(PathBuf::from(path));
-                            }
-                            used.volumes.insert((pool.clone(), volume.clone()));
-                        }
-                        _ => {}
+        for info in self.definitions()? {
+            let info = info?;
+            for disk in &info.disks {
+                match &disk.source {
+                    DiskSource::File(p) | DiskSource::Block(p) => {
+                        used.paths.insert(p.clone());
                     }
+                    DiskSource::Volume { pool, volume } => {
+                        if let Ok(path) = self.volume(pool, volume).and_then(|v| v.path()) {
+                            used.paths.insert(PathBuf::from(path));
+                        }
+                        used.volumes.insert((pool.clone(), volume.clone()));
+                    }
+                    _ => {}
                 }
-                used.paths.extend(info.nvram.map(PathBuf::from));
             }
+            used.paths.extend(info.nvram.map(PathBuf::from));
         }
         Ok(used)
     }

@@ -331,3 +331,13 @@ fn unwrap_variants(v: serde_json::Value) -> serde_json::Value {
         other => other,
     }
 }
+
+/// The values of `keys` in each dictionary of the JSON array `list`, one array a
+/// dictionary: a table of what a test compares.
+pub fn pick(list: &serde_json::Value, keys: &[&str]) -> Vec<serde_json::Value> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"))
+        .iter()
+        .map(|d| keys.iter().map(|k| d[*k].clone()).collect())
+        .collect()
+}

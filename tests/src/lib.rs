@@ -24,8 +24,8 @@ pub mod test_host;
 // What nearly every test uses, for `use vmclone_tests::*`.
 pub use bus::PrivateBus;
 pub use client::{
-    gdbus_error, reply_object_path, reply_string, Client, Vm, BUS_NAME, INTERFACE, JOB_INTERFACE,
-    OBJECT_PATH,
+    gdbus_error, pick, reply_object_path, reply_string, Client, Vm, BUS_NAME, INTERFACE,
+    JOB_INTERFACE, OBJECT_PATH,
 };
 pub use paths::{built_binary, workspace_root};
 pub use process::{stderr_of, stdout_ok, wait_until, ChildGuard};

@@ -94,19 +94,14 @@ impl Lab {
     /// `size_gib` GiB holding `data_mib` MiB of real data, for copies that take a while.
     pub fn big_vm(&self, dir: &Path, name: &str, size_gib: u64, data_mib: u64) -> PathBuf {
         let img = dir.join(format!("{name}.raw"));
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(size_gib << 30)
-            .unwrap();
         // A non-zero pattern: zero blocks could legitimately be skipped by a copy.
         // qemu-io writes at most 2 GiB at once.
-        let mut args = vec!["-f".to_string(), "raw".to_string()];
-        for at in (0..data_mib).step_by(1024) {
-            let len = (data_mib - at).min(1024);
-            args.extend(["-c".to_string(), format!("write -P 0xa5 {at}M {len}M")]);
-        }
-        args.push(img.display().to_string());
-        run("qemu-io", &args);
+        let writes: Vec<String> = (0..data_mib)
+            .step_by(1024)
+            .map(|at| format!("write -P 0xa5 {at}M {}M", (data_mib - at).min(1024)))
+            .collect();
+        let writes: Vec<&str> = writes.iter().map(String::as_str).collect();
+        raw_image(&img, size_gib << 30, &writes);
         self.define(name, "", &format!("{}{NIC}", disk_xml(&img, "raw")));
         img
     }
@@ -185,6 +180,18 @@ pub fn qcow2_image(path: &Path, size: &str, write: &str) {
     let p = path.to_str().unwrap();
     qemu_img(&["create", "-q", "-f", "qcow2", p, size]);
     run("qemu-io", &["-f", "qcow2", "-c", write, p]);
+}
+
+/// A sparse raw image of `size` bytes at `path`, with data written by the qemu-io
+/// commands `writes`.
+pub fn raw_image(path: &Path, size: u64, writes: &[&str]) {
+    std::fs::File::create(path).unwrap().set_len(size).unwrap();
+    let mut args = vec!["-f", "raw"];
+    for w in writes {
+        args.extend(["-c", w]);
+    }
+    args.push(path.to_str().unwrap());
+    run("qemu-io", &args);
 }
 
 /// A virtio disk `vda` on the image at `path` of `format`, for `<devices>`.

@@ -12,9 +12,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde_json::json;
+
 use vmclone_tests::libvirt::{
-    disk_paths_of, disk_xml, macs_of, qcow2_image, qemu_img, try_virsh, virsh, wait_running, Lab,
-    Pool, NIC, SWTPM_STATE, SYSTEM_URI as URI,
+    disk_paths_of, disk_xml, macs_of, qcow2_image, qemu_img, raw_image, try_virsh, virsh,
+    wait_running, Lab, Pool, NIC, SWTPM_STATE, SYSTEM_URI as URI,
 };
 use vmclone_tests::mounts::{skip_without_loop, xfs_image, Mount};
 use vmclone_tests::pauses::Pauses;
@@ -75,22 +77,13 @@ fn a_clone_boots_beside_its_source_with_its_own_disk_and_macs() {
 fn a_raw_sparse_disk_is_copied_byte_exact_and_stays_sparse() {
     let lab = Lab::new("sparse");
     let img = lab.path("data.raw");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(2 << 30)
-        .unwrap();
-    run(
-        "qemu-io",
+    raw_image(
+        &img,
+        2 << 30,
         &[
-            "-f",
-            "raw",
-            "-c",
             "write -P 0x11 0 4M",
-            "-c",
             "write -P 0x22 1G 3M",
-            "-c",
             "write -P 0x33 2047M 1M",
-            img.to_str().unwrap(),
         ],
     );
     std::os::unix::fs::chown(&img, Some(65534), Some(65534)).unwrap();
@@ -763,20 +756,7 @@ fn the_plan_is_what_the_clone_then_does() {
     let sys = lab.path("sys.qcow2");
     qcow2_image(&sys, "256M", "write -P 0x5a 1M 8M");
     let data = lab.path("data.raw");
-    std::fs::File::create(&data)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    run(
-        "qemu-io",
-        &[
-            "-f",
-            "raw",
-            "-c",
-            "write -P 0x11 0 4M",
-            data.to_str().unwrap(),
-        ],
-    );
+    raw_image(&data, 64 << 20, &["write -P 0x11 0 4M"]);
     let vars = lab.path("plan-src_VARS.fd");
     std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
     let os = format!(
@@ -801,33 +781,18 @@ fn the_plan_is_what_the_clone_then_does() {
     let vm = bus.call_json("GetVm", "s", &[&src]).unwrap();
     assert_eq!(vm["firmware"], "uefi");
     assert_eq!(vm["tpm"], false);
-    let disks: Vec<(&str, &str, &str, u64)> = vm["disk-details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["target"].as_str().unwrap(),
-                d["format"].as_str().unwrap(),
-                d["source"].as_str().unwrap(),
-                d["capacity"].as_u64().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        disks,
+        pick(
+            &vm["disk-details"],
+            &["target", "format", "source", "capacity"]
+        ),
         [
-            ("vda", "qcow2", sys.to_str().unwrap(), 256 << 20),
-            ("vdb", "raw", data.to_str().unwrap(), 64 << 20),
+            json!(["vda", "qcow2", sys, 256 << 20]),
+            json!(["vdb", "raw", data, 64 << 20]),
         ]
     );
-    let nics: Vec<String> = vm["interface-details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["mac"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(nics, macs_of(&src));
+    let macs: Vec<serde_json::Value> = macs_of(&src).into_iter().map(|m| json!([m])).collect();
+    assert_eq!(pick(&vm["interface-details"], &["mac"]), macs);
 
     // The plan, with a fixed UUID so that the clone that follows is the one planned.
     let clone = lab.name("dst");

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use vmclone_tests::system::SystemBusLock;
 use vmclone_tests::*;
 
@@ -695,31 +697,20 @@ fn get_vm_details_name_firmware_tpm_disks_and_nics() {
     let db01 = bus.call_json("GetVm", "s", &["db01"]).unwrap();
     assert_eq!(db01["firmware"], "bios");
     assert_eq!(db01["tpm"], false);
-    let disks = db01["disk-details"].as_array().unwrap();
-    let described: Vec<(&str, &str, &str, u64)> = disks
-        .iter()
-        .map(|d| {
-            (
-                d["target"].as_str().unwrap(),
-                d["format"].as_str().unwrap(),
-                d["source"].as_str().unwrap(),
-                d["capacity"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(described.len(), 2, "{disks:?}");
-    assert_eq!(
-        described[1],
-        ("vdb", "raw", "demo-pool/db01-data.raw", 100 << 30)
+    let disks = pick(
+        &db01["disk-details"],
+        &["target", "format", "source", "capacity"],
     );
-    assert_eq!(described[0].0, "vda");
-    let macs: Vec<&str> = db01["interface-details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["mac"].as_str().unwrap())
-        .collect();
-    assert_eq!(macs, ["52:54:00:1e:02:01", "52:54:00:1e:02:02"]);
+    assert_eq!(disks.len(), 2, "{disks:?}");
+    assert_eq!(
+        disks[1],
+        json!(["vdb", "raw", "demo-pool/db01-data.raw", 100u64 << 30])
+    );
+    assert_eq!(disks[0][0], "vda");
+    assert_eq!(
+        pick(&db01["interface-details"], &["mac"]),
+        [json!(["52:54:00:1e:02:01"]), json!(["52:54:00:1e:02:02"])]
+    );
     let win11 = bus.call_json("GetVm", "s", &["win11"]).unwrap();
     assert_eq!(
         (&win11["firmware"], &win11["tpm"]),
