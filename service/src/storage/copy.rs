@@ -168,6 +168,11 @@ impl Source {
         (self.st.st_uid, self.st.st_gid)
     }
 
+    /// The permission bits its copies get.
+    pub fn copy_mode(&self) -> u32 {
+        self.copy_mode
+    }
+
     /// The permission bits.
     pub fn mode(&self) -> u32 {
         self.st.st_mode & 0o7777
@@ -377,6 +382,42 @@ impl Iterator for DataExtents<'_> {
         self.pos = end;
         Some(Ok((start, end)))
     }
+}
+
+/// Gives back the space of every range of `file` that reads as zeros yet
+/// holds blocks (preallocated, "unwritten" extents: what QEMU's backup
+/// leaves where the source had holes), so holes stay holes. Only ranges the
+/// filesystem reports as holes are punched: the contents never change.
+pub fn punch_holes(file: &File, path: &Path) -> Result<(), FileError> {
+    let len = file
+        .metadata()
+        .map_err(|e| io_error("read", path, e))?
+        .len();
+    let extents = DataExtents {
+        file,
+        pos: 0,
+        len,
+        whole: false,
+    };
+    let mut hole_start = 0;
+    let punch = |start: u64, end: u64| -> Result<(), FileError> {
+        if start < end {
+            rustix::fs::fallocate(
+                file,
+                rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
+                start,
+                end - start,
+            )
+            .map_err(|e| io_error("free the unused space of", path, e))?;
+        }
+        Ok(())
+    };
+    for extent in extents {
+        let (start, end) = extent.map_err(|e| io_error("find the data extents of", path, e))?;
+        punch(hole_start, start)?;
+        hole_start = end;
+    }
+    punch(hole_start, len)
 }
 
 /// Moves src's bytes into the empty `out`, starting with `first`; returns the method that
