@@ -694,6 +694,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn punching_holes_frees_preallocated_zeros_and_keeps_the_bytes() {
+        let path = std::env::temp_dir().join(format!("vmclone-punch-{}", std::process::id()));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let mib = 1 << 20;
+        file.write_all_at(&vec![7u8; mib], 0).unwrap();
+        // Preallocated, never written: reads as zeros, yet holds blocks.
+        rustix::fs::fallocate(
+            &file,
+            rustix::fs::FallocateFlags::empty(),
+            mib as u64,
+            8 * mib as u64,
+        )
+        .unwrap();
+        file.write_all_at(&[9u8; 4096], 12 * mib as u64).unwrap();
+        file.sync_all().unwrap();
+        let blocks = |f: &File| std::os::unix::fs::MetadataExt::blocks(&f.metadata().unwrap());
+        let before = blocks(&file);
+        // Only where the filesystem reports the preallocation as a hole can it go.
+        let reported = rustix::fs::seek(&file, SeekFrom::Hole(0)).unwrap() == mib as u64;
+        punch_holes(&file, &path).unwrap();
+        let mut bytes = vec![0u8; 13 * mib];
+        file.read_exact_at(&mut bytes[..12 * mib + 4096], 0)
+            .unwrap();
+        assert!(bytes[..mib].iter().all(|&b| b == 7));
+        assert!(bytes[mib..12 * mib].iter().all(|&b| b == 0));
+        assert!(bytes[12 * mib..12 * mib + 4096].iter().all(|&b| b == 9));
+        if reported {
+            assert!(
+                blocks(&file) + 8 * 2048 <= before,
+                "{} -> {}",
+                before,
+                blocks(&file)
+            );
+        }
+    }
+
+    #[test]
     fn zero_detection_sees_a_single_set_byte() {
         let mut block = vec![0u8; ZERO_BLOCK + 7];
         assert!(is_zero(&block));

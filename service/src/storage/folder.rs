@@ -602,6 +602,43 @@ mod tests {
         }
     }
 
+    fn dir(uid: u32, mode: u32) -> Stat {
+        // SAFETY: Stat is plain data; all-zero is a valid value.
+        let mut st: Stat = unsafe { std::mem::zeroed() };
+        st.st_uid = uid;
+        st.st_mode = libc::S_IFDIR | mode;
+        st
+    }
+
+    #[test]
+    fn only_root_controls_a_name_in_roots_unshared_or_sticky_folder() {
+        assert!(root_controls(&dir(0, 0o755), 1000));
+        assert!(root_controls(&dir(0, 0o711), 0));
+        // Others may write: they could rename the entry and put their own there.
+        assert!(!root_controls(&dir(0, 0o775), 0));
+        assert!(!root_controls(&dir(0, 0o757), 0));
+        // Sticky: only the entry's owner may rename it.
+        assert!(root_controls(&dir(0, 0o1777), 0));
+        assert!(!root_controls(&dir(0, 0o1777), 1000));
+        // A user's folder is the user's, whatever its mode.
+        assert!(!root_controls(&dir(1000, 0o755), 0));
+    }
+
+    #[test]
+    fn the_root_folder_is_root_controlled_and_a_shared_folder_is_not() {
+        assert!(Folder::open_root_controlled(Path::new("/")).is_ok());
+        let shared = std::env::temp_dir().join(format!("vmclone-shared-{}", std::process::id()));
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let found = Folder::open_root_controlled(&shared);
+        std::fs::remove_dir(&shared).unwrap();
+        assert!(
+            matches!(found, Err(FileError::NotRootControlled { .. })),
+            "{found:?}"
+        );
+    }
+
     #[test]
     fn a_relative_path_is_refused() {
         assert!(matches!(
