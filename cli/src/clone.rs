@@ -25,6 +25,9 @@ fn options(args: &CloneArgs) -> Result<HashMap<&'static str, Value<'static>>, Cl
     if args.linked {
         o.insert("storage", Value::from("linked"));
     }
+    if args.live {
+        o.insert("live", Value::Bool(true));
+    }
     if let Some(n) = args.vcpus {
         o.insert("vcpus", Value::U32(n));
     }
@@ -288,6 +291,12 @@ mod tests {
         };
         let o = options(&args).expect("options");
         assert_eq!(o["storage"], Value::from("linked"));
+        assert!(!o.contains_key("live"));
+        let live = CloneArgs {
+            live: true,
+            ..CloneArgs::default()
+        };
+        assert_eq!(options(&live).expect("options")["live"], Value::Bool(true));
         assert_eq!(o["vcpus"], Value::U32(2));
         assert_eq!(o["memory-mib"], Value::U64(1024));
         let dir = String::try_from(o["target-dir"].try_clone().expect("clone")).expect("a string");
