@@ -34,7 +34,7 @@ use crate::backup::{self, JobState, Target};
 use crate::domain_xml::{self, Disk, DomainInfo, NewDisk};
 use crate::error::{Error, Result};
 use crate::journal::{Artifact, Made};
-use crate::storage::copy::{punch_holes, set_owner_and_mode, Source};
+use crate::storage::copy::{punch_holes, set_owner_and_mode, start_writeback, Source};
 use crate::storage::error::io_error;
 use crate::storage::folder::{FileId, Folder};
 use crate::storage::{image_lock, overlay, qcow2};
@@ -163,7 +163,8 @@ impl Execution<'_, '_> {
         self.take_the_moment(plan, source, &xml, running, agent)?;
         self.journal.made(entry, Made::Resumed)?;
         self.pause("backup-running");
-        self.follow_backup(source, id_before)?;
+        let files: Vec<&File> = copies.iter().map(|c| &c.file).collect();
+        self.follow_backup(source, id_before, &files)?;
         self.pause("before-move");
         for copy in copies {
             self.move_into_place(copy)?;
@@ -270,6 +271,7 @@ impl Execution<'_, '_> {
             true => Consistency::Filesystem,
             false => Consistency::Crash,
         });
+        let t0 = Instant::now();
         backup::begin(source, xml).map_err(|e| {
             Error::Libvirt(format!(
                 "libvirt could not start the backup of “{}”: {}",
@@ -277,6 +279,7 @@ impl Execution<'_, '_> {
                 e.message()
             ))
         })?;
+        let began = t0.elapsed();
         self.pause("backup-started");
         if let Some(nvram) = &plan.nvram {
             if let Some(src) = &nvram.source {
@@ -287,15 +290,29 @@ impl Execution<'_, '_> {
             self.copy_tree(&tpm.source, &tpm.dst)?;
         }
         let paused = held.release()?;
+        tracing::info!(
+            "“{}” was held still for {} ms (the backup took {} ms to start){}",
+            self.info.name,
+            paused.as_millis(),
+            began.as_millis(),
+            if running { "" } else { "; it stays paused" }
+        );
         self.progress
             .paused_ms
             .store(paused.as_millis() as u64, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Follows the backup job to its end, publishing its progress; fails
-    /// when it failed, was cancelled, or the source stopped.
-    fn follow_backup(&self, source: &Domain, id_before: Option<u32>) -> Result<()> {
+    /// Follows the backup job to its end, publishing its progress and
+    /// starting the writeback of what QEMU wrote into `files` (so the final
+    /// fsync has little left); fails when it failed, was cancelled, or the
+    /// source stopped.
+    fn follow_backup(
+        &self,
+        source: &Domain,
+        id_before: Option<u32>,
+        files: &[&File],
+    ) -> Result<()> {
         let base = self.progress.ctl.bytes_done();
         let stopped = || {
             Error::Libvirt(format!(
@@ -321,13 +338,19 @@ impl Execution<'_, '_> {
                 Err(_) if !source.is_active().unwrap_or(false) => return Err(stopped()),
                 Err(e) => return Err(e.into()),
             }
+            files.iter().for_each(|f| start_writeback(f, 0, 0));
             std::thread::sleep(POLL);
         }
         if !source.is_active().unwrap_or(false) || source.id() != id_before {
             return Err(stopped());
         }
         match backup::last_ended(source)? {
-            Some(ended) if ended.backup && ended.success => Ok(()),
+            Some(ended) if ended.backup && ended.success => {
+                // The last poll may have come before the last bytes.
+                let total = self.progress.bytes_total.load(Ordering::Relaxed);
+                self.progress.ctl.bytes_done.store(total, Ordering::Relaxed);
+                Ok(())
+            }
             Some(ended) if ended.backup => Err(Error::Libvirt(format!(
                 "The backup of “{}” failed: {}",
                 self.info.name,

@@ -509,10 +509,10 @@ fn copy_contents(
     Ok(method)
 }
 
-/// Starts writing a range just copied to disk (in large pieces: small ones slow the copy down),
-/// so the final fsync has little left to wait for. Only a hint: a failure here shows again, and
-/// is reported, at that fsync.
-fn start_writeback(out: &File, pos: u64, len: u64) {
+/// Starts writing a range just copied to disk (in large pieces: small ones slow the copy down;
+/// `len` 0: to the end of the file), so the final fsync has little left to wait for. Only a
+/// hint: a failure here shows again, and is reported, at that fsync.
+pub fn start_writeback(out: &File, pos: u64, len: u64) {
     let (Ok(pos), Ok(len)) = (i64::try_from(pos), i64::try_from(len)) else {
         return;
     };
