@@ -21,6 +21,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,13 +47,14 @@ const POLL: Duration = Duration::from_millis(100);
 /// How long QEMU and libvirt may take to let go of a finished copy.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One disk the backup copies: into `name` of the private folder `staging`,
-/// then moved to the plan's destination.
-struct Copy<'p> {
+/// One disk the backup copies: into `path`, the destination's name in the
+/// private folder `staging`, then moved to the plan's destination.
+struct LiveCopy<'p> {
     layer: &'p Layer,
     disk: String,
     format: &'static str,
     staging: Arc<Folder>,
+    path: PathBuf,
     file: File,
     id: FileId,
     size: u64,
@@ -77,41 +79,7 @@ impl Execution<'_, '_> {
         let running = self.host.state(source)? == "running";
         let live_xml = self.host.live_xml(source)?;
         let live = domain_xml::parse(&live_xml)?;
-        let mut new_disks = Vec::with_capacity(plan.disks.len());
-        let mut chosen = Vec::new();
-        let disks = plan
-            .disks
-            .iter()
-            .zip(&plan.decision.disks)
-            .zip(&self.info.disks);
-        for ((work, decision), disk) in disks {
-            let layer = match work {
-                DiskWork::Share => {
-                    new_disks.push(None);
-                    continue;
-                }
-                DiskWork::Copy { layers } => &layers[0],
-                DiskWork::CloneVolume { pool, .. } => {
-                    return Err(Error::Storage(format!(
-                        "A disk of “{}” is a volume of the pool “{pool}” that is not a plain file; vmclone copies such volumes only while the VM is shut off. Shut it down to clone it.",
-                        self.info.name
-                    )))
-                }
-                DiskWork::Overlay { .. } => {
-                    return Err(Error::InvalidOption(
-                        "A live clone is a full copy; linked clones are made of shut-off templates.".into(),
-                    ))
-                }
-            };
-            chosen.push((running_disk(self.info, disk, &live)?, layer));
-            new_disks.push(Some(NewDisk {
-                // The copy stands on nothing: libvirt reads it anew.
-                overlay: true,
-                ..decision
-                    .new_disk(disk)
-                    .expect("a file copy has a planned target")
-            }));
-        }
+        let (new_disks, chosen) = choose_disks(plan, self.info, &live)?;
         let skipped: Vec<&str> = live
             .disks
             .iter()
@@ -134,16 +102,11 @@ impl Execution<'_, '_> {
             copies.push(copy);
         }
         self.progress.bytes_total.store(total, Ordering::Relaxed);
-        let paths: Vec<_> = copies
-            .iter()
-            .map(|c| c.staging.join(&c.layer.dst.name))
-            .collect();
         let targets: Vec<Target<'_>> = copies
             .iter()
-            .zip(&paths)
-            .map(|(c, path)| Target {
+            .map(|c| Target {
                 disk: &c.disk,
-                file: path,
+                file: &c.path,
                 format: c.format,
             })
             .collect();
@@ -184,7 +147,7 @@ impl Execution<'_, '_> {
         layer: &'p Layer,
         staging_name: &OsStr,
         stagings: &mut Vec<Staging>,
-    ) -> Result<Copy<'p>> {
+    ) -> Result<LiveCopy<'p>> {
         let format = match layer.format.as_str() {
             "raw" => "raw",
             "qcow2" => "qcow2",
@@ -216,11 +179,12 @@ impl Execution<'_, '_> {
                 .set_len(size)
                 .map_err(|e| io_error("set the size of", &path, e))?,
         }
-        Ok(Copy {
+        Ok(LiveCopy {
             layer,
             disk,
             format,
             staging,
+            path,
             file,
             id,
             size,
@@ -366,16 +330,16 @@ impl Execution<'_, '_> {
     /// Waits until QEMU and libvirt let go of the finished copy, makes it
     /// the source's (owner, mode) and sparse again, and moves it to its
     /// destination name, never over anything there.
-    fn move_into_place(&mut self, copy: Copy<'_>) -> Result<()> {
-        let Copy {
+    fn move_into_place(&mut self, copy: LiveCopy<'_>) -> Result<()> {
+        let LiveCopy {
             layer,
             format,
             staging,
+            path,
             file,
             id,
             ..
         } = copy;
-        let path = staging.join(&layer.dst.name);
         wait_released(&file, &path)?;
         if format == "raw" {
             punch_holes(&file, &path)?;
@@ -412,6 +376,50 @@ impl Execution<'_, '_> {
         self.host.refresh_pool_of(&dst.path());
         Ok(())
     }
+}
+
+/// A disk the backup copies: its target name (`vda`) and its image.
+type Copied<'p> = (String, &'p Layer);
+
+/// The clone's disks, one per disk of the plan, and the disks the backup
+/// copies: every disk a full copy would copy.
+fn choose_disks<'p>(
+    plan: &'p StoragePlan,
+    info: &DomainInfo,
+    live: &DomainInfo,
+) -> Result<(Vec<Option<NewDisk>>, Vec<Copied<'p>>)> {
+    let mut new_disks = Vec::with_capacity(plan.disks.len());
+    let mut chosen = Vec::new();
+    let disks = plan.disks.iter().zip(&plan.decision.disks).zip(&info.disks);
+    for ((work, decision), disk) in disks {
+        let layer = match work {
+            DiskWork::Share => {
+                new_disks.push(None);
+                continue;
+            }
+            DiskWork::Copy { layers } => &layers[0],
+            DiskWork::CloneVolume { pool, .. } => {
+                return Err(Error::Storage(format!(
+                    "A disk of “{}” is a volume of the pool “{pool}” that is not a plain file; vmclone copies such volumes only while the VM is shut off. Shut it down to clone it.",
+                    info.name
+                )))
+            }
+            DiskWork::Overlay { .. } => {
+                return Err(Error::InvalidOption(
+                    "A live clone is a full copy; linked clones are made of shut-off templates.".into(),
+                ))
+            }
+        };
+        chosen.push((running_disk(info, disk, live)?, layer));
+        new_disks.push(Some(NewDisk {
+            // The copy stands on nothing: libvirt reads it anew.
+            overlay: true,
+            ..decision
+                .new_disk(disk)
+                .expect("a file copy has a planned target")
+        }));
+    }
+    Ok((new_disks, chosen))
 }
 
 /// The running domain's disk `disk` (its target name), which must be the
