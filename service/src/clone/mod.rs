@@ -324,9 +324,7 @@ impl Engine {
             }
         }
     }
-}
 
-impl Engine {
     /// Whether the clone copies its source live: asked for, and the source
     /// runs or is paused. Without `live` the source must be shut off.
     fn copies_live(

@@ -401,16 +401,18 @@ pub fn punch_holes(file: &File, path: &Path) -> Result<(), FileError> {
     };
     let mut hole_start = 0;
     let punch = |start: u64, end: u64| -> Result<(), FileError> {
-        if start < end {
-            rustix::fs::fallocate(
-                file,
-                rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
-                start,
-                end - start,
-            )
-            .map_err(|e| io_error("free the unused space of", path, e))?;
+        if start >= end {
+            return Ok(());
         }
-        Ok(())
+        let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+        match rustix::fs::fallocate(file, flags, start, end - start) {
+            // This filesystem cannot punch holes: the zeros keep their space.
+            Err(Errno::OPNOTSUPP) => {
+                debug!(path = %path.display(), "cannot punch holes here");
+                Ok(())
+            }
+            r => r.map_err(|e| io_error("free the unused space of", path, e)),
+        }
     };
     for extent in extents {
         let (start, end) = extent.map_err(|e| io_error("find the data extents of", path, e))?;
