@@ -6,6 +6,8 @@
 #   sudo tools/bench.sh service    clone without writable disks, ListVms with 1,000 VMs (busctl,
 #                                  vmclonectl, virsh, virt-clone)
 #   sudo tools/bench.sh storage    8 GiB disks holding 1 GiB: full, linked, virt-clone, cp, reflink
+#   sudo tools/bench.sh live       a running VM's 8 GiB raw disk holding 1 GiB: live clone, the
+#                                  offline full copy, virsh backup-begin alone; guest pause
 #   sudo tools/bench.sh gui        the app's start to the first frame with 1,000 VM rows
 #
 # Warm cache: every input is read once before it is timed.
@@ -180,10 +182,76 @@ bench_storage() {
     echo "  cp+sync: the same followed by sync of the copy: vmclone fsyncs every copy before defining the VM."
 }
 
+job() { busctl --address="$PRIVATE_BUS" get-property org.vmclone.Manager "$1" org.vmclone.Job "$2" | awk '{print $2}' | tr -d '"'; }
+
+# A live clone of the running $src to $1, followed to its end; prints "seconds paused-ms".
+live_clone() {
+    local t0 t1 path state
+    t0=$(now)
+    path=$(call StartClone 'ssa{sv}' "$src" "$1" 1 live b true | awk '{print $2}' | tr -d '"')
+    while state=$(job "$path" State); [ "$state" = running ] || [ "$state" = queued ]; do sleep 0.01; done
+    t1=$(now)
+    [ "$state" = succeeded ] || { echo "live clone $state: $(job "$path" Error)" >&2; exit 1; }
+    echo "$(echo "$t1 - $t0" | bc) $(job "$path" PausedMs)"
+}
+
+# virsh backup-begin of the running $src into a file of its size; seconds until the job ends.
+backup_alone() {
+    local target=$dir/backup-alone.raw t0 t1
+    truncate -s 8G "$target"
+    cat > "$WORK/backup.xml" <<EOT
+<domainbackup mode='push'><disks><disk name='vda' backup='yes' type='file'>
+<driver type='raw'/><target file='$target'/></disk></disks></domainbackup>
+EOT
+    t0=$(now)
+    virsh -c qemu:///system backup-begin "$src" "$WORK/backup.xml" --reuse-external >/dev/null
+    until virsh -c qemu:///system domjobinfo "$src" | grep -q 'Job type: *None'; do sleep 0.01; done
+    t1=$(now)
+    rm -f "$target"
+    echo "$t1 - $t0" | bc
+}
+
+bench_live() {
+    local n=${LIVE_RUNS:-5} dir=$WORK src=$PREFIX-live
+    WARM=$dir/$src.raw
+    make_disk "$WARM" raw
+    define "$src" "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='$WARM'/><target dev='vda' bus='virtio'/></disk>"
+    start_private_service "$WORK" "$SERVICE" qemu:///system
+    AFTER='unclone "$src-full" "$dir"'
+    offline=$(REPEAT=$n timed call CloneVm ss "$src" "$src-full")
+    virsh -c qemu:///system start "$src" >/dev/null
+    : >"$WORK/live.txt"
+    for i in $(seq "$n"); do
+        sync; cat "$WARM" >/dev/null
+        live_clone "$src-l$i" >>"$WORK/live.txt"
+        unclone "$src-l$i" "$dir"
+    done
+    for _ in $(seq "$n"); do sync; cat "$WARM" >/dev/null; backup_alone; done >"$WORK/backup.txt"
+    stop_private_service
+    virsh -c qemu:///system destroy "$src" >/dev/null
+    virsh -c qemu:///system undefine "$src" >/dev/null
+    rm -f "$WARM"
+    printf '\nLive clone: a running VM with an 8 GiB raw disk holding 1 GiB (%s), warm cache; %s runs\n' \
+        "$(findmnt -n -o FSTYPE -T "$dir")" "$n"
+    printf '  %-48s %11s %9s %12s\n' "" "median (ms)" "min (ms)" "paused (ms)"
+    read -r live_med live_min _ <<<"$(awk '{print $1}' "$WORK/live.txt" | stats)"
+    paused=$(awk '{print $2}' "$WORK/live.txt" | sort -n | python3 -c '
+import sys, statistics
+print(round(statistics.median(int(x) for x in sys.stdin.read().split())))')
+    printf '  %-48s %11s %9s %12s\n' "vmclone live clone (StartClone live, to its end)" "$live_med" "$live_min" "$paused"
+    printf '  %-48s %11s %9s %12s\n' "vmclone full copy of the VM shut off (CloneVm)" "$offline" "" ""
+    read -r b_med b_min _ <<<"$(stats <"$WORK/backup.txt")"
+    printf '  %-48s %11s %9s %12s\n' "virsh backup-begin alone, to the job's end" "$b_med" "$b_min" ""
+    printf '  live / offline: %sx (target: at most 1.5x); guest paused %s ms, median (target: under 200 ms)\n' \
+        "$(echo "scale=2; $live_med / $offline" | bc)" "$paused"
+    echo "  The live clone also punches the holes QEMU's backup preallocates and fsyncs the copy; backup-begin alone does neither."
+}
+
 case "$WHAT" in
     service) bench_service ;;
     storage) bench_storage ;;
+    live) bench_live ;;
     gui) tools/bench-gui.sh ;;
-    all) bench_service; bench_storage; printf '\nThe app, start to first frame with rows:\n'; tools/bench-gui.sh ;;
-    *) echo "usage: bench.sh [service|storage|gui|all]" >&2; exit 2 ;;
+    all) bench_service; bench_storage; bench_live; printf '\nThe app, start to first frame with rows:\n'; tools/bench-gui.sh ;;
+    *) echo "usage: bench.sh [service|storage|live|gui|all]" >&2; exit 2 ;;
 esac

@@ -52,6 +52,7 @@ pub struct CloneArgs {
     pub source: String,
     pub new_name: Option<String>,
     pub linked: bool,
+    pub live: bool,
     pub vcpus: Option<u32>,
     pub memory_mib: Option<u64>,
     pub target_dir: Option<PathBuf>,
@@ -133,7 +134,7 @@ pub fn command() -> Command {
             "List and clone libvirt virtual machines through the vmclone service",
         ))
         .long_about(gettext(
-            "vmclonectl talks to the vmclone service (org.vmclone.Manager) on the D-Bus system bus, on the bus given with --address, or on another machine's system bus over SSH with --host. Clones are exact, independent copies of shut-off VMs with a new name, UUID and MAC addresses; a cancelled or failed clone leaves nothing behind.",
+            "vmclonectl talks to the vmclone service (org.vmclone.Manager) on the D-Bus system bus, on the bus given with --address, or on another machine's system bus over SSH with --host. Clones are exact, independent copies of VMs (shut off, or running with clone --live) with a new name, UUID and MAC addresses; a cancelled or failed clone leaves nothing behind.",
         ))
         .after_help(format!("{}\n{exit_codes}", gettext("Exit status:")))
         .subcommand_required(true)
@@ -228,6 +229,11 @@ fn clone_command() -> Command {
             "linked",
             gettext("Make a linked clone: qcow2 overlays on a template's disks instead of copies"),
         ),
+        flag(
+            "live",
+            gettext("Copy a running or paused VM as it is at this moment, without stopping it"),
+        )
+        .conflicts_with("linked"),
         Arg::new("vcpus")
             .long("vcpus")
             .value_name("N")
@@ -271,8 +277,8 @@ fn clone_command() -> Command {
             .action(ArgAction::SetTrue)
             .help(gettext("Start the clone and print its job's path without waiting for it")),
     ];
-    sub("clone", gettext("Clone a shut-off virtual machine"), args).long_about(gettext(
-        "Clone a shut-off virtual machine. Without NEW_NAME the clone is called SOURCE-clone (SOURCE-clone-2, … when taken). On a terminal a progress bar shows the copy; Ctrl-C cancels the clone and waits until everything it made is removed, a second Ctrl-C stops waiting and leaves the job running.",
+    sub("clone", gettext("Clone a virtual machine"), args).long_about(gettext(
+        "Clone a virtual machine: a shut-off one, or with --live a running or paused one as it is at this moment. Without NEW_NAME the clone is called SOURCE-clone (SOURCE-clone-2, … when taken). On a terminal a progress bar shows the copy; Ctrl-C cancels the clone and waits until everything it made is removed, a second Ctrl-C stops waiting and leaves the job running.",
     ))
 }
 
@@ -315,6 +321,7 @@ impl Invocation {
                 source: text("source").expect("required"),
                 new_name: text("new_name"),
                 linked: has("linked"),
+                live: has("live"),
                 vcpus: sub.get_one::<u32>("vcpus").copied(),
                 memory_mib: sub.get_one::<u64>("memory").copied(),
                 target_dir: sub.get_one::<PathBuf>("target_dir").cloned(),
@@ -388,9 +395,14 @@ mod tests {
             (c.source.as_str(), c.new_name.as_deref()),
             ("web01", Some("web02"))
         );
-        assert!(c.linked && !c.json && !c.no_wait);
+        assert!(c.linked && !c.live && !c.json && !c.no_wait);
         assert_eq!((c.vcpus, c.memory_mib), (Some(4), Some(4096)));
         assert_eq!(c.macs, ["52:54:00:00:00:01", "52:54:00:00:00:02"]);
+        let Action::Clone(c) = parse(&["clone", "web01", "--live"]).expect("valid").action else {
+            panic!("not a clone")
+        };
+        assert!(c.live && !c.linked);
+        assert!(parse(&["clone", "web01", "--live", "--linked"]).is_err());
     }
 
     #[test]

@@ -29,6 +29,9 @@ fn options(
     if args.linked {
         o.insert("storage", Value::from("linked"));
     }
+    if args.live {
+        o.insert("live", Value::Bool(true));
+    }
     if let Some(n) = args.vcpus {
         o.insert("vcpus", Value::U32(n));
     }
@@ -303,6 +306,15 @@ mod tests {
         };
         let o = options(&args, false).expect("options");
         assert_eq!(o["storage"], Value::from("linked"));
+        assert!(!o.contains_key("live"));
+        let live = CloneArgs {
+            live: true,
+            ..CloneArgs::default()
+        };
+        assert_eq!(
+            options(&live, false).expect("options")["live"],
+            Value::Bool(true)
+        );
         assert_eq!(o["vcpus"], Value::U32(2));
         assert_eq!(o["memory-mib"], Value::U64(1024));
         let dir = String::try_from(o["target-dir"].try_clone().expect("clone")).expect("a string");

@@ -240,6 +240,8 @@ async fn proxies_match_the_xml_contract() {
     j.phase().await.expect("Phase");
     j.bytes_done().await.expect("BytesDone");
     j.bytes_total().await.expect("BytesTotal");
+    j.consistency().await.expect("Consistency");
+    j.paused_ms().await.expect("PausedMs");
     j.source_vm_id().await.expect("SourceVmId");
     j.new_name().await.expect("NewName");
     j.cloned_vm_id().await.expect("ClonedVmId");

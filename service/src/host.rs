@@ -3,14 +3,17 @@
 //! function here blocks; callers run them in `spawn_blocking`.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainState};
 use virt::error::ErrorNumber;
 
+use crate::backup;
 use crate::domain_xml::{
     self, DiskSource, DomainInfo, METADATA_NS, METADATA_PREFIX, TEMPLATE_ELEMENT,
 };
@@ -25,6 +28,8 @@ use crate::storage::qcow2;
 /// including secrets such as VNC passwords (they belong to the copy too).
 const INACTIVE_SECURE_XML: u32 =
     virt::sys::VIR_DOMAIN_XML_INACTIVE | virt::sys::VIR_DOMAIN_XML_SECURE;
+/// How long an aborted backup job may take to end.
+const BACKUP_END_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The libvirt connection. When libvirtd restarts, the next call finds the
 /// connection dead and opens a new one (and re-subscribes to events).
@@ -223,6 +228,11 @@ impl Host {
         Ok(dom.xml_desc(INACTIVE_SECURE_XML)?)
     }
 
+    /// The running domain's live definition (what QEMU uses now).
+    pub fn live_xml(&self, dom: &Domain) -> Result<String> {
+        Ok(dom.xml_desc(0)?)
+    }
+
     pub fn state(&self, dom: &Domain) -> Result<&'static str> {
         let (state, _) = dom.state()?;
         Ok(state.known().map(state_word).unwrap_or("other"))
@@ -374,6 +384,53 @@ impl Host {
             .or_else(|_| dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM))
             .or_else(|_| dom.undefine())?;
         Ok("undefined")
+    }
+
+    /// Ends a live clone's backup job on the domain `uuid` (recognised by its
+    /// target files, in folders named `staging`: another program's backup is
+    /// never touched) and waits until libvirt has let go of it. `resume`:
+    /// the clone may have left the guest paused or frozen; it runs again.
+    pub fn end_backup(&self, uuid: &str, staging: &OsStr, resume: bool) -> Result<&'static str> {
+        let dom = match self.conn().lookup_domain_by_uuid_string(uuid) {
+            Ok(d) => d,
+            Err(e) if is_no_domain(&e) => return Ok("absent: the source VM is gone"),
+            Err(e) => return Err(e.into()),
+        };
+        if !dom.is_active()? {
+            return Ok("absent: the source VM is not running");
+        }
+        let ours = |dom: &Domain| -> Result<bool> {
+            let files = backup::target_files(dom)?.unwrap_or_default();
+            Ok(files
+                .iter()
+                .any(|f| f.parent().and_then(Path::file_name) == Some(staging)))
+        };
+        let mut what = "no backup job of this clone runs";
+        if ours(&dom)? {
+            // It may end by itself meanwhile: the wait below decides.
+            if let Err(e) = backup::abort(&dom) {
+                tracing::info!("aborting the backup job of {uuid}: {}", e.message());
+            }
+            let deadline = Instant::now() + BACKUP_END_TIMEOUT;
+            while ours(&dom)? {
+                if Instant::now() > deadline {
+                    return Err(Error::Libvirt(format!(
+                        "the backup job of {uuid} did not end within {} s of its abort",
+                        BACKUP_END_TIMEOUT.as_secs()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            what = "backup job aborted";
+        }
+        if resume {
+            // Harmless when nothing is frozen; fails at once without an agent.
+            let _ = backup::thaw(&dom);
+            if self.state(&dom)? == "paused" {
+                dom.resume()?;
+            }
+        }
+        Ok(what)
     }
 
     /// What every defined domain uses (inactive and live definitions). A

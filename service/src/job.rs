@@ -13,7 +13,7 @@ use zbus::object_server::SignalEmitter;
 use zbus::{fdo, interface, Connection};
 
 use crate::auth::{self, Action, Authorizer};
-use crate::clone::{Phase, Progress};
+use crate::clone::{Consistency, Phase, Progress};
 use crate::error::{Error, Result};
 
 /// How long a finished job stays on the bus.
@@ -271,6 +271,29 @@ impl Job {
         Ok(self.record.progress.bytes_total.load(Ordering::Relaxed))
     }
 
+    /// A live clone's: `filesystem` (the guest agent froze the filesystems)
+    /// or `crash`; empty for a clone of a shut-off VM.
+    #[zbus(property)]
+    async fn consistency(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<String> {
+        self.readable(header, conn).await?;
+        Ok(self.record.progress.consistency().as_str().to_string())
+    }
+
+    /// How long a live clone kept the guest paused, in milliseconds.
+    #[zbus(property)]
+    async fn paused_ms(
+        &self,
+        #[zbus(header)] header: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> fdo::Result<u64> {
+        self.readable(header, conn).await?;
+        Ok(self.record.progress.paused_ms.load(Ordering::Relaxed))
+    }
+
     #[zbus(property(emits_changed_signal = "const"))]
     async fn source_vm_id(
         &self,
@@ -324,8 +347,9 @@ impl Job {
     }
 }
 
-/// Publishes `State`, `Phase`, `BytesDone` and `BytesTotal` while the job
-/// runs, every [`PROGRESS_INTERVAL`] when they changed, and once more at the end.
+/// Publishes `State`, `Phase`, `BytesDone`, `BytesTotal`, `Consistency` and
+/// `PausedMs` while the job runs, every [`PROGRESS_INTERVAL`] when they
+/// changed, and once more at the end.
 pub async fn publish_progress(conn: Connection, path: String, record: Arc<JobRecord>) {
     let Ok(iface) = conn
         .object_server()
@@ -334,7 +358,7 @@ pub async fn publish_progress(conn: Connection, path: String, record: Arc<JobRec
     else {
         return;
     };
-    let mut last: (u64, u64, Phase, JobState) = (0, 0, Phase::Copying, JobState::Queued);
+    let mut last = (0, 0, Phase::Copying, JobState::Queued, Consistency::None, 0);
     let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
     loop {
         tokio::select! {
@@ -347,6 +371,8 @@ pub async fn publish_progress(conn: Connection, path: String, record: Arc<JobRec
             record.progress.bytes_total.load(Ordering::Relaxed),
             record.progress.phase(),
             state,
+            record.progress.consistency(),
+            record.progress.paused_ms.load(Ordering::Relaxed),
         );
         if now != last {
             let job = iface.get().await;
@@ -359,6 +385,12 @@ pub async fn publish_progress(conn: Connection, path: String, record: Arc<JobRec
             }
             if now.2 != last.2 {
                 let _ = job.phase_changed(emitter).await;
+            }
+            if now.4 != last.4 {
+                let _ = job.consistency_changed(emitter).await;
+            }
+            if now.5 != last.5 {
+                let _ = job.paused_ms_changed(emitter).await;
             }
             // The final state goes out with the end of the job.
             if now.3 != last.3 && !state.is_over() {

@@ -1,9 +1,10 @@
-//! vmclone-service: clones shut-off libvirt VMs over D-Bus.
+//! vmclone-service: clones libvirt VMs over D-Bus (shut off, or live).
 //!
 //! The library holds the clone engine and the D-Bus objects; the binary in
 //! `main.rs` wires them to a bus and a libvirt connection.
 
 pub mod auth;
+pub mod backup;
 pub mod clone;
 pub mod domain_xml;
 pub mod error;

@@ -27,10 +27,11 @@ pub struct CloneOptions {
     pub memory_mib: Option<u64>,
     pub target_dir: Option<PathBuf>,
     pub storage: StorageMode,
+    /// Copy a running or paused source as it is at one moment.
+    pub live: bool,
 }
 
-const KEYS: &str =
-    "mac-addresses (as), uuid (s), vcpus (u), memory-mib (t), target-dir (s), storage (s)";
+const KEYS: &str = "mac-addresses (as), uuid (s), vcpus (u), memory-mib (t), target-dir (s), storage (s), live (b)";
 
 impl CloneOptions {
     pub fn parse(options: &HashMap<String, OwnedValue>) -> Result<CloneOptions> {
@@ -109,12 +110,23 @@ impl CloneOptions {
                         }
                     };
                 }
+                "live" => {
+                    let Value::Bool(b) = value else {
+                        return Err(wrong_type(key, "b"));
+                    };
+                    parsed.live = *b;
+                }
                 other => {
                     return Err(Error::InvalidOption(format!(
                         "Unknown option “{other}”. Known options: {KEYS}."
                     )))
                 }
             }
+        }
+        if parsed.live && parsed.storage == StorageMode::Linked {
+            return Err(Error::InvalidOption(
+                "Options “live” and “storage” “linked” do not go together: linked clones are made of templates, and a template never runs. Make a full live copy, or a linked clone of the shut-off template.".into(),
+            ));
         }
         Ok(parsed)
     }
@@ -154,12 +166,25 @@ mod tests {
             ("storage", Value::from("linked")),
         ]))
         .unwrap();
+        assert!(!o.live);
         assert_eq!(o.mac_addresses.unwrap(), vec!["52:54:00:aa:bb:01"]);
         assert_eq!(o.uuid.unwrap(), "12345678-12f4-1234-1234-123456789afa");
         assert_eq!(o.vcpus, Some(4));
         assert_eq!(o.memory_mib, Some(2048));
         assert_eq!(o.target_dir.unwrap(), PathBuf::from("/tmp"));
         assert_eq!(o.storage, StorageMode::Linked);
+        let live = CloneOptions::parse(&opts(vec![("live", Value::from(true))])).unwrap();
+        assert!(live.live);
+    }
+
+    #[test]
+    fn a_live_linked_clone_is_refused() {
+        let m = err_of(vec![
+            ("live", Value::from(true)),
+            ("storage", Value::from("linked")),
+        ]);
+        assert!(m.contains("“live”") && m.contains("template"), "{m}");
+        assert!(err_of(vec![("live", Value::from("yes"))]).contains("“b”"));
     }
 
     fn err_of(pairs: Vec<(&str, Value<'static>)>) -> String {

@@ -10,6 +10,7 @@ pub mod bus;
 pub mod client;
 pub mod contract;
 pub mod libvirt;
+pub mod live;
 pub mod mounts;
 pub mod paths;
 pub mod pauses;

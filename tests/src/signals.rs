@@ -87,8 +87,25 @@ impl SignalWatch {
         }
     }
 
+    /// Waits until the job at `path` reports that bytes have moved.
+    pub fn wait_for_bytes(&self, path: &str) {
+        let needle = format!("{path}: org.freedesktop.DBus.Properties.PropertiesChanged");
+        loop {
+            let line = self.wait_for(&needle, Duration::from_secs(60));
+            if bytes_done_in(&line).is_some_and(|b| b > 0) {
+                return;
+            }
+        }
+    }
+
     /// Every line seen so far (without waiting).
     pub fn drain(&self) -> Vec<String> {
         self.lines.try_iter().map(|(_, l)| l).collect()
     }
+}
+
+/// The BytesDone value in a PropertiesChanged line of a job.
+pub fn bytes_done_in(line: &str) -> Option<u64> {
+    let at = line.find("'BytesDone': <uint64 ")? + "'BytesDone': <uint64 ".len();
+    line[at..].split('>').next()?.parse().ok()
 }

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use vmclone_tests::client::gdbus_error;
 use vmclone_tests::libvirt::{
-    disk_paths_of, disk_xml, qcow2_image, qemu_img, virsh, Lab, Pool, NIC, SYSTEM_URI as URI,
+    disk_paths_of, disk_xml, qcow2_image, qemu_img, virsh, wait_running, Lab, Pool, NIC,
+    SYSTEM_URI as URI,
 };
 use vmclone_tests::pauses::Pauses;
 use vmclone_tests::process::{run, ChildGuard};
@@ -296,6 +297,79 @@ fn a_symlink_swapped_in_never_redirects_a_write() {
         .map(|n| PathBuf::from(&disk_paths_of(n)[0]))
         .collect();
     expected.extend([tpl_img, src_img, predicted]);
+    expected.sort();
+    let found: Vec<PathBuf> = listing(&dir).into_keys().collect();
+    assert_eq!(found, expected, "left behind: {:?}", listing(&dir));
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn a_symlink_swapped_in_never_redirects_a_live_copy() {
+    let s = Scene::new("h-live");
+    let victim = Victim::new("live");
+    let dir = folder_of(&s.lab, &s.member, "member");
+    // A running VM whose image root made in the member's folder: QEMU writes
+    // the live copies, by path, as another user.
+    let img = dir.join("run.raw");
+    fs::write(&img, vec![0x3c; 8 << 20]).unwrap();
+    let src = s.lab.name("run");
+    s.lab
+        .define(&src, "", &format!("{}{NIC}", disk_xml(&img, "raw")));
+    virsh(&["start", &src]);
+    wait_running(&src);
+
+    let mut made = Vec::new();
+    for i in 1..=6 {
+        let name = s.lab.name(&format!("l{i}"));
+        let target = dir.join(format!("run-{name}.raw"));
+        let _racer = as_user_in_background(
+            &s.member,
+            "while :; do ln -s \"$1\" \"$2\" 2>/dev/null; [ -L \"$2\" ] && rm -f \"$2\"; done",
+            &[victim.path.as_os_str(), target.as_os_str()],
+        );
+        let out = s
+            .member
+            .gdbus_call("CloneVmWithOptions", &[&src, &name, "{'live': <true>}"]);
+        drop(_racer);
+        std::thread::sleep(Duration::from_millis(300));
+        if fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
+            fs::remove_file(&target).unwrap();
+        }
+        if out.status.success() {
+            made.push(name);
+        } else {
+            let (error, message) = gdbus_error(&out);
+            assert_eq!(error, "org.vmclone.Error.Storage", "{message}");
+        }
+        victim.assert_untouched();
+        // QEMU never got a path through the member's folder: the private
+        // folder is in the lab's (root's), and gone again.
+        let staged: Vec<_> = s
+            .lab
+            .files()
+            .into_keys()
+            .filter(|p| p.to_string_lossy().contains(".vmclone-live-"))
+            .collect();
+        assert!(staged.is_empty(), "left behind: {staged:?}");
+    }
+    assert!(!made.is_empty(), "no live clone got through at all");
+    assert_eq!(virsh(&["domstate", &src]).trim(), "running");
+    let mut expected: Vec<PathBuf> = made
+        .iter()
+        .map(|n| PathBuf::from(&disk_paths_of(n)[0]))
+        .collect();
+    for disk in &expected {
+        let meta = fs::symlink_metadata(disk).unwrap();
+        assert!(meta.is_file(), "{} is not a regular file", disk.display());
+        assert_eq!(meta.uid(), 0, "{}", disk.display());
+        assert_eq!(
+            fs::read(disk).unwrap(),
+            vec![0x3c; 8 << 20],
+            "{}",
+            disk.display()
+        );
+    }
+    expected.push(img);
     expected.sort();
     let found: Vec<PathBuf> = listing(&dir).into_keys().collect();
     assert_eq!(found, expected, "left behind: {:?}", listing(&dir));

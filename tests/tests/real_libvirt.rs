@@ -21,6 +21,7 @@ use vmclone_tests::libvirt::{
 use vmclone_tests::mounts::{skip_without_loop, xfs_image, Mount};
 use vmclone_tests::pauses::Pauses;
 use vmclone_tests::process::run;
+use vmclone_tests::signals::bytes_done_in;
 use vmclone_tests::temp::file_sizes;
 use vmclone_tests::*;
 
@@ -258,23 +259,6 @@ fn a_template_gives_linked_clones_that_run_together() {
     }
 }
 
-/// Waits until the job at `path` reports that bytes have moved.
-fn wait_for_bytes(signals: &SignalWatch, path: &str) {
-    let needle = format!("{path}: org.freedesktop.DBus.Properties.PropertiesChanged");
-    loop {
-        let line = signals.wait_for(&needle, Duration::from_secs(60));
-        if bytes_done_in(&line).is_some_and(|b| b > 0) {
-            return;
-        }
-    }
-}
-
-/// BytesDone values in PropertiesChanged lines of `path`.
-fn bytes_done_in(line: &str) -> Option<u64> {
-    let at = line.find("'BytesDone': <uint64 ")? + "'BytesDone': <uint64 ".len();
-    line[at..].split('>').next()?.parse().ok()
-}
-
 #[test]
 #[ignore = "needs root, libvirtd and QEMU"]
 fn progress_is_published_while_bytes_move() {
@@ -362,7 +346,7 @@ impl CopyUnderWay {
         let signals = SignalWatch::start(&bus);
         let args = [src.as_str(), &lab.name("clone"), "0"];
         let path = reply_object_path(&bus.call("StartClone", "ssa{sv}", &args));
-        wait_for_bytes(&signals, &path);
+        signals.wait_for_bytes(&path);
         CopyUnderWay {
             lab,
             src,

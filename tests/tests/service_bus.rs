@@ -168,6 +168,23 @@ fn errors_are_named_and_explain_themselves() {
             "running",
         ),
         (
+            // The way out: a live clone.
+            "CloneVm",
+            &["build01", "build02"],
+            "org.vmclone.Error.SourceNotShutOff",
+            "“live”",
+        ),
+        (
+            "CloneVmWithOptions",
+            &[
+                "debian12-template",
+                "w3",
+                "{'live': <true>, 'storage': <'linked'>}",
+            ],
+            "org.vmclone.Error.InvalidOption",
+            "“live”",
+        ),
+        (
             "CloneVmWithOptions",
             &["web01", "w3", "{'colour': <'red'>}"],
             "org.vmclone.Error.InvalidOption",

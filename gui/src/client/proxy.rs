@@ -109,6 +109,10 @@ pub trait Job {
     #[zbus(property)]
     fn bytes_total(&self) -> zbus::Result<u64>;
     #[zbus(property)]
+    fn consistency(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn paused_ms(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
     fn source_vm_id(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn new_name(&self) -> zbus::Result<String>;

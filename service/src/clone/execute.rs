@@ -65,6 +65,8 @@ pub(super) struct Execution<'a, 'j> {
     pub(super) watch: &'a Watch,
     /// Every file made, to check before the define that it is still there.
     pub(super) made: Vec<(Arc<Folder>, std::ffi::OsString, FileId)>,
+    /// A live clone's running (or paused) source.
+    pub(super) live: Option<&'a virt::domain::Domain>,
 }
 
 /// Records a new file in the journal the moment it exists, and rebases a
@@ -108,14 +110,14 @@ fn journal_failed(path: &std::path::Path, e: crate::journal::JournalError) -> Fi
 }
 
 impl Execution<'_, '_> {
-    fn check_cancel(&self) -> Result<()> {
+    pub(super) fn check_cancel(&self) -> Result<()> {
         match self.progress.ctl.is_cancelled() {
             true => Err(Error::Cancelled),
             false => Ok(()),
         }
     }
 
-    fn pause(&self, step: &str) {
+    pub(super) fn pause(&self, step: &str) {
         failpoint::step(step, &self.progress.ctl.cancelled);
     }
 
@@ -127,6 +129,39 @@ impl Execution<'_, '_> {
         id: &Identity,
         opts: &CloneOptions,
     ) -> Result<()> {
+        let new_disks = match self.live {
+            Some(source) => self.copy_live(plan, source, &id.uuid)?,
+            None => self.copy_shut_off(plan)?,
+        };
+        self.check_cancel()?;
+        let nvram = plan.nvram.as_ref().map(|n| n.path.clone());
+        let edits = CloneEdits {
+            new_name,
+            new_uuid: &id.uuid,
+            new_genid: &id.genid,
+            macs: &id.macs,
+            disks: &new_disks,
+            nvram: nvram.as_deref(),
+            vcpus: opts.vcpus,
+            memory_kib: opts.memory_mib.map(|m| m * 1024),
+        };
+        let new_xml = domain_xml::rewrite(xml, &edits)?;
+        self.progress.set_phase(Phase::Defining);
+        self.check_still_ours()?;
+        // A live copy is complete once its backup is: the source may do as it likes.
+        if self.live.is_none() {
+            self.check_source()?;
+        }
+        self.pause("before-define");
+        self.check_cancel()?;
+        self.define(&new_xml, new_name, &id.uuid)?;
+        self.pause("after-define");
+        Ok(())
+    }
+
+    /// Copies the shut-off source's disks, UEFI variables and TPM state; the
+    /// clone's disks, one per disk of the plan.
+    fn copy_shut_off(&mut self, plan: &StoragePlan) -> Result<Vec<Option<NewDisk>>> {
         let mut new_disks = Vec::with_capacity(plan.disks.len());
         let disks = plan
             .disks
@@ -150,27 +185,7 @@ impl Execution<'_, '_> {
             self.pause("before-tpm");
             self.copy_tree(&tpm.source, &tpm.dst)?;
         }
-        self.check_cancel()?;
-        let nvram = plan.nvram.as_ref().map(|n| n.path.clone());
-        let edits = CloneEdits {
-            new_name,
-            new_uuid: &id.uuid,
-            new_genid: &id.genid,
-            macs: &id.macs,
-            disks: &new_disks,
-            nvram: nvram.as_deref(),
-            vcpus: opts.vcpus,
-            memory_kib: opts.memory_mib.map(|m| m * 1024),
-        };
-        let new_xml = domain_xml::rewrite(xml, &edits)?;
-        self.progress.set_phase(Phase::Defining);
-        self.check_still_ours()?;
-        self.check_source()?;
-        self.pause("before-define");
-        self.check_cancel()?;
-        self.define(&new_xml, new_name, &id.uuid)?;
-        self.pause("after-define");
-        Ok(())
+        Ok(new_disks)
     }
 
     /// Every file made is still the one under its name: nobody moved or
@@ -222,7 +237,7 @@ impl Execution<'_, '_> {
 
     /// Copies `source` to `dst` under the journal; `rebase` points a copied
     /// qcow2 layer at the copy of its backing image.
-    fn copy(
+    pub(super) fn copy(
         &mut self,
         source: &copy::Source,
         dst: &Dest,
@@ -265,7 +280,7 @@ impl Execution<'_, '_> {
         }
     }
 
-    fn copy_tree(&mut self, source: &Folder, dst: &Dest) -> Result<()> {
+    pub(super) fn copy_tree(&mut self, source: &Folder, dst: &Dest) -> Result<()> {
         let entry = self.journal.intend(Artifact::Tree {
             folder: dst.folder.path().to_owned(),
             folder_id: dst.folder.id(),

@@ -7,6 +7,7 @@
 pub mod checks;
 mod execute;
 pub mod identity;
+mod live;
 pub mod plan;
 pub mod report;
 pub mod reserve;
@@ -25,7 +26,7 @@ use crate::options::{CloneOptions, StorageMode};
 use crate::storage::copy::CopyControl;
 use execute::{Execution, Watch};
 use plan::{DiskWork, Planner};
-use reserve::{name_key, path_key, volume_key, Reservation, Reservations};
+use reserve::{live_key, name_key, path_key, volume_key, Reservation, Reservations};
 
 pub struct CloneRequest {
     pub source: String,
@@ -51,12 +52,36 @@ impl Phase {
     }
 }
 
+/// How consistent a live clone's disks are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Not a live clone (or not known yet).
+    None = 0,
+    /// The guest agent froze the filesystems for the moment of the copy.
+    Filesystem = 1,
+    /// As after a power cut: what the guest had written at that moment.
+    Crash = 2,
+}
+
+impl Consistency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::None => "",
+            Consistency::Filesystem => "filesystem",
+            Consistency::Crash => "crash",
+        }
+    }
+}
+
 /// Progress shared with the job that watches the clone.
 #[derive(Clone, Default)]
 pub struct Progress {
     pub ctl: CopyControl,
     pub bytes_total: Arc<AtomicU64>,
     phase: Arc<AtomicU8>,
+    consistency: Arc<AtomicU8>,
+    /// How long a live clone kept the guest paused.
+    pub paused_ms: Arc<AtomicU64>,
 }
 
 impl Progress {
@@ -70,6 +95,18 @@ impl Progress {
 
     pub fn set_phase(&self, phase: Phase) {
         self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    pub fn consistency(&self) -> Consistency {
+        match self.consistency.load(Ordering::Relaxed) {
+            1 => Consistency::Filesystem,
+            2 => Consistency::Crash,
+            _ => Consistency::None,
+        }
+    }
+
+    pub fn set_consistency(&self, c: Consistency) {
+        self.consistency.store(c as u8, Ordering::Relaxed);
     }
 }
 
@@ -183,8 +220,14 @@ impl Engine {
         let dom = self.host.lookup(&req.source)?;
         let xml = self.host.inactive_xml(&dom)?;
         let info = domain_xml::parse(&xml)?;
-        self.host.ensure_shut_off(&dom, &info.name)?;
         let opts = &req.options;
+        let live = self.copies_live(&dom, &info.name, opts)?;
+        if live && !reservation.take(live_key(&info.uuid)) {
+            return Err(Error::Libvirt(format!(
+                "“{}” is being copied live by another clone already; libvirt runs one backup of a VM at a time. Try again when it has finished.",
+                info.name
+            )));
+        }
         if opts.storage == StorageMode::Linked && !info.is_template {
             return Err(Error::NotATemplate(format!(
                 "“{}” is not a template, so a linked clone of it could break when it changes. Convert it to a template first (ConvertToTemplate), or make a full copy (storage “copy”).",
@@ -209,7 +252,7 @@ impl Engine {
             new_uuid: &id.uuid,
             target_dir: opts.target_dir.as_deref(),
             mode: opts.storage,
-            live: false,
+            live,
             dry_run,
         }
         .plan()?;
@@ -228,6 +271,7 @@ impl Engine {
             info,
             id,
             plan,
+            live,
         })
     }
 
@@ -249,20 +293,27 @@ impl Engine {
             info,
             id,
             plan,
+            live,
         } = self.prepare(req, &mut reservation, false)?;
         // Better refused now than after copying most of it.
         plan.check_space(&self.host)?;
         let opts = &req.options;
         // From here on a start of the source stops the clone; the images
         // are locked against QEMU writers already. Check once more, now
-        // that nothing can slip between the check and the watch.
+        // that nothing can slip between the check and the watch. (A live
+        // clone's source runs, and is resumed by the clone itself.)
         let watch = Watch {
-            start: self
-                .host
-                .watch_starts(&info.uuid, progress.ctl.cancelled.clone()),
+            start: match live {
+                true => None,
+                false => self
+                    .host
+                    .watch_starts(&info.uuid, progress.ctl.cancelled.clone()),
+            },
             generation: self.host.generation(),
         };
-        self.host.ensure_shut_off(&dom, &info.name)?;
+        if !live {
+            self.host.ensure_shut_off(&dom, &info.name)?;
+        }
         progress
             .bytes_total
             .store(plan.bytes_to_copy()?, Ordering::Relaxed);
@@ -276,6 +327,7 @@ impl Engine {
             info: &info,
             watch: &watch,
             made: Vec::new(),
+            live: live.then_some(&dom),
         };
         // A panic must not skip the rollback.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -312,6 +364,26 @@ impl Engine {
             }
         }
     }
+
+    /// Whether the clone copies its source live: asked for, and the source
+    /// runs or is paused. Without `live` the source must be shut off.
+    fn copies_live(
+        &self,
+        dom: &virt::domain::Domain,
+        name: &str,
+        opts: &CloneOptions,
+    ) -> Result<bool> {
+        match self.host.state(dom)? {
+            "running" | "paused" if opts.live => Ok(true),
+            state @ ("running" | "paused") => Err(Error::SourceNotShutOff(format!(
+                "“{name}” is {state}. Shut it down first, or clone it as it runs with the option “live” (vmclonectl clone --live); vmclone never stops a VM for you."
+            ))),
+            _ => {
+                self.host.ensure_shut_off(dom, name)?;
+                Ok(false)
+            }
+        }
+    }
 }
 
 /// A clone checked and planned, nothing made yet.
@@ -321,6 +393,8 @@ struct Prepared {
     info: domain_xml::DomainInfo,
     id: identity::Identity,
     plan: plan::StoragePlan,
+    /// The source runs (or is paused) and is copied live.
+    live: bool,
 }
 
 /// At most this many names in one `CloneVms`.

@@ -21,7 +21,8 @@ pub struct DiskReport {
     pub format: String,
     pub virtual_size: u64,
     pub allocated: u64,
-    /// `copy`, `reflink`, `overlay`, `shared` or `volume`.
+    /// `copy`, `reflink`, `live` (QEMU's backup of the running disk, its
+    /// chain flattened), `overlay`, `shared` or `volume`.
     pub action: &'static str,
     /// The copy's path, `pool/volume`, or empty when shared.
     pub destination: String,
@@ -81,18 +82,22 @@ impl PlanReport {
             };
             match (work, decision) {
                 (DiskWork::Copy { layers }, _) => {
-                    let mut reflinked = true;
-                    for layer in layers {
+                    let mut reflinked = !plan.live;
+                    for layer in plan.copied_layers(layers) {
                         reflinked &= reflinks(&layer.source, &layer.dst.folder)?;
                     }
-                    report.action = if reflinked { "reflink" } else { "copy" };
+                    report.action = match (plan.live, reflinked) {
+                        (true, _) => "live",
+                        (false, true) => "reflink",
+                        (false, false) => "copy",
+                    };
                     report.destination = match decision.target(disk) {
                         Some(crate::domain_xml::DiskTarget::Volume { pool, volume }) => {
                             format!("{pool}/{volume}")
                         }
                         _ => layers[0].dst.path().display().to_string(),
                     };
-                    report.backing_images = layers.len() as u32 - 1;
+                    report.backing_images = plan.copied_layers(layers).len() as u32 - 1;
                 }
                 (DiskWork::CloneVolume { pool, new_name, .. }, _) => {
                     report.action = "volume";
@@ -168,6 +173,9 @@ fn warnings(
             "The VM's TPM has no state yet (it never ran); the clone's is made at its first start."
                 .into(),
         );
+    }
+    if plan.live {
+        out.push("The VM runs: its disks are copied as they are at one moment, while the guest is held still for a fraction of a second (its filesystems frozen when its guest agent answers; otherwise the copy is crash-consistent, as after a power cut). Backing chains are flattened and internal snapshots are not kept.".into());
     }
     if opts.storage == StorageMode::Linked {
         out.push("A linked clone stands on the template's images: it works only while the template's disks exist.".into());

@@ -69,6 +69,11 @@ pub fn path_key(path: &std::path::Path) -> String {
     format!("path:{}", path.display())
 }
 
+/// A source copied live (libvirt runs one backup of a domain at a time).
+pub fn live_key(uuid: &str) -> String {
+    format!("live:{}", uuid.to_ascii_lowercase())
+}
+
 pub fn volume_key(pool: &str, volume: &str) -> String {
     format!("volume:{pool}/{volume}")
 }

@@ -3,6 +3,7 @@
 //! source through quick-xml, so that everything not changed on purpose
 //! stays byte for byte as it was.
 
+mod agent;
 mod devices;
 mod parse;
 mod rewrite;
@@ -12,6 +13,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub use agent::guest_agent_connected;
 pub use devices::{Unsharable, UnsharableKind};
 pub use parse::parse;
 pub use rewrite::rewrite;

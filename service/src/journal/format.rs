@@ -41,6 +41,18 @@ pub(super) fn encode_intent(n: usize, a: &Artifact) -> String {
             pct(name.as_bytes()),
         ],
         Artifact::Domain { uuid } => vec!["domain".into(), n.to_string(), pct(uuid.as_bytes())],
+        Artifact::Backup {
+            domain,
+            staging,
+            was_running,
+            ..
+        } => vec![
+            "backup".into(),
+            n.to_string(),
+            pct(domain.as_bytes()),
+            pct(staging.as_bytes()),
+            if *was_running { "running" } else { "paused" }.into(),
+        ],
         Artifact::Legacy { path, tree } => vec![
             if *tree { "legacy-tree" } else { "legacy-file" }.into(),
             n.to_string(),
@@ -54,6 +66,7 @@ pub(super) fn encode_made(n: usize, a: &Artifact) -> Option<String> {
     let id = match a {
         Artifact::File { id: Some(id), .. } | Artifact::Tree { id: Some(id), .. } => id.to_string(),
         Artifact::Volume { key: Some(key), .. } => pct(key.as_bytes()),
+        Artifact::Backup { resumed: true, .. } => "-".into(),
         _ => return None,
     };
     Some(format!("made\t{n}\t{id}\n"))
@@ -133,6 +146,19 @@ fn decode_line(line: &[u8], slots: &mut Vec<Option<Artifact>>, committed: &mut b
             },
         ),
         [k, n, uuid] if k == b"domain" => add(number(n)?, Artifact::Domain { uuid: text(uuid)? }),
+        [k, n, domain, staging, state] if k == b"backup" => add(
+            number(n)?,
+            Artifact::Backup {
+                domain: text(domain)?,
+                staging: os(staging),
+                was_running: match state.as_slice() {
+                    b"running" => true,
+                    b"paused" => false,
+                    _ => return None,
+                },
+                resumed: false,
+            },
+        ),
         [k, n, path] if k == b"legacy-file" || k == b"legacy-tree" => add(
             number(n)?,
             Artifact::Legacy {
@@ -145,6 +171,7 @@ fn decode_line(line: &[u8], slots: &mut Vec<Option<Artifact>>, committed: &mut b
             let made = match a {
                 Artifact::File { .. } | Artifact::Tree { .. } => Made::File(id(made)?),
                 Artifact::Volume { .. } => Made::Volume(text(made)?),
+                Artifact::Backup { .. } => Made::Resumed,
                 _ => Made::Domain,
             };
             set_made(a, made);
@@ -244,6 +271,18 @@ mod tests {
             },
             Artifact::Domain {
                 uuid: "12345678-1234-1234-1234-123456789abc".into(),
+            },
+            Artifact::Backup {
+                domain: "0f1e2d3c-4b5a-4968-8776-655443322110".into(),
+                staging: ".vmclone-live-12345678".into(),
+                was_running: true,
+                resumed: true,
+            },
+            Artifact::Backup {
+                domain: "0f1e2d3c-4b5a-4968-8776-655443322110".into(),
+                staging: odd(),
+                was_running: false,
+                resumed: false,
             },
         ];
         let mut text = String::from(HEADER);

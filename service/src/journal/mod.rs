@@ -13,7 +13,11 @@
 //! tree    N  FOLDER  FOLDER-ID  NAME     a folder tree (TPM state)
 //! volume  N  POOL    NAME                a storage-pool volume
 //! domain  N  UUID                        the clone's domain definition
+//! backup  N  UUID  STAGING  STATE        a live clone's backup job on the source UUID,
+//!                                        into the folders named STAGING; STATE is the
+//!                                        source's, running or paused, when it began
 //! made    N  ID                          entry N exists: dev:ino, a volume key, or -
+//!                                        (a backup: the guest runs again as before)
 //! dropped N                              entry N was not made (nothing to undo)
 //! committed                              the domain is defined: the clone is final
 //! ```
@@ -67,6 +71,16 @@ pub enum Artifact {
     },
     /// The clone's domain.
     Domain { uuid: String },
+    /// A live clone's backup job on the source `domain`, writing into the
+    /// clone's private folders named `staging`. The service pauses the guest
+    /// (when `was_running`) and may freeze its filesystems while the job
+    /// starts; `resumed` once the guest is back as it was.
+    Backup {
+        domain: String,
+        staging: OsString,
+        was_running: bool,
+        resumed: bool,
+    },
     /// A file or tree recorded by vmclone 0.1, by path only.
     Legacy { path: PathBuf, tree: bool },
 }
@@ -90,6 +104,8 @@ pub enum Made {
     File(FileId),
     Volume(String),
     Domain,
+    /// A backup's guest runs again as before the clone paused it.
+    Resumed,
 }
 
 /// An entry's number in its journal.
@@ -179,7 +195,7 @@ impl<'d> Journal<'d> {
         let id = match &made {
             Made::File(id) => id.to_string(),
             Made::Volume(key) => pct(key.as_bytes()),
-            Made::Domain => "-".into(),
+            Made::Domain | Made::Resumed => "-".into(),
         };
         self.append(&format!("made\t{}\t{id}\n", entry.0))?;
         if let Some(a) = self.entries.get_mut(entry.0).and_then(Option::as_mut) {
@@ -230,6 +246,7 @@ pub(super) fn set_made(artifact: &mut Artifact, made: Made) {
     match (artifact, made) {
         (Artifact::File { id, .. } | Artifact::Tree { id, .. }, Made::File(new)) => *id = Some(new),
         (Artifact::Volume { key, .. }, Made::Volume(new)) => *key = Some(new),
+        (Artifact::Backup { resumed, .. }, Made::Resumed) => *resumed = true,
         _ => {}
     }
 }

@@ -81,7 +81,7 @@ fn undo(
 ) -> Vec<Artifact> {
     let mut left = Vec::new();
     for artifact in artifacts.iter().rev() {
-        let needs_in_use = !matches!(artifact, Artifact::Domain { .. });
+        let needs_in_use = !matches!(artifact, Artifact::Domain { .. } | Artifact::Backup { .. });
         if needs_in_use && in_use.is_none() {
             match host.storage_in_use() {
                 Ok(u) => *in_use = Some(u),
@@ -125,6 +125,15 @@ fn undo_one(
             // Recovery only gets here when no domain has the UUID.
             Undo::Recovery => Ok("not defined"),
         },
+        // Before the folders it writes into go (they are older entries).
+        Artifact::Backup {
+            domain,
+            staging,
+            was_running,
+            resumed,
+        } => host
+            .end_backup(domain, staging, *was_running && !*resumed)
+            .map_err(|e| e.to_string()),
         Artifact::Volume { pool, name, key } => {
             if in_use.volumes.contains(&(pool.clone(), name.clone())) {
                 return Ok("left: a defined VM uses it");

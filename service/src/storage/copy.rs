@@ -168,6 +168,11 @@ impl Source {
         (self.st.st_uid, self.st.st_gid)
     }
 
+    /// The permission bits its copies get.
+    pub fn copy_mode(&self) -> u32 {
+        self.copy_mode
+    }
+
     /// The permission bits.
     pub fn mode(&self) -> u32 {
         self.st.st_mode & 0o7777
@@ -379,6 +384,44 @@ impl Iterator for DataExtents<'_> {
     }
 }
 
+/// Gives back the space of every range of `file` that reads as zeros yet
+/// holds blocks (preallocated, "unwritten" extents: what QEMU's backup
+/// leaves where the source had holes), so holes stay holes. Only ranges the
+/// filesystem reports as holes are punched: the contents never change.
+pub fn punch_holes(file: &File, path: &Path) -> Result<(), FileError> {
+    let len = file
+        .metadata()
+        .map_err(|e| io_error("read", path, e))?
+        .len();
+    let extents = DataExtents {
+        file,
+        pos: 0,
+        len,
+        whole: false,
+    };
+    let mut hole_start = 0;
+    let punch = |start: u64, end: u64| -> Result<(), FileError> {
+        if start >= end {
+            return Ok(());
+        }
+        let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+        match rustix::fs::fallocate(file, flags, start, end - start) {
+            // This filesystem cannot punch holes: the zeros keep their space.
+            Err(Errno::OPNOTSUPP) => {
+                debug!(path = %path.display(), "cannot punch holes here");
+                Ok(())
+            }
+            r => r.map_err(|e| io_error("free the unused space of", path, e)),
+        }
+    };
+    for extent in extents {
+        let (start, end) = extent.map_err(|e| io_error("find the data extents of", path, e))?;
+        punch(hole_start, start)?;
+        hole_start = end;
+    }
+    punch(hole_start, len)
+}
+
 /// Moves src's bytes into the empty `out`, starting with `first`; returns the method that
 /// finished the job.
 fn copy_contents(
@@ -468,10 +511,10 @@ fn copy_contents(
     Ok(method)
 }
 
-/// Starts writing a range just copied to disk (in large pieces: small ones slow the copy down),
-/// so the final fsync has little left to wait for. Only a hint: a failure here shows again, and
-/// is reported, at that fsync.
-fn start_writeback(out: &File, pos: u64, len: u64) {
+/// Starts writing a range just copied to disk (in large pieces: small ones slow the copy down;
+/// `len` 0: to the end of the file), so the final fsync has little left to wait for. Only a
+/// hint: a failure here shows again, and is reported, at that fsync.
+pub fn start_writeback(out: &File, pos: u64, len: u64) {
     let (Ok(pos), Ok(len)) = (i64::try_from(pos), i64::try_from(len)) else {
         return;
     };
@@ -651,6 +694,49 @@ impl Drop for Made<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn punching_holes_frees_preallocated_zeros_and_keeps_the_bytes() {
+        let path = std::env::temp_dir().join(format!("vmclone-punch-{}", std::process::id()));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let mib = 1 << 20;
+        file.write_all_at(&vec![7u8; mib], 0).unwrap();
+        // Preallocated, never written: reads as zeros, yet holds blocks.
+        rustix::fs::fallocate(
+            &file,
+            rustix::fs::FallocateFlags::empty(),
+            mib as u64,
+            8 * mib as u64,
+        )
+        .unwrap();
+        file.write_all_at(&[9u8; 4096], 12 * mib as u64).unwrap();
+        file.sync_all().unwrap();
+        let blocks = |f: &File| std::os::unix::fs::MetadataExt::blocks(&f.metadata().unwrap());
+        let before = blocks(&file);
+        // Only where the filesystem reports the preallocation as a hole can it go.
+        let reported = rustix::fs::seek(&file, SeekFrom::Hole(0)).unwrap() == mib as u64;
+        punch_holes(&file, &path).unwrap();
+        let mut bytes = vec![0u8; 13 * mib];
+        file.read_exact_at(&mut bytes[..12 * mib + 4096], 0)
+            .unwrap();
+        assert!(bytes[..mib].iter().all(|&b| b == 7));
+        assert!(bytes[mib..12 * mib].iter().all(|&b| b == 0));
+        assert!(bytes[12 * mib..12 * mib + 4096].iter().all(|&b| b == 9));
+        if reported {
+            assert!(
+                blocks(&file) + 8 * 2048 <= before,
+                "{} -> {}",
+                before,
+                blocks(&file)
+            );
+        }
+    }
 
     #[test]
     fn zero_detection_sees_a_single_set_byte() {

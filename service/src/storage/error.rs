@@ -36,6 +36,11 @@ pub enum FileError {
         path.display()
     )]
     Link { path: PathBuf },
+    #[error(
+        "{} can be changed by users other than root (it, or a folder on the way to it, is writable by them), so vmclone does not let libvirt or QEMU open files through it",
+        path.display()
+    )]
+    NotRootControlled { path: PathBuf },
     #[error("{} is not a usable path: {why}", path.display())]
     BadPath { path: PathBuf, why: &'static str },
     #[error(
@@ -62,6 +67,7 @@ impl FileError {
             | FileError::NotADirectory { path }
             | FileError::UntrustedLink { path, .. }
             | FileError::Link { path }
+            | FileError::NotRootControlled { path }
             | FileError::BadPath { path, .. }
             | FileError::Replaced { path }
             | FileError::Io { path, .. } => Some(path),

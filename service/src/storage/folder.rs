@@ -132,10 +132,31 @@ pub fn split(path: &Path) -> Result<(&Path, &OsStr), FileError> {
     }
 }
 
+/// Whom a resolution trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// Root's links, and folders whoever owns them.
+    RootLinks,
+    /// Only folders and links nobody but root can change: what the path
+    /// names can then be handed to another process (libvirtd, QEMU), which
+    /// resolves it again.
+    RootOnly,
+}
+
+/// Whether nobody but root can change which entry (owned by `entry_uid`) a
+/// name in the folder `dir` names: root's folder, writable by nobody else,
+/// or sticky with a root-owned entry (others cannot rename or remove it).
+fn root_controls(dir: &Stat, entry_uid: u32) -> bool {
+    let writable_by_others = dir.st_mode & 0o022 != 0;
+    let sticky = dir.st_mode & 0o1000 != 0;
+    dir.st_uid == 0 && (!writable_by_others || (sticky && entry_uid == 0))
+}
+
 /// An `O_PATH` descriptor of what `path` names, resolved from the root one
 /// component at a time: `..` goes to the folder really above, and a symbolic
-/// link is followed only when root owns it.
-fn resolve(path: &Path) -> Result<OwnedFd, FileError> {
+/// link is followed only when root owns it. With [`Trust::RootOnly`] every
+/// step must also be one only root controls.
+fn resolve(path: &Path, trust: Trust) -> Result<OwnedFd, FileError> {
     let io = |op, e: Errno| io_error(op, path, e);
     if !path.is_absolute() {
         return Err(FileError::BadPath {
@@ -180,6 +201,12 @@ fn resolve(path: &Path) -> Result<OwnedFd, FileError> {
         )
         .map_err(|e| io("open", e))?;
         let st = rfs::fstat(&fd).map_err(|e| io("read", e))?;
+        if trust == Trust::RootOnly {
+            let dir = rfs::fstat(here).map_err(|e| io("read", e))?;
+            if !root_controls(&dir, st.st_uid) {
+                return Err(FileError::NotRootControlled { path: shown });
+            }
+        }
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Symlink => {
                 follow(&shown, &fd, &st, &mut links, &mut todo, &mut stack, &root)?;
@@ -242,8 +269,43 @@ fn components(path: &Path) -> Vec<OsString> {
 impl Folder {
     /// Opens the folder at the absolute `path` (see the module's rules).
     pub fn open(path: &Path) -> Result<Folder, FileError> {
-        let fd = resolve(path)?;
+        let fd = resolve(path, Trust::RootLinks)?;
         Self::from_path_fd(path.to_owned(), &fd)
+    }
+
+    /// Opens the folder at the absolute `path` only if nobody but root can
+    /// change what the path, or a root-owned entry made in the folder,
+    /// resolves to: such a path may be given to libvirt and QEMU.
+    pub fn open_root_controlled(path: &Path) -> Result<Folder, FileError> {
+        let fd = resolve(path, Trust::RootOnly)?;
+        let folder = Self::from_path_fd(path.to_owned(), &fd)?;
+        match root_controls(&folder.stat()?, 0) {
+            true => Ok(folder),
+            false => Err(FileError::NotRootControlled {
+                path: path.to_owned(),
+            }),
+        }
+    }
+
+    /// The mount this folder is on (a rename works only within one).
+    pub fn mount_id(&self) -> Result<u64, FileError> {
+        let stx = rfs::statx(&self.fd, "", AtFlags::EMPTY_PATH, rfs::StatxFlags::MNT_ID)
+            .map_err(|e| io_error("read", &self.path, e))?;
+        Ok(stx.stx_mnt_id)
+    }
+
+    /// Moves the file `name` of `from` to `name` here, never replacing
+    /// anything (`FileError::Exists`); both folders are on one mount.
+    pub fn move_in(&self, from: &Folder, name: &OsStr) -> Result<(), FileError> {
+        let name = check_name(&self.path, name)?;
+        rfs::renameat_with(&from.fd, name, &self.fd, name, rfs::RenameFlags::NOREPLACE).map_err(
+            |e| match e {
+                Errno::EXIST => FileError::Exists {
+                    path: self.join(name),
+                },
+                e => io_error("move into place", &self.join(name), e),
+            },
+        )
     }
 
     fn from_path_fd(path: PathBuf, fd: &OwnedFd) -> Result<Folder, FileError> {
@@ -538,6 +600,43 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    fn dir(uid: u32, mode: u32) -> Stat {
+        // SAFETY: Stat is plain data; all-zero is a valid value.
+        let mut st: Stat = unsafe { std::mem::zeroed() };
+        st.st_uid = uid;
+        st.st_mode = libc::S_IFDIR | mode;
+        st
+    }
+
+    #[test]
+    fn only_root_controls_a_name_in_roots_unshared_or_sticky_folder() {
+        assert!(root_controls(&dir(0, 0o755), 1000));
+        assert!(root_controls(&dir(0, 0o711), 0));
+        // Others may write: they could rename the entry and put their own there.
+        assert!(!root_controls(&dir(0, 0o775), 0));
+        assert!(!root_controls(&dir(0, 0o757), 0));
+        // Sticky: only the entry's owner may rename it.
+        assert!(root_controls(&dir(0, 0o1777), 0));
+        assert!(!root_controls(&dir(0, 0o1777), 1000));
+        // A user's folder is the user's, whatever its mode.
+        assert!(!root_controls(&dir(1000, 0o755), 0));
+    }
+
+    #[test]
+    fn the_root_folder_is_root_controlled_and_a_shared_folder_is_not() {
+        assert!(Folder::open_root_controlled(Path::new("/")).is_ok());
+        let shared = std::env::temp_dir().join(format!("vmclone-shared-{}", std::process::id()));
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let found = Folder::open_root_controlled(&shared);
+        std::fs::remove_dir(&shared).unwrap();
+        assert!(
+            matches!(found, Err(FileError::NotRootControlled { .. })),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! qcow2 images written by `qemu-img` on a file vmclone already holds open:
 //! new overlays for linked clones (backed by a template's image, O(1) in time
-//! and space) and new backing references for copied chains. qemu-img gets
+//! and space), empty images a live clone's backup fills, and new backing
+//! references for copied chains. qemu-img gets
 //! the descriptor as `/proc/self/fd/3` and never opens a path of ours or the
 //! backing file (`-u`), so nothing it touches can be swapped under it.
 
@@ -63,6 +64,19 @@ pub fn create(
         &args,
         &[backing.as_os_str(), "/proc/self/fd/3".as_ref(), &size],
     )
+}
+
+/// Writes an empty qcow2 image of `virtual_size` bytes, standing on nothing,
+/// into the empty `file` (shown as `path`).
+pub fn create_plain(file: &File, path: &Path, virtual_size: u64) -> Result<(), OverlayError> {
+    let args: [&OsStr; 4] = [
+        "create".as_ref(),
+        "-q".as_ref(),
+        "-f".as_ref(),
+        "qcow2".as_ref(),
+    ];
+    let size = OsString::from(virtual_size.to_string());
+    run(file, path, &args, &["/proc/self/fd/3".as_ref(), &size])
 }
 
 /// Points the qcow2 image open as `file` at a new backing file, changing only

@@ -54,6 +54,31 @@ pub struct Layer {
     pub rebase: Option<(PathBuf, String)>,
 }
 
+impl Layer {
+    /// The size of the image as the guest sees it: what a live copy (QEMU's
+    /// backup of the whole disk) writes and counts.
+    pub fn guest_size(&self) -> Result<u64> {
+        let source = &self.source;
+        Ok(match self.format.as_str() {
+            "qcow2" => match qcow2::read_header(source.file()) {
+                Ok(Some(h)) => h.virtual_size,
+                Ok(None) => source.len(),
+                Err(e) => return Err(Error::Storage(format!("{}: {e}", source.path().display()))),
+            },
+            _ => source.len(),
+        })
+    }
+
+    /// The bytes its copy moves: a live copy writes the disk whole, and
+    /// stands on nothing below it.
+    fn bytes_moved(&self, live: bool) -> Result<u64> {
+        match live {
+            true => self.guest_size(),
+            false => Ok(self.source.allocated()?),
+        }
+    }
+}
+
 /// What happens to one disk, with everything opened.
 #[derive(Debug)]
 pub enum DiskWork {
@@ -103,18 +128,22 @@ pub struct StoragePlan {
     pub disks: Vec<DiskWork>,
     pub nvram: Option<NvramWork>,
     pub tpm: Option<TpmWork>,
+    /// The running source is copied live: QEMU's backup writes the top
+    /// image of each disk whole (see [`Layer::guest_size`]).
+    pub live: bool,
 }
 
 impl StoragePlan {
-    /// The bytes the plan moves, for progress: allocated data, not apparent size.
+    /// The bytes the plan moves, for progress: allocated data, not apparent
+    /// size (a live copy: the disks whole, as QEMU's backup walks them).
     pub fn bytes_to_copy(&self) -> Result<u64> {
         let mut total = 0;
         for work in &self.disks {
             total += match work {
                 DiskWork::Copy { layers, .. } => {
                     let mut n = 0;
-                    for layer in layers {
-                        n += layer.source.allocated()?;
+                    for layer in self.copied_layers(layers) {
+                        n += layer.bytes_moved(self.live)?;
                     }
                     n
                 }
@@ -126,6 +155,22 @@ impl StoragePlan {
             total += src.allocated()?;
         }
         Ok(total)
+    }
+}
+
+impl StoragePlan {
+    /// The layers of a disk's chain its copy reads: all of them, or only the
+    /// top one for a live copy (QEMU flattens the chain into it).
+    pub fn copied_layers<'l>(&self, layers: &'l [Layer]) -> &'l [Layer] {
+        match self.live {
+            true => &layers[..layers.len().min(1)],
+            false => layers,
+        }
+    }
+
+    /// The bytes `layer`'s copy writes.
+    pub fn layer_bytes(&self, layer: &Layer) -> Result<u64> {
+        layer.bytes_moved(self.live)
     }
 }
 
@@ -201,6 +246,7 @@ impl Planner<'_> {
             disks,
             nvram,
             tpm,
+            live: self.live,
         })
     }
 }

@@ -102,10 +102,11 @@ impl StoragePlan {
         for work in &self.disks {
             match work {
                 DiskWork::Copy { layers } => {
-                    for layer in layers {
-                        let bytes = match reflinks(&layer.source, &layer.dst.folder)? {
+                    for layer in self.copied_layers(layers) {
+                        let bytes = match !self.live && reflinks(&layer.source, &layer.dst.folder)?
+                        {
                             true => 0,
-                            false => layer.source.allocated()?,
+                            false => self.layer_bytes(layer)?,
                         };
                         tally.folder(&layer.dst.folder, bytes)?;
                     }
