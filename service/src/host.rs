@@ -233,6 +233,15 @@ impl Host {
         Ok(dom.xml_desc(0)?)
     }
 
+    /// Whether the running domain's guest agent is connected (libvirt sees
+    /// its channel open), so its filesystems can be frozen.
+    pub fn guest_agent_connected(&self, dom: &Domain) -> bool {
+        dom.is_active().unwrap_or(false)
+            && self
+                .live_xml(dom)
+                .is_ok_and(|xml| domain_xml::guest_agent_connected(&xml))
+    }
+
     pub fn state(&self, dom: &Domain) -> Result<&'static str> {
         let (state, _) = dom.state()?;
         Ok(state.known().map(state_word).unwrap_or("other"))

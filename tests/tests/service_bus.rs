@@ -637,6 +637,7 @@ fn plan_clone_tells_what_the_clone_then_does_and_changes_nothing() {
     assert_eq!(plan["bytes-to-copy"], allocated);
     assert_eq!(allocated, 1600 << 20);
     assert_eq!(plan["fits"], true);
+    assert_eq!(plan["consistency"], "", "not a live clone");
     // The test host has less memory than db01 asks for: the plan warns.
     let warnings = plan["warnings"].as_array().unwrap();
     assert!(
@@ -714,6 +715,7 @@ fn get_vm_details_name_firmware_tpm_disks_and_nics() {
     let db01 = bus.call_json("GetVm", "s", &["db01"]).unwrap();
     assert_eq!(db01["firmware"], "bios");
     assert_eq!(db01["tpm"], false);
+    assert_eq!(db01["guest-agent"], false, "shut off: no agent answers");
     let disks = pick(
         &db01["disk-details"],
         &["target", "format", "source", "capacity"],

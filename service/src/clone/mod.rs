@@ -280,7 +280,14 @@ impl Engine {
     pub fn plan_clone(&self, req: &CloneRequest) -> Result<report::PlanReport> {
         let mut reservation = self.reservations.start();
         let p = self.prepare(req, &mut reservation, true)?;
-        report::PlanReport::of(&self.host, &p.info, &p.plan, &req.options)
+        let mut report = report::PlanReport::of(&self.host, &p.info, &p.plan, &req.options)?;
+        if p.live {
+            report.consistency = match self.host.guest_agent_connected(&p.dom) {
+                true => Consistency::Filesystem,
+                false => Consistency::Crash,
+            };
+        }
+        Ok(report)
     }
 
     /// Makes the whole clone. Returns once the domain is defined and its

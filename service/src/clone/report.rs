@@ -6,6 +6,7 @@ use super::plan::decide::DiskDecision;
 use super::plan::destinations::{self, Destination};
 use super::plan::space::{reflinks, Space};
 use super::plan::{DiskWork, StoragePlan};
+use super::Consistency;
 use crate::domain_xml::{DiskSource, DomainInfo};
 use crate::error::Result;
 use crate::host::Host;
@@ -51,6 +52,9 @@ pub struct PlanReport {
     pub warnings: Vec<String>,
     /// Where `target-dir` may point for this source.
     pub destinations: Vec<Destination>,
+    /// What a live copy is expected to be (the agent answers now; it may
+    /// still fail to freeze at the moment of the copy).
+    pub consistency: Consistency,
 }
 
 impl PlanReport {
@@ -129,6 +133,7 @@ impl PlanReport {
             space: plan.space(host)?,
             warnings: warnings(host, info, plan, opts),
             destinations: destinations::allowed(host, Some(info))?,
+            consistency: Consistency::None,
         })
     }
 }

@@ -42,8 +42,14 @@ pub fn vm(vm: &VmSummary) -> Dict {
 }
 
 /// One VM as `GetVm` reports it: the summary, and its firmware, TPM, disks
-/// (with `sizes`: virtual and allocated bytes, one pair per disk) and NICs.
-pub fn vm_details(vm: &VmSummary, info: &DomainInfo, sizes: &[(u64, u64)]) -> Dict {
+/// (with `sizes`: virtual and allocated bytes, one pair per disk), NICs and
+/// whether its guest agent is connected now.
+pub fn vm_details(
+    vm: &VmSummary,
+    info: &DomainInfo,
+    sizes: &[(u64, u64)],
+    guest_agent: bool,
+) -> Dict {
     let disks: Vec<Dict> = info
         .disks
         .iter()
@@ -76,6 +82,7 @@ pub fn vm_details(vm: &VmSummary, info: &DomainInfo, sizes: &[(u64, u64)]) -> Di
     out.extend(dict([
         ("firmware", if info.uefi { "uefi" } else { "bios" }.into()),
         ("tpm", info.has_tpm.into()),
+        ("guest-agent", guest_agent.into()),
         ("disk-details", disks.into()),
         ("interface-details", nics.into()),
     ]));
@@ -168,6 +175,7 @@ pub fn plan(p: &PlanReport) -> Result<Dict> {
         ("fits", p.fits().into()),
         ("filesystems", space.into()),
         ("warnings", p.warnings.clone().into()),
+        ("consistency", p.consistency.as_str().into()),
         ("destinations", destinations.into()),
     ]))
 }

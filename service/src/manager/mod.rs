@@ -252,16 +252,17 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<HashMap<String, OwnedValue>> {
         self.auth.check(&header, Action::ListVms).await?;
-        let (vm, info, sizes) = self
+        let (vm, info, sizes, agent) = self
             .read(move |engine| {
                 let host = engine.host();
-                let (vm, info) = host.details(&host.lookup(&id_or_name)?)?;
+                let dom = host.lookup(&id_or_name)?;
+                let (vm, info) = host.details(&dom)?;
                 let sizes: Vec<(u64, u64)> =
                     info.disks.iter().map(|d| host.disk_sizes(d)).collect();
-                Ok((vm, info, sizes))
+                Ok((vm, info, sizes, host.guest_agent_connected(&dom)))
             })
             .await?;
-        Ok(dicts::vm_details(&vm, &info, &sizes))
+        Ok(dicts::vm_details(&vm, &info, &sizes, agent))
     }
 
     /// What a clone with these options would do, checked as the clone checks
