@@ -563,6 +563,25 @@ fn per_vcpu_settings_go_when_the_count_changes() {
     assert!(out.contains("<vcpus>"));
 }
 
+/// Found by fuzzing (fuzz/, README "Reliability"): vcpus asked of a VM whose
+/// XML has no `<vcpu>` were silently dropped (the clone kept one vcpu, and a
+/// `<topology>` was rewritten for a count nothing carried).
+#[test]
+fn vcpus_for_a_domain_without_vcpu_are_refused_not_ignored() {
+    let xml = format!(
+        "<domain type='kvm'><name>v</name><uuid>{NEW_UUID}</uuid><memory>1024</memory>\
+         <cpu><topology sockets='1' cores='1' threads='1'/></cpu></domain>"
+    );
+    let edits = |vcpus| CloneEdits {
+        vcpus,
+        ..plain_edits("w", &[], &[])
+    };
+    let err = rewrite(&xml, &edits(Some(4))).unwrap_err();
+    assert!(matches!(err, XmlError::Missing("vcpu")), "{err}");
+    assert_eq!(err.to_string(), "The domain XML has no <vcpu> element");
+    assert!(rewrite(&xml, &edits(None)).is_ok());
+}
+
 #[test]
 fn metadata_of_other_tools_is_kept_and_ours_dropped() {
     let xml = format!(

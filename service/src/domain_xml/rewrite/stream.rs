@@ -94,6 +94,7 @@ impl<'x, 'e> Rewriter<'x, 'e> {
             self.out
                 .write_event(Event::Text(BytesText::from_escaped(ws)))?;
         }
+        self.rules.finish()?;
         Ok(self.out.into_inner())
     }
 
