@@ -582,6 +582,62 @@ fn vcpus_for_a_domain_without_vcpu_are_refused_not_ignored() {
     assert!(rewrite(&xml, &edits(None)).is_ok());
 }
 
+/// Found by fuzzing: quick-xml lets through much that is not XML, and the
+/// rewrite copied it into the clone's XML, which libvirt then refused. Each
+/// of these is now refused before anything is written.
+#[test]
+fn rewrite_refuses_what_is_not_well_formed_xml() {
+    let doc = |before: &str, inside: &str, after: &str| {
+        format!(
+            "{before}<domain><name>v</name><uuid>{NEW_UUID}</uuid><memory>1</memory>\
+             {inside}</domain>{after}"
+        )
+    };
+    let malformed = [
+        doc("junk", "", ""),
+        doc("", "", "junk"),
+        doc("<![CDATA[x]]>", "", ""),
+        doc("", "", "<domain/>"),
+        doc("", "<description>\u{1}</description>", ""),
+        doc("", "<description>\u{fffe}</description>", ""),
+        doc("", "<description>&#0;</description>", ""),
+        doc("", "<x a='<'/>", ""),
+        doc("", "<x a='&#1;'/>", ""),
+        doc("", "<x a='1'b='2'/>", ""),
+        doc("", "<1x/>", ""),
+        doc("", "<x:y/>", ""),
+        doc("", "<y x:a='1'/>", ""),
+        doc("", "<!-- a -- b -->", ""),
+        doc("", "<description>&undefined;</description>", ""),
+        doc("", "<description>a]]>b</description>", ""),
+        doc("<!--c--><?xml version='1.0'?>", "", ""),
+        doc("", "<!DOCTYPE d>", ""),
+        doc(
+            "<!DOCTYPE d [<!ENTITY e 'x'>]>",
+            "<description>&e;</description>",
+            "",
+        ),
+    ];
+    for xml in &malformed {
+        let err = rewrite(xml, &plain_edits("w", &[], &[])).unwrap_err();
+        assert!(matches!(err, XmlError::Malformed { .. }), "{xml}: {err}");
+    }
+    let err = rewrite(&doc("junk", "", ""), &plain_edits("w", &[], &[])).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("The domain XML is not well-formed (near byte 0):"),
+        "{err}"
+    );
+    // What XML allows still passes.
+    let fine = doc(
+        "<?xml version='1.0' encoding='UTF-8'?>\n<!-- c -->\n",
+        "<description>&#x2603; &amp; <![CDATA[<&>]]></description><?pi x?>\
+         <ü:x xmlns:ü='urn:u' ü:a='&quot;'/>",
+        "\n<!-- after -->\n",
+    );
+    rewrite(&fine, &plain_edits("w", &[], &[])).unwrap();
+}
+
 #[test]
 fn metadata_of_other_tools_is_kept_and_ours_dropped() {
     let xml = format!(
