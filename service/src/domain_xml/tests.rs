@@ -638,6 +638,23 @@ fn rewrite_refuses_what_is_not_well_formed_xml() {
     rewrite(&fine, &plain_edits("w", &[], &[])).unwrap();
 }
 
+/// Found by fuzzing: quick-xml trims the whitespace of `</disk  >`, and the
+/// rewrite wrote such end tags as `</disk>`.
+#[test]
+fn end_tags_keep_their_whitespace() {
+    let xml = format!(
+        "<domain><name>v</name ><uuid>{NEW_UUID}</uuid\n><memory>1</memory><devices>\
+         <disk type='file'><target dev='vda'/></disk   \n ><interface type='user'></interface\t>\
+         </devices></domain >"
+    );
+    let out = rewrite(&xml, &plain_edits("w", &macs(1), &[None])).unwrap();
+    let want = xml.replace("<name>v</name >", "<name>w</name >").replace(
+        "</interface\t>",
+        "<mac address='52:54:00:aa:bb:00'/></interface\t>",
+    );
+    assert_eq!(out, want);
+}
+
 #[test]
 fn metadata_of_other_tools_is_kept_and_ours_dropped() {
     let xml = format!(

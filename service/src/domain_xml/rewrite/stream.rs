@@ -12,6 +12,8 @@ use super::rules::{CaptureKind, Decision, Rules, Start};
 
 pub(super) struct Rewriter<'x, 'e> {
     reader: NsReader<&'x [u8]>,
+    /// The source, for what quick-xml does not hand over as written.
+    xml: &'x str,
     out: Writer<Vec<u8>>,
     rules: Rules<'e>,
     /// Open elements we passed through, root first.
@@ -59,6 +61,7 @@ impl<'x, 'e> Rewriter<'x, 'e> {
     pub(super) fn new(xml: &'x str, rules: Rules<'e>) -> Self {
         Rewriter {
             reader: NsReader::from_str(xml),
+            xml,
             out: Writer::new(Vec::with_capacity(xml.len() + 256)),
             rules,
             stack: Vec::new(),
@@ -72,7 +75,7 @@ impl<'x, 'e> Rewriter<'x, 'e> {
     /// Streams the whole document; returns the written bytes.
     pub(super) fn run(mut self) -> Result<Vec<u8>, XmlError> {
         loop {
-            let ev = self.reader.read_event().map_err(|e| self.bad(e.into()))?;
+            let ev = self.read()?;
             if self.skip.is_some() {
                 self.skipping(ev)?;
                 continue;
@@ -96,6 +99,19 @@ impl<'x, 'e> Rewriter<'x, 'e> {
         }
         self.rules.finish()?;
         Ok(self.out.into_inner())
+    }
+
+    /// The next event; end tags as written, since quick-xml trims the
+    /// whitespace in `</disk >`.
+    fn read(&mut self) -> Result<Event<'x>, XmlError> {
+        let start = self.reader.buffer_position() as usize;
+        match self.reader.read_event().map_err(|e| self.bad(e.into()))? {
+            Event::End(_) => {
+                let end = self.reader.buffer_position() as usize;
+                Ok(Event::End(BytesEnd::new(&self.xml[start + 2..end - 1])))
+            }
+            ev => Ok(ev),
+        }
     }
 
     fn bad(&self, e: TagError) -> XmlError {
