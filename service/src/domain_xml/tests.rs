@@ -655,6 +655,18 @@ fn end_tags_keep_their_whitespace() {
     assert_eq!(out, want);
 }
 
+/// Found by fuzzing: with a byte order mark in front, quick-xml's positions
+/// are 3 bytes off, so end tags were written from the wrong bytes
+/// (`</0</currentMem>`); and the mark itself was dropped.
+#[test]
+fn a_byte_order_mark_is_kept_and_shifts_nothing() {
+    let xml = format!(
+        "\u{feff}<domain><name>v</name><uuid>{NEW_UUID}</uuid><memory>1</memory></domain>\n"
+    );
+    let out = rewrite(&xml, &plain_edits("w", &[], &[])).unwrap();
+    assert_eq!(out, xml.replace("<name>v<", "<name>w<"));
+}
+
 #[test]
 fn metadata_of_other_tools_is_kept_and_ours_dropped() {
     let xml = format!(

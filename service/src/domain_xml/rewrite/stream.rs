@@ -59,10 +59,19 @@ struct Capture {
 
 impl<'x, 'e> Rewriter<'x, 'e> {
     pub(super) fn new(xml: &'x str, rules: Rules<'e>) -> Self {
+        // quick-xml skips a byte order mark and counts positions after it:
+        // set it aside so end tags are read from the right bytes, and write
+        // it back first.
+        let (bom, xml) = match xml.strip_prefix('\u{feff}') {
+            Some(rest) => ("\u{feff}", rest),
+            None => ("", xml),
+        };
+        let mut out = Vec::with_capacity(bom.len() + xml.len() + 256);
+        out.extend_from_slice(bom.as_bytes());
         Rewriter {
             reader: NsReader::from_str(xml),
             xml,
-            out: Writer::new(Vec::with_capacity(xml.len() + 256)),
+            out: Writer::new(out),
             rules,
             stack: Vec::new(),
             pending_ws: None,
