@@ -667,6 +667,25 @@ fn a_byte_order_mark_is_kept_and_shifts_nothing() {
     assert_eq!(out, xml.replace("<name>v<", "<name>w<"));
 }
 
+/// Found by fuzzing: a file already named after the clone was "renamed" to
+/// itself on a second rewrite and its attribute written anew, with other
+/// escapes (`&quot;` became `"`): a rewrite of a rewrite changed bytes.
+#[test]
+fn a_file_named_after_the_clone_is_left_as_written() {
+    let xml = format!(
+        "<domain><name>web01</name><uuid>{NEW_UUID}</uuid><memory>1</memory><devices>\
+         <serial type='file'><source path='/var/log/{}.log'/></serial></devices></domain>",
+        "a&amp;b &lt;&quot;x&apos;&gt;"
+    );
+    let edits = plain_edits(ODD_NAME, &[], &[]);
+    let once = rewrite(&xml, &edits).unwrap();
+    assert!(
+        once.contains("path='/var/log/a&amp;b &lt;&quot;x&apos;&gt;.log'"),
+        "{once}"
+    );
+    assert_eq!(rewrite(&once, &edits).unwrap(), once);
+}
+
 #[test]
 fn metadata_of_other_tools_is_kept_and_ours_dropped() {
     let xml = format!(

@@ -425,7 +425,10 @@ impl<'e> Rules<'e> {
             return tag::edit(e, &[Edit::Remove("path")], self.quote);
         }
         if renamable {
-            if let Some(new) = rename_in_file_name(&path, &self.old_name, self.edits.new_name) {
+            if let Some(new) = rename_in_file_name(&path, &self.old_name, self.edits.new_name)
+                // The same name again: leave the attribute as written.
+                .filter(|new| *new != path)
+            {
                 return tag::edit(e, &[Edit::Set(key, &new)], self.quote);
             }
         }
