@@ -686,6 +686,40 @@ fn a_file_named_after_the_clone_is_left_as_written() {
     assert_eq!(rewrite(&once, &edits).unwrap(), once);
 }
 
+/// Found by fuzzing: the strict reader checks the form of an XML declaration
+/// but not its values, so `version="1. x"` or `standalone='maybe'` (which
+/// libxml2 refuses) went through, and so would an encoding other than the
+/// UTF-8 the XML is in.
+#[test]
+fn rewrite_refuses_a_bad_xml_declaration() {
+    let with = |decl: &str| {
+        let xml = format!(
+            "{decl}\n<domain><name>v</name><uuid>{NEW_UUID}</uuid><memory>1</memory></domain>"
+        );
+        rewrite(&xml, &plain_edits("w", &[], &[]))
+    };
+    for bad in [
+        r#"<?xml version="1. current='1'0"?>"#,
+        "<?xml version='2.0'?>",
+        "<?xml version='1.0' standalone='maybe'?>",
+        "<?xml version='1.0' encoding='ISO-8859-1'?>",
+    ] {
+        let err = with(bad).unwrap_err();
+        assert!(
+            matches!(err, XmlError::Malformed { position: 0, .. }),
+            "{bad}: {err}"
+        );
+    }
+    for good in [
+        "<?xml version='1.0'?>",
+        "<?xml version=\"1.1\" encoding=\"utf-8\" standalone=\"no\" ?>",
+        "\u{feff}<?xml version = '1.0' encoding = 'UTF-8'?>",
+        "<?xml-stylesheet href='x'?>",
+    ] {
+        with(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+}
+
 #[test]
 fn metadata_of_other_tools_is_kept_and_ours_dropped() {
     let xml = format!(
