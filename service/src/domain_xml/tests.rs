@@ -720,6 +720,23 @@ fn rewrite_refuses_a_bad_xml_declaration() {
     }
 }
 
+/// Found by fuzzing: quick-xml splits `&quot;  ` into a reference and a
+/// whitespace-only text, which the rewrite took for indentation: it went with
+/// a dropped element, and an added `<mac>` went in front of it.
+#[test]
+fn whitespace_after_a_reference_stays_with_its_text() {
+    let xml = format!(
+        "<domain><name>v</name><uuid>{NEW_UUID}</uuid><memory>1</memory>&quot;  <title>t</title>\
+         <devices><interface type='user'>&amp;  </interface></devices></domain>"
+    );
+    let out = rewrite(&xml, &plain_edits("w", &macs(1), &[])).unwrap();
+    let want = xml
+        .replace("<name>v<", "<name>w<")
+        .replace("<title>t</title>", "")
+        .replace("&amp;  </", "&amp;  <mac address='52:54:00:aa:bb:00'/></");
+    assert_eq!(out, want);
+}
+
 #[test]
 fn metadata_of_other_tools_is_kept_and_ours_dropped() {
     let xml = format!(

@@ -27,6 +27,8 @@ pub(super) struct Rewriter<'x, 'e> {
     capture: Option<Capture>,
     /// `<metadata>` held back until something in it is kept.
     metadata: Option<Vec<Event<'static>>>,
+    /// The last event read was a reference (`&quot;`).
+    after_ref: bool,
 }
 
 struct Frame {
@@ -78,6 +80,7 @@ impl<'x, 'e> Rewriter<'x, 'e> {
             skip: None,
             capture: None,
             metadata: None,
+            after_ref: false,
         }
     }
 
@@ -85,6 +88,8 @@ impl<'x, 'e> Rewriter<'x, 'e> {
     pub(super) fn run(mut self) -> Result<Vec<u8>, XmlError> {
         loop {
             let ev = self.read()?;
+            let after_ref =
+                std::mem::replace(&mut self.after_ref, matches!(ev, Event::GeneralRef(_)));
             if self.skip.is_some() {
                 self.skipping(ev)?;
                 continue;
@@ -98,7 +103,7 @@ impl<'x, 'e> Rewriter<'x, 'e> {
                 | Event::CData(_)
                 | Event::GeneralRef(_)
                 | Event::Comment(_)
-                | Event::PI(_)) => self.on_content(ev)?,
+                | Event::PI(_)) => self.on_content(ev, after_ref)?,
                 ev => self.emit(ev)?,
             }
         }
@@ -152,7 +157,9 @@ impl<'x, 'e> Rewriter<'x, 'e> {
         Ok(())
     }
 
-    fn on_content(&mut self, ev: Event) -> Result<(), XmlError> {
+    /// Text, references, CDATA, comments, PIs; `after_ref`: the event before
+    /// was a reference.
+    fn on_content(&mut self, ev: Event, after_ref: bool) -> Result<(), XmlError> {
         if let Some(cap) = &mut self.capture {
             if cap.depth == self.stack.len() {
                 tag::push_text(&mut cap.text, &ev).map_err(|b| tag::malformed(&self.reader, b))?;
@@ -161,7 +168,8 @@ impl<'x, 'e> Rewriter<'x, 'e> {
             }
         }
         if let Event::Text(t) = &ev {
-            if t.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) {
+            // Whitespace after a reference is the end of a text, not indentation.
+            if !after_ref && t.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) {
                 self.pending_ws.get_or_insert_with(String::new).push_str(t);
                 return Ok(());
             }
