@@ -65,6 +65,8 @@ enum Where<'e> {
     Top,
     Domain,
     Metadata,
+    /// Inside a fixed sVirt `<seclabel>` made dynamic.
+    DynamicSeclabel,
     Sysinfo,
     Os,
     /// Inside `<nvram type='file'>`, with the clone's NVRAM path.
@@ -93,13 +95,6 @@ enum Change {
     MayRemoveOrRename,
 }
 
-/// The text an element's whole content is replaced by.
-#[derive(Clone)]
-enum Text {
-    Exactly(String),
-    AnyUuid,
-}
-
 /// An element the rewrite adds.
 struct Added {
     name: &'static str,
@@ -110,7 +105,8 @@ struct Added {
 struct Rule<'e> {
     inner: Where<'e>,
     attrs: Vec<(&'static str, Change)>,
-    text: Option<Text>,
+    /// The text the element's whole content is replaced by.
+    text: Option<String>,
     /// `<x/>` may be written `<x>...</x>`.
     may_open: bool,
     adds: Vec<Added>,
@@ -127,7 +123,7 @@ impl<'e> Rule<'e> {
         }
     }
 
-    fn text(text: Text) -> Self {
+    fn text(text: String) -> Self {
         Rule {
             text: Some(text),
             may_open: true,
@@ -324,7 +320,7 @@ impl<'t, 'e> Judge<'t, 'e> {
             })
     }
 
-    fn replaced_text(&self, b: &Element, text: &Text) -> Result<(), String> {
+    fn replaced_text(&self, b: &Element, want: &str) -> Result<(), String> {
         let got = match b.children.as_slice() {
             [] => String::new(),
             [one] => match &self.b.nodes[*one] {
@@ -333,11 +329,7 @@ impl<'t, 'e> Judge<'t, 'e> {
             },
             _ => return Err("content is not one text".into()),
         };
-        let ok = match text {
-            Text::Exactly(want) => got == *want,
-            Text::AnyUuid => is_uuid(&got),
-        };
-        if ok {
+        if got == want {
             Ok(())
         } else {
             Err(format!("text became {got:?}"))
@@ -514,8 +506,8 @@ impl<'t, 'e> Judge<'t, 'e> {
                 ..Rule::same(Where::Domain)
             }),
             Where::Domain => match name {
-                "name" => keep(Rule::text(Text::Exactly(edits.new_name.into()))),
-                "uuid" => keep(Rule::text(Text::Exactly(edits.new_uuid.into()))),
+                "name" => keep(Rule::text(edits.new_name.into())),
+                "uuid" => keep(Rule::text(edits.new_uuid.into())),
                 "title" => Fate::Drop,
                 "metadata" => {
                     let kept = e.children.iter().any(|&c| match &self.a.nodes[c] {
@@ -534,24 +526,36 @@ impl<'t, 'e> Judge<'t, 'e> {
                     if e.empty || self.a.has_child_elements(id) || value.trim().is_empty() {
                         keep(Rule::same(Where::Plain))
                     } else {
-                        keep(Rule::text(Text::AnyUuid))
+                        keep(Rule::text(edits.new_genid.into()))
                     }
                 }
+                // The new count is the current count too: `current` goes.
                 "vcpu" => match edits.vcpus {
-                    Some(n) => {
-                        let current = attr("current").and_then(|c| c.trim().parse::<u64>().ok());
-                        let mut r = Rule::text(Text::Exactly(n.to_string()));
-                        if current.is_some_and(|c| c > u64::from(n)) {
-                            r.attrs.push(("current", Change::Remove));
-                        }
-                        keep(r)
-                    }
+                    Some(n) => keep(Rule {
+                        attrs: vec![("current", Change::Remove)],
+                        ..Rule::text(n.to_string())
+                    }),
                     None => keep(Rule::same(Where::Plain)),
                 },
+                // A fixed SELinux or AppArmor label becomes dynamic (one
+                // without a model is taken as such); a fixed DAC label, only
+                // the user QEMU runs as, stays.
+                "seclabel"
+                    if attr("type").as_deref() == Some("static")
+                        && attr("model").as_deref() != Some("dac") =>
+                {
+                    keep(Rule {
+                        attrs: vec![
+                            ("type", Change::Set("dynamic".into())),
+                            ("relabel", Change::Remove),
+                        ],
+                        ..Rule::same(Where::DynamicSeclabel)
+                    })
+                }
                 "vcpus" if edits.vcpus.is_some_and(|n| n != self.facts.old_vcpus) => Fate::Drop,
                 "memory" | "currentMemory" => match edits.memory_kib {
                     Some(kib) => {
-                        let mut r = Rule::text(Text::Exactly(kib.to_string()));
+                        let mut r = Rule::text(kib.to_string());
                         if attr("unit").is_some_and(|u| u != "KiB") {
                             r.attrs.push(("unit", Change::Set("KiB".into())));
                         }
@@ -566,6 +570,8 @@ impl<'t, 'e> Judge<'t, 'e> {
                 _ => keep(Rule::same(Where::Plain)),
             },
             Where::Metadata if self.is_template(e) => Fate::Drop,
+            // A dynamic label is libvirt's to choose.
+            Where::DynamicSeclabel if matches!(name, "label" | "imagelabel") => Fate::Drop,
             Where::Sysinfo => {
                 let value = self.a.text_of(id).unwrap_or_default();
                 let old = &self.facts.old_uuid;
@@ -573,13 +579,13 @@ impl<'t, 'e> Judge<'t, 'e> {
                     && !self.a.has_child_elements(id)
                     && value.trim().eq_ignore_ascii_case(old)
                 {
-                    keep(Rule::text(Text::Exactly(edits.new_uuid.into())))
+                    keep(Rule::text(edits.new_uuid.into()))
                 } else {
                     keep(Rule::same(Where::Sysinfo))
                 }
             }
             Where::Os if name == "nvram" => match (edits.nvram, attr("type").as_deref()) {
-                (Some(p), None) => keep(Rule::text(Text::Exactly(path(p)))),
+                (Some(p), None) => keep(Rule::text(path(p))),
                 (Some(p), Some("file")) => {
                     let p: &'e str = p.to_str().unwrap_or_default();
                     keep(Rule::same(Where::NvramFile(p)))
@@ -661,6 +667,7 @@ impl<'t, 'e> Judge<'t, 'e> {
                 ..Rule::same(Where::Plain)
             }),
             Where::Metadata
+            | Where::DynamicSeclabel
             | Where::Os
             | Where::NvramFile(_)
             | Where::Cpu
@@ -826,14 +833,6 @@ fn is_ws(t: &str) -> bool {
     t.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
 }
 
-fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
-
 /// Joins adjacent texts, as they read once an element between them is gone.
 fn merge<'t, 'e>(want: Vec<Want<'t, 'e>>) -> Vec<Want<'t, 'e>> {
     let mut out: Vec<Want> = Vec::with_capacity(want.len());
@@ -965,7 +964,10 @@ mod tests {
             ("<source file='/var/lib/libvirt/images/web02.qcow2'/>", "<source file='/var/lib/libvirt/images/web01.qcow2'/>", "file="),
             ("<graphics type='vnc' port='-1'", "<graphics type='vnc' port='5910'", "port="),
             ("<cid auto='yes'/>", "<cid auto='yes' address='3'/>", "address='3' was added"),
-            ("<vcpu placement='static' current='2'>8</vcpu>", "<vcpu placement='static' current='2'>4</vcpu>", "vcpu"),
+            ("<vcpu placement='static'>8</vcpu>", "<vcpu placement='static'>4</vcpu>", "vcpu"),
+            ("<vcpu placement='static'>8</vcpu>", "<vcpu placement='static' current='2'>8</vcpu>", "current='2' was added"),
+            ("<genid>99999999-8888-4777-8666-555555555555</genid>", "<genid>a5a8e1d4-0c5b-4e7d-9f57-7d1e4a5c2b11</genid>", "genid"),
+            ("<genid>99999999-8888-4777-8666-555555555555</genid>", "<genid>11111111-2222-4333-8444-555555555555</genid>", "genid"),
             ("<memory unit='KiB'>8388608</memory>", "<memory unit='KiB'>4194304</memory>", "memory"),
             ("<source mode='bind'/>", "<source mode='bind' path='/elsewhere'/>", "became path='/elsewhere'"),
             ("/var/log/libvirt/qemu/web02-serial0.log", "/var/log/libvirt/qemu/other-serial0.log", "log"),
@@ -1006,5 +1008,76 @@ mod tests {
         assert!(check(WEB01, &format!("\u{feff}{out}"), &edits).is_err());
         // And the source itself is no clone.
         assert!(check(WEB01, WEB01, &edits).is_err());
+    }
+
+    /// web01 with a fixed SELinux label and a fixed DAC one.
+    fn with_labels() -> String {
+        tampered(
+            WEB01,
+            "  </qemu:commandline>\n",
+            "  </qemu:commandline>\n  \
+             <seclabel type='static' model='selinux' relabel='yes'>\n    \
+             <label>system_u:system_r:svirt_t:s0:c1,c2</label>\n    \
+             <imagelabel>system_u:object_r:svirt_image_t:s0:c1,c2</imagelabel>\n    \
+             <baselabel>system_u:system_r:svirt_t:s0</baselabel>\n  </seclabel>\n  \
+             <seclabel type='static' model='dac' relabel='no'>\n    \
+             <label>+107:+107</label>\n  </seclabel>\n",
+        )
+    }
+
+    /// A fixed sVirt label becomes dynamic and loses its labels and
+    /// `relabel`; the DAC label stays: each other way is caught.
+    #[test]
+    fn fixed_svirt_labels_become_dynamic() {
+        let case = web01();
+        let edits = case.edits();
+        let src = with_labels();
+        let out = rewrite(&src, &edits).unwrap();
+        check(&src, &out, &edits).unwrap();
+        let selinux = "<seclabel type='dynamic' model='selinux'>\n    \
+                       <baselabel>system_u:system_r:svirt_t:s0</baselabel>\n  </seclabel>";
+        let wrong = [
+            (
+                selinux,
+                selinux.replace("dynamic", "static"),
+                "type='static'",
+            ),
+            (
+                selinux,
+                selinux.replace("model='selinux'", "model='selinux' relabel='yes'"),
+                "relabel='yes' was added",
+            ),
+            (
+                selinux,
+                selinux.replace(
+                    "'>\n",
+                    "'>\n    <label>system_u:system_r:svirt_t:s0:c1,c2</label>\n",
+                ),
+                "<baselabel> became <label>",
+            ),
+            (
+                selinux,
+                selinux.replace(
+                    "\n    <baselabel>system_u:system_r:svirt_t:s0</baselabel>",
+                    "",
+                ),
+                "/domain[1]/seclabel[21]",
+            ),
+            (
+                "<seclabel type='static' model='dac' relabel='no'>",
+                "<seclabel type='dynamic' model='dac' relabel='no'>".into(),
+                "type='static'",
+            ),
+            (
+                "    <label>+107:+107</label>\n",
+                String::new(),
+                "/domain[1]/seclabel[22]",
+            ),
+        ];
+        for (from, to, says) in wrong {
+            let bad = tampered(&out, from, &to);
+            let err = check(&src, &bad, &edits).expect_err(&to);
+            assert!(err.contains(says), "{to}: {err}");
+        }
     }
 }

@@ -273,12 +273,6 @@ fn span_of(token: &Token) -> Range<usize> {
     }
 }
 
-/// Where `part`, a slice of `whole`, lies in it.
-pub fn offset_in(whole: &str, part: &str) -> Range<usize> {
-    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
-    start..start + part.len()
-}
-
 /// Resolves the predefined entities and character references of XML; in an
 /// attribute value, whitespace characters become spaces (XML 1.0 §3.3.3).
 pub fn unescape(raw: &str, attribute: bool) -> Option<String> {
