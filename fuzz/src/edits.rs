@@ -134,6 +134,8 @@ fn draw_name(r: &mut Rng, old: &str) -> String {
         "--x--".to_owned(),
         "&amp;".to_owned(),
         "v".repeat(100),
+        // The longest name in bytes the service takes (200).
+        "é".repeat(100),
     ];
     let name = r.pick(&candidates).clone();
     if validate_vm_name(&name).is_ok() {

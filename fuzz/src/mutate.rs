@@ -1,9 +1,10 @@
 //! Structure-aware mutations of domain XML inputs: whole elements deleted,
 //! duplicated, moved or taken from another input; libvirt elements the
-//! rewrite has rules for inserted; attribute values and texts set to values
-//! those rules look at (the VM's own name and UUID, generated socket paths,
-//! fixed ports, units, entities); quotes, empty tags and names changed; the
-//! edits seed drawn anew. libFuzzer's byte mutations do the rest.
+//! rewrite has rules for, and devices the parser reads, inserted; attribute
+//! values and texts set to values those rules look at (the VM's own name and
+//! UUID, generated socket paths, fixed ports, units, sVirt label types,
+//! entities); quotes, empty tags and names changed; the edits seed drawn
+//! anew. libFuzzer's byte mutations do the rest.
 
 use std::ops::Range;
 
@@ -11,8 +12,8 @@ use xmlparser::{ElementEnd, Token, Tokenizer};
 
 use crate::input;
 
-/// Elements the rewrite has rules for, as libvirt writes them; `{name}` and
-/// `{uuid}` become the input's own.
+/// Elements the rewrite has rules for and devices the parser reads, as
+/// libvirt writes them; `{name}` and `{uuid}` become the input's own.
 const FRAGMENTS: &[&str] = &[
     "<name>{name}</name>",
     "<uuid>{uuid}</uuid>",
@@ -56,6 +57,19 @@ const FRAGMENTS: &[&str] = &[
     "<parallel type='file'><source path='/tmp/{name}'/></parallel>",
     "<vsock model='virtio'><cid auto='no' address='3'/></vsock>",
     "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>",
+    "<seclabel type='static' model='selinux' relabel='yes'><label>system_u:system_r:svirt_t:s0:c1,c2</label><imagelabel>system_u:object_r:svirt_image_t:s0:c1,c2</imagelabel></seclabel>",
+    "<seclabel type='static' model='apparmor' relabel='no'><label>libvirt-{uuid}</label><baselabel>b</baselabel></seclabel>",
+    "<seclabel type='static' model='dac' relabel='no'><label>+107:+107</label></seclabel>",
+    "<seclabel type='static'><label>x</label></seclabel>",
+    "<seclabel type='dynamic' model='selinux'/>",
+    "<label>system_u:system_r:svirt_t:s0</label>",
+    "<hostdev mode='subsystem' type='pci'><source><address domain='0' bus='1' slot='0' function='0'/></source></hostdev>",
+    "<filesystem type='mount'><source dir='/srv/{name}'/><target dir='share'/><readonly/></filesystem>",
+    "<interface type='vhostuser'><source type='unix' path='/run/{name}.sock' mode='client'/></interface>",
+    "<memory model='nvdimm'><source><path>/srv/{name}.nvdimm</path></source><target><size unit='MiB'>512</size></target></memory>",
+    "<maxMemory slots='16' unit='GiB'>8</maxMemory>",
+    "<cputune><vcpupin vcpu='3' cpuset='1'/></cputune>",
+    "<numa><cell id='0' cpus='0-1' memory='1' unit='GiB'/></numa>",
     "<!-- {name} -->",
     "<![CDATA[{uuid}]]>",
     "<?pi {name}?>",
@@ -77,6 +91,11 @@ const VALUES: &[&str] = &[
     "unix",
     "pty",
     "emulator",
+    "static",
+    "dynamic",
+    "selinux",
+    "apparmor",
+    "dac",
     "disk",
     "cdrom",
     "floppy",
@@ -154,6 +173,9 @@ const NAMES: &[&str] = &[
     "log",
     "vsock",
     "cid",
+    "seclabel",
+    "label",
+    "imagelabel",
     "vmclone:template",
 ];
 
@@ -319,6 +341,8 @@ pub fn mutate(data: &[u8], seed: u32) -> Option<Vec<u8>> {
                 "autoport",
                 "unit",
                 "current",
+                "model",
+                "relabel",
                 "path",
                 "file",
                 "auto",
