@@ -30,6 +30,8 @@ pub enum Violation {
     ReadBack(String),
     #[error("a second rewrite with the same edits changed the XML again: {0}")]
     NotIdempotent(String),
+    #[error("rewrite refused a well-formed domain XML with edits that fit it: {0}")]
+    WronglyRefused(String),
 }
 
 /// What [`check`] saw when every property held.
@@ -42,7 +44,8 @@ pub enum Outcome {
 }
 
 /// Runs `parse` and `rewrite` on one input (see [`input`]) with edits drawn
-/// from its seed and checks every property of an accepted rewrite: the
+/// from its seed. A refusal must have one of the reasons [`may_refuse`]
+/// lists; an accepted rewrite must keep every property: the
 /// source and the output are well-formed (roxmltree, a strict reader), the
 /// output differs only as README lists ([`changes`]), reads back as the clone,
 /// and a second rewrite with the same edits changes nothing (the rewrite is
@@ -55,7 +58,10 @@ pub fn check(data: &[u8]) -> Result<Outcome, Violation> {
     let clone_edits = edits.clone_edits();
     let out = match rewrite(&xml, &clone_edits) {
         Ok(out) => out,
-        Err(e) => return Ok(Outcome::Refused(e.to_string())),
+        Err(e) if may_refuse(&xml, source.as_ref().ok(), &clone_edits) => {
+            return Ok(Outcome::Refused(e.to_string()))
+        }
+        Err(e) => return Err(Violation::WronglyRefused(e.to_string())),
     };
     let Ok(source) = source else {
         return Err(Violation::ReadBack(
@@ -72,6 +78,56 @@ pub fn check(data: &[u8]) -> Result<Outcome, Violation> {
         return Err(Violation::NotIdempotent(first_difference(&out, &again)));
     }
     Ok(Outcome::Accepted { xml: out })
+}
+
+/// Whether `rewrite` may refuse `xml` with `edits`: the XML is not
+/// well-formed (or has a DTD, or declares another encoding than UTF-8),
+/// `parse` could not read the VM from it (`source` is None), the edits do not
+/// fit it (a MAC per interface, an entry per disk, new sources only for file,
+/// block, volume and empty disks), or a vcpu count is asked of a domain
+/// without `<vcpu>`. Anything else must be cloned.
+fn may_refuse(xml: &str, source: Option<&DomainInfo>, edits: &CloneEdits) -> bool {
+    let Some(source) = source else {
+        return true;
+    };
+    let Some(tree) = tree::Tree::parse(xml) else {
+        return true;
+    };
+    if roxmltree::Document::parse(xml).is_err() || declares_other_encoding(xml) {
+        return true;
+    }
+    let editable = |d: &vmclone_service::domain_xml::Disk| {
+        matches!(
+            d.source,
+            DiskSource::Empty
+                | DiskSource::File(_)
+                | DiskSource::Block(_)
+                | DiskSource::Volume { .. }
+        )
+    };
+    let has_vcpu = tree
+        .root()
+        .is_some_and(|r| tree.children_named(r, "vcpu").next().is_some());
+    edits.macs.len() != source.interfaces.len()
+        || edits.disks.len() != source.disks.len()
+        || source
+            .disks
+            .iter()
+            .zip(edits.disks)
+            .any(|(d, e)| e.is_some() && !editable(d))
+        || (edits.vcpus.is_some() && !has_vcpu)
+}
+
+/// An XML declaration naming an encoding other than UTF-8, the one the
+/// XML is in (as a Rust string).
+fn declares_other_encoding(xml: &str) -> bool {
+    let xml = xml.strip_prefix('\u{feff}').unwrap_or(xml);
+    match xmlparser::Tokenizer::from(xml).next() {
+        Some(Ok(xmlparser::Token::Declaration {
+            encoding: Some(e), ..
+        })) => !e.as_str().eq_ignore_ascii_case("UTF-8"),
+        _ => false,
+    }
 }
 
 /// roxmltree's reading of XML 1.0 well-formedness, DOCTYPEs allowed.
@@ -168,5 +224,57 @@ fn first_difference(a: &str, b: &str) -> String {
 pub fn fuzz_one(data: &[u8]) {
     if let Err(v) = check(data) {
         panic!("{v}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WEB01: &str = include_str!("../../service/src/domain_xml/testdata/web01-q35-uefi.xml");
+
+    /// Only the listed reasons excuse a refusal of web01.
+    #[test]
+    fn a_refusal_needs_a_reason() {
+        let info = parse(WEB01).unwrap();
+        let macs = vec!["52:54:00:01:02:03".to_string(), "52:54:00:04:05:06".into()];
+        let disks = vec![None; info.disks.len()];
+        let fits = CloneEdits {
+            new_name: "web02",
+            new_uuid: "11111111-2222-4333-8444-555555555555",
+            new_genid: "99999999-8888-4777-8666-555555555555",
+            macs: &macs,
+            disks: &disks,
+            nvram: None,
+            vcpus: Some(2),
+            memory_kib: None,
+        };
+        assert!(!may_refuse(WEB01, Some(&info), &fits));
+        assert!(may_refuse(WEB01, None, &fits), "parse refused it");
+        let no_vcpu = WEB01.replace("<vcpu placement='static' current='2'>4</vcpu>", "");
+        assert!(may_refuse(&no_vcpu, Some(&info), &fits));
+        let no_vcpus = CloneEdits {
+            vcpus: None,
+            ..fits.clone()
+        };
+        assert!(!may_refuse(&no_vcpu, Some(&info), &no_vcpus));
+        for bad in [
+            format!("junk{WEB01}"),
+            format!("<!DOCTYPE domain>{WEB01}"),
+            format!("<?xml version='1.0' encoding='ISO-8859-1'?>{WEB01}"),
+            format!("<?xml version='2.0'?>{WEB01}"),
+        ] {
+            assert!(may_refuse(&bad, Some(&info), &fits), "{}", &bad[..50]);
+        }
+        let one_mac = CloneEdits {
+            macs: &macs[..1],
+            ..fits.clone()
+        };
+        assert!(may_refuse(WEB01, Some(&info), &one_mac));
+        let no_disks = CloneEdits {
+            disks: &[],
+            ..fits.clone()
+        };
+        assert!(may_refuse(WEB01, Some(&info), &no_disks));
     }
 }
