@@ -4,7 +4,7 @@
 //! the QEMU driver's checks) is cloned by `rewrite` with drawn edits, and
 //! the clone must be defined with validation too. Every domain is named
 //! `vmclone-fuzz-*` and undefined again right away. Run it under the
-//! global lock: `flock /tmp/vmclone-root-tests.lock cargo test -p vmclone-fuzz
+//! global lock: `flock -o /tmp/vmclone-root-tests.lock cargo test -p vmclone-fuzz
 //! --test libvirtd -- --include-ignored`.
 
 use std::ops::Range;
