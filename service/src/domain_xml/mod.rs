@@ -10,6 +10,7 @@ mod rewrite;
 mod tag;
 #[cfg(test)]
 mod tests;
+mod well_formed;
 
 use std::path::{Path, PathBuf};
 

@@ -563,6 +563,180 @@ fn per_vcpu_settings_go_when_the_count_changes() {
     assert!(out.contains("<vcpus>"));
 }
 
+/// Found by fuzzing (fuzz/, README "Reliability"): vcpus asked of a VM whose
+/// XML has no `<vcpu>` were silently dropped (the clone kept one vcpu, and a
+/// `<topology>` was rewritten for a count nothing carried).
+#[test]
+fn vcpus_for_a_domain_without_vcpu_are_refused_not_ignored() {
+    let xml = format!(
+        "<domain type='kvm'><name>v</name><uuid>{NEW_UUID}</uuid><memory>1024</memory>\
+         <cpu><topology sockets='1' cores='1' threads='1'/></cpu></domain>"
+    );
+    let edits = |vcpus| CloneEdits {
+        vcpus,
+        ..plain_edits("w", &[], &[])
+    };
+    let err = rewrite(&xml, &edits(Some(4))).unwrap_err();
+    assert!(matches!(err, XmlError::Missing("vcpu")), "{err}");
+    assert_eq!(err.to_string(), "The domain XML has no <vcpu> element");
+    assert!(rewrite(&xml, &edits(None)).is_ok());
+}
+
+/// Found by fuzzing: quick-xml lets through much that is not XML, and the
+/// rewrite copied it into the clone's XML, which libvirt then refused. Each
+/// of these is now refused before anything is written.
+#[test]
+fn rewrite_refuses_what_is_not_well_formed_xml() {
+    let doc = |before: &str, inside: &str, after: &str| {
+        format!(
+            "{before}<domain><name>v</name><uuid>{NEW_UUID}</uuid><memory>1</memory>\
+             {inside}</domain>{after}"
+        )
+    };
+    let malformed = [
+        doc("junk", "", ""),
+        doc("", "", "junk"),
+        doc("<![CDATA[x]]>", "", ""),
+        doc("", "", "<domain/>"),
+        doc("", "<description>\u{1}</description>", ""),
+        doc("", "<description>\u{fffe}</description>", ""),
+        doc("", "<description>&#0;</description>", ""),
+        doc("", "<x a='<'/>", ""),
+        doc("", "<x a='&#1;'/>", ""),
+        doc("", "<x a='1'b='2'/>", ""),
+        doc("", "<1x/>", ""),
+        doc("", "<x:y/>", ""),
+        doc("", "<y x:a='1'/>", ""),
+        doc("", "<!-- a -- b -->", ""),
+        doc("", "<description>&undefined;</description>", ""),
+        doc("", "<description>a]]>b</description>", ""),
+        doc("<!--c--><?xml version='1.0'?>", "", ""),
+        doc("", "<!DOCTYPE d>", ""),
+        doc(
+            "<!DOCTYPE d [<!ENTITY e 'x'>]>",
+            "<description>&e;</description>",
+            "",
+        ),
+    ];
+    for xml in &malformed {
+        let err = rewrite(xml, &plain_edits("w", &[], &[])).unwrap_err();
+        assert!(matches!(err, XmlError::Malformed { .. }), "{xml}: {err}");
+    }
+    let err = rewrite(&doc("junk", "", ""), &plain_edits("w", &[], &[])).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("The domain XML is not well-formed (near byte 0):"),
+        "{err}"
+    );
+    // What XML allows still passes.
+    let fine = doc(
+        "<?xml version='1.0' encoding='UTF-8'?>\n<!-- c -->\n",
+        "<description>&#x2603; &amp; <![CDATA[<&>]]></description><?pi x?>\
+         <ü:x xmlns:ü='urn:u' ü:a='&quot;'/>",
+        "\n<!-- after -->\n",
+    );
+    rewrite(&fine, &plain_edits("w", &[], &[])).unwrap();
+}
+
+/// Found by fuzzing: quick-xml trims the whitespace of `</disk  >`, and the
+/// rewrite wrote such end tags as `</disk>`.
+#[test]
+fn end_tags_keep_their_whitespace() {
+    let xml = format!(
+        "<domain><name>v</name ><uuid>{NEW_UUID}</uuid\n><memory>1</memory><devices>\
+         <disk type='file'><target dev='vda'/></disk   \n ><interface type='user'></interface\t>\
+         </devices></domain >"
+    );
+    let out = rewrite(&xml, &plain_edits("w", &macs(1), &[None])).unwrap();
+    let want = xml.replace("<name>v</name >", "<name>w</name >").replace(
+        "</interface\t>",
+        "<mac address='52:54:00:aa:bb:00'/></interface\t>",
+    );
+    assert_eq!(out, want);
+}
+
+/// Found by fuzzing: with a byte order mark in front, quick-xml's positions
+/// are 3 bytes off, so end tags were written from the wrong bytes
+/// (`</0</currentMem>`); and the mark itself was dropped.
+#[test]
+fn a_byte_order_mark_is_kept_and_shifts_nothing() {
+    let xml = format!(
+        "\u{feff}<domain><name>v</name><uuid>{NEW_UUID}</uuid><memory>1</memory></domain>\n"
+    );
+    let out = rewrite(&xml, &plain_edits("w", &[], &[])).unwrap();
+    assert_eq!(out, xml.replace("<name>v<", "<name>w<"));
+}
+
+/// Found by fuzzing: a file already named after the clone was "renamed" to
+/// itself on a second rewrite and its attribute written anew, with other
+/// escapes (`&quot;` became `"`): a rewrite of a rewrite changed bytes.
+#[test]
+fn a_file_named_after_the_clone_is_left_as_written() {
+    let xml = format!(
+        "<domain><name>web01</name><uuid>{NEW_UUID}</uuid><memory>1</memory><devices>\
+         <serial type='file'><source path='/var/log/{}.log'/></serial></devices></domain>",
+        "a&amp;b &lt;&quot;x&apos;&gt;"
+    );
+    let edits = plain_edits(ODD_NAME, &[], &[]);
+    let once = rewrite(&xml, &edits).unwrap();
+    assert!(
+        once.contains("path='/var/log/a&amp;b &lt;&quot;x&apos;&gt;.log'"),
+        "{once}"
+    );
+    assert_eq!(rewrite(&once, &edits).unwrap(), once);
+}
+
+/// Found by fuzzing: the strict reader checks the form of an XML declaration
+/// but not its values, so `version="1. x"` or `standalone='maybe'` (which
+/// libxml2 refuses) went through, and so would an encoding other than the
+/// UTF-8 the XML is in.
+#[test]
+fn rewrite_refuses_a_bad_xml_declaration() {
+    let with = |decl: &str| {
+        let xml = format!(
+            "{decl}\n<domain><name>v</name><uuid>{NEW_UUID}</uuid><memory>1</memory></domain>"
+        );
+        rewrite(&xml, &plain_edits("w", &[], &[]))
+    };
+    for bad in [
+        r#"<?xml version="1. current='1'0"?>"#,
+        "<?xml version='2.0'?>",
+        "<?xml version='1.0' standalone='maybe'?>",
+        "<?xml version='1.0' encoding='ISO-8859-1'?>",
+    ] {
+        let err = with(bad).unwrap_err();
+        assert!(
+            matches!(err, XmlError::Malformed { position: 0, .. }),
+            "{bad}: {err}"
+        );
+    }
+    for good in [
+        "<?xml version='1.0'?>",
+        "<?xml version=\"1.1\" encoding=\"utf-8\" standalone=\"no\" ?>",
+        "\u{feff}<?xml version = '1.0' encoding = 'UTF-8'?>",
+        "<?xml-stylesheet href='x'?>",
+    ] {
+        with(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+}
+
+/// Found by fuzzing: quick-xml splits `&quot;  ` into a reference and a
+/// whitespace-only text, which the rewrite took for indentation: it went with
+/// a dropped element, and an added `<mac>` went in front of it.
+#[test]
+fn whitespace_after_a_reference_stays_with_its_text() {
+    let xml = format!(
+        "<domain><name>v</name><uuid>{NEW_UUID}</uuid><memory>1</memory>&quot;  <title>t</title>\
+         <devices><interface type='user'>&amp;  </interface></devices></domain>"
+    );
+    let out = rewrite(&xml, &plain_edits("w", &macs(1), &[])).unwrap();
+    let want = xml
+        .replace("<name>v<", "<name>w<")
+        .replace("<title>t</title>", "")
+        .replace("&amp;  </", "&amp;  <mac address='52:54:00:aa:bb:00'/></");
+    assert_eq!(out, want);
+}
+
 #[test]
 fn metadata_of_other_tools_is_kept_and_ours_dropped() {
     let xml = format!(

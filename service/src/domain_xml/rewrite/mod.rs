@@ -6,7 +6,7 @@
 mod rules;
 mod stream;
 
-use super::{parse, CloneEdits, DiskSource, XmlError};
+use super::{parse, well_formed, CloneEdits, DiskSource, XmlError};
 use rules::Rules;
 use stream::Rewriter;
 
@@ -25,6 +25,7 @@ use stream::Rewriter;
 ///   renamed;
 /// - disks with a [`NewDisk`], the NVRAM path, vcpus and memory, as asked.
 pub fn rewrite(xml: &str, edits: &CloneEdits) -> Result<String, XmlError> {
+    well_formed::check(xml)?;
     let info = parse(xml)?;
     if edits.macs.len() != info.interfaces.len() {
         return Err(XmlError::MacCount {

@@ -8,7 +8,7 @@ use std::path::Path;
 use quick_xml::events::BytesStart;
 
 use super::super::tag::{self, attr, Edit, TagError};
-use super::super::{CloneEdits, DiskTarget, NewDisk};
+use super::super::{CloneEdits, DiskTarget, NewDisk, XmlError};
 use crate::naming::rename_in_file_name;
 
 /// What to do with an element that starts.
@@ -72,6 +72,8 @@ pub(super) struct Rules<'e> {
     nvram_is_file: bool,
     /// Inside a `<seclabel>` that was static.
     seclabel_made_dynamic: bool,
+    /// A `<domain><vcpu>` was seen.
+    seen_vcpu: bool,
 }
 
 type Rule = Result<Decision, TagError>;
@@ -100,6 +102,7 @@ impl<'e> Rules<'e> {
             chardev: None,
             nvram_is_file: false,
             seclabel_made_dynamic: false,
+            seen_vcpu: false,
         }
     }
 
@@ -178,6 +181,7 @@ impl<'e> Rules<'e> {
     fn domain_child(&mut self, e: &BytesStart, name: &str) -> Rule {
         let edits = self.edits;
         let own = || e.to_owned().into_owned();
+        self.seen_vcpu |= name == "vcpu";
         match name {
             "name" => Ok(Decision::ReplaceText(own(), edits.new_name.to_owned())),
             "uuid" => Ok(Decision::ReplaceText(own(), edits.new_uuid.to_owned())),
@@ -421,7 +425,10 @@ impl<'e> Rules<'e> {
             return tag::edit(e, &[Edit::Remove("path")], self.quote);
         }
         if renamable {
-            if let Some(new) = rename_in_file_name(&path, &self.old_name, self.edits.new_name) {
+            if let Some(new) = rename_in_file_name(&path, &self.old_name, self.edits.new_name)
+                // The same name again: leave the attribute as written.
+                .filter(|new| *new != path)
+            {
                 return tag::edit(e, &[Edit::Set(key, &new)], self.quote);
             }
         }
@@ -481,6 +488,15 @@ impl<'e> Rules<'e> {
             self.forget(stack);
         }
         Ok(add)
+    }
+
+    /// The document ended: a vcpu count asked for must have had its `<vcpu>`
+    /// (else the clone would silently keep one vCPU; libvirt always writes it).
+    pub(super) fn finish(&self) -> Result<(), XmlError> {
+        match self.edits.vcpus.is_some() && !self.seen_vcpu {
+            true => Err(XmlError::Missing("vcpu")),
+            false => Ok(()),
+        }
     }
 
     /// An element at `stack` ended (or was empty): its state goes.

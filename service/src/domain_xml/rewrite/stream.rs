@@ -12,6 +12,8 @@ use super::rules::{CaptureKind, Decision, Rules, Start};
 
 pub(super) struct Rewriter<'x, 'e> {
     reader: NsReader<&'x [u8]>,
+    /// The source, for what quick-xml does not hand over as written.
+    xml: &'x str,
     out: Writer<Vec<u8>>,
     rules: Rules<'e>,
     /// Open elements we passed through, root first.
@@ -25,6 +27,8 @@ pub(super) struct Rewriter<'x, 'e> {
     capture: Option<Capture>,
     /// `<metadata>` held back until something in it is kept.
     metadata: Option<Vec<Event<'static>>>,
+    /// The last event read was a reference (`&quot;`).
+    after_ref: bool,
 }
 
 struct Frame {
@@ -57,22 +61,35 @@ struct Capture {
 
 impl<'x, 'e> Rewriter<'x, 'e> {
     pub(super) fn new(xml: &'x str, rules: Rules<'e>) -> Self {
+        // quick-xml skips a byte order mark and counts positions after it:
+        // set it aside so end tags are read from the right bytes, and write
+        // it back first.
+        let (bom, xml) = match xml.strip_prefix('\u{feff}') {
+            Some(rest) => ("\u{feff}", rest),
+            None => ("", xml),
+        };
+        let mut out = Vec::with_capacity(bom.len() + xml.len() + 256);
+        out.extend_from_slice(bom.as_bytes());
         Rewriter {
             reader: NsReader::from_str(xml),
-            out: Writer::new(Vec::with_capacity(xml.len() + 256)),
+            xml,
+            out: Writer::new(out),
             rules,
             stack: Vec::new(),
             pending_ws: None,
             skip: None,
             capture: None,
             metadata: None,
+            after_ref: false,
         }
     }
 
     /// Streams the whole document; returns the written bytes.
     pub(super) fn run(mut self) -> Result<Vec<u8>, XmlError> {
         loop {
-            let ev = self.reader.read_event().map_err(|e| self.bad(e.into()))?;
+            let ev = self.read()?;
+            let after_ref =
+                std::mem::replace(&mut self.after_ref, matches!(ev, Event::GeneralRef(_)));
             if self.skip.is_some() {
                 self.skipping(ev)?;
                 continue;
@@ -86,7 +103,7 @@ impl<'x, 'e> Rewriter<'x, 'e> {
                 | Event::CData(_)
                 | Event::GeneralRef(_)
                 | Event::Comment(_)
-                | Event::PI(_)) => self.on_content(ev)?,
+                | Event::PI(_)) => self.on_content(ev, after_ref)?,
                 ev => self.emit(ev)?,
             }
         }
@@ -94,7 +111,21 @@ impl<'x, 'e> Rewriter<'x, 'e> {
             self.out
                 .write_event(Event::Text(BytesText::from_escaped(ws)))?;
         }
+        self.rules.finish()?;
         Ok(self.out.into_inner())
+    }
+
+    /// The next event; end tags as written, since quick-xml trims the
+    /// whitespace in `</disk >`.
+    fn read(&mut self) -> Result<Event<'x>, XmlError> {
+        let start = self.reader.buffer_position() as usize;
+        match self.reader.read_event().map_err(|e| self.bad(e.into()))? {
+            Event::End(_) => {
+                let end = self.reader.buffer_position() as usize;
+                Ok(Event::End(BytesEnd::new(&self.xml[start + 2..end - 1])))
+            }
+            ev => Ok(ev),
+        }
     }
 
     fn bad(&self, e: TagError) -> XmlError {
@@ -126,7 +157,9 @@ impl<'x, 'e> Rewriter<'x, 'e> {
         Ok(())
     }
 
-    fn on_content(&mut self, ev: Event) -> Result<(), XmlError> {
+    /// Text, references, CDATA, comments, PIs; `after_ref`: the event before
+    /// was a reference.
+    fn on_content(&mut self, ev: Event, after_ref: bool) -> Result<(), XmlError> {
         if let Some(cap) = &mut self.capture {
             if cap.depth == self.stack.len() {
                 tag::push_text(&mut cap.text, &ev).map_err(|b| tag::malformed(&self.reader, b))?;
@@ -135,7 +168,8 @@ impl<'x, 'e> Rewriter<'x, 'e> {
             }
         }
         if let Event::Text(t) = &ev {
-            if t.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) {
+            // Whitespace after a reference is the end of a text, not indentation.
+            if !after_ref && t.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) {
                 self.pending_ws.get_or_insert_with(String::new).push_str(t);
                 return Ok(());
             }
