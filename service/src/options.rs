@@ -19,6 +19,17 @@ pub enum StorageMode {
     Linked,
 }
 
+/// What happens to the identity inside the guest (its disks' contents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GuestIdentity {
+    /// The disks stay exact copies (the default).
+    #[default]
+    Keep,
+    /// New machine ID, SSH host keys and host name; old leases and MAC
+    /// bindings gone (see `guest::reset`).
+    Reset,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct CloneOptions {
     pub mac_addresses: Option<Vec<String>>,
@@ -27,10 +38,10 @@ pub struct CloneOptions {
     pub memory_mib: Option<u64>,
     pub target_dir: Option<PathBuf>,
     pub storage: StorageMode,
+    pub guest_identity: GuestIdentity,
 }
 
-const KEYS: &str =
-    "mac-addresses (as), uuid (s), vcpus (u), memory-mib (t), target-dir (s), storage (s)";
+const KEYS: &str = "mac-addresses (as), uuid (s), vcpus (u), memory-mib (t), target-dir (s), storage (s), guest-identity (s)";
 
 impl CloneOptions {
     pub fn parse(options: &HashMap<String, OwnedValue>) -> Result<CloneOptions> {
@@ -109,6 +120,20 @@ impl CloneOptions {
                         }
                     };
                 }
+                "guest-identity" => {
+                    let Value::Str(s) = value else {
+                        return Err(wrong_type(key, "s"));
+                    };
+                    parsed.guest_identity = match s.as_str() {
+                        "keep" => GuestIdentity::Keep,
+                        "reset" => GuestIdentity::Reset,
+                        other => {
+                            return Err(Error::InvalidOption(format!(
+                                "Option “guest-identity” must be “keep” or “reset”, not “{other}”."
+                            )))
+                        }
+                    };
+                }
                 other => {
                     return Err(Error::InvalidOption(format!(
                         "Unknown option “{other}”. Known options: {KEYS}."
@@ -152,6 +177,7 @@ mod tests {
             ("memory-mib", Value::from(2048u64)),
             ("target-dir", Value::from("/tmp")),
             ("storage", Value::from("linked")),
+            ("guest-identity", Value::from("reset")),
         ]))
         .unwrap();
         assert_eq!(o.mac_addresses.unwrap(), vec!["52:54:00:aa:bb:01"]);
@@ -160,6 +186,9 @@ mod tests {
         assert_eq!(o.memory_mib, Some(2048));
         assert_eq!(o.target_dir.unwrap(), PathBuf::from("/tmp"));
         assert_eq!(o.storage, StorageMode::Linked);
+        assert_eq!(o.guest_identity, GuestIdentity::Reset);
+        let default = CloneOptions::parse(&HashMap::new()).unwrap();
+        assert_eq!(default.guest_identity, GuestIdentity::Keep);
     }
 
     fn err_of(pairs: Vec<(&str, Value<'static>)>) -> String {
@@ -179,6 +208,10 @@ mod tests {
                 .contains("“mac-addresses”")
         );
         assert!(err_of(vec![("storage", Value::from("thin"))]).contains("“storage”"));
+        assert!(
+            err_of(vec![("guest-identity", Value::from("sysprep"))]).contains("“guest-identity”")
+        );
+        assert!(err_of(vec![("guest-identity", Value::from(true))]).contains("“guest-identity”"));
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::events::StartWatch;
 use crate::failpoint;
 use crate::host::Host;
 use crate::journal::{Artifact, Journal, Made};
-use crate::options::CloneOptions;
+use crate::naming;
+use crate::options::{CloneOptions, GuestIdentity};
 use crate::storage::copy::{self, CopyHooks};
 use crate::storage::error::FileError;
 use crate::storage::folder::{FileId, Folder};
@@ -63,6 +64,8 @@ pub(super) struct Execution<'a, 'j> {
     pub(super) progress: &'a Progress,
     pub(super) info: &'a DomainInfo,
     pub(super) watch: &'a Watch,
+    /// `<state dir>/work`, for the scratch files of a customization.
+    pub(super) work: &'a Folder,
     /// Every file made, to check before the define that it is still there.
     pub(super) made: Vec<(Arc<Folder>, std::ffi::OsString, FileId)>,
 }
@@ -108,14 +111,14 @@ fn journal_failed(path: &std::path::Path, e: crate::journal::JournalError) -> Fi
 }
 
 impl Execution<'_, '_> {
-    fn check_cancel(&self) -> Result<()> {
+    pub(super) fn check_cancel(&self) -> Result<()> {
         match self.progress.ctl.is_cancelled() {
             true => Err(Error::Cancelled),
             false => Ok(()),
         }
     }
 
-    fn pause(&self, step: &str) {
+    pub(super) fn pause(&self, step: &str) {
         failpoint::step(step, &self.progress.ctl.cancelled);
     }
 
@@ -127,6 +130,17 @@ impl Execution<'_, '_> {
         id: &Identity,
         opts: &CloneOptions,
     ) -> Result<()> {
+        // A reset recognises and changes the guest before anything is copied.
+        let customized = match opts.guest_identity {
+            GuestIdentity::Keep => None,
+            GuestIdentity::Reset => {
+                self.progress.set_phase(Phase::Customizing);
+                let host_name = naming::host_name(new_name, &id.uuid);
+                let c = self.customize(plan, &id.uuid, &host_name)?;
+                self.progress.set_phase(Phase::Copying);
+                Some(c)
+            }
+        };
         let mut new_disks = Vec::with_capacity(plan.disks.len());
         let disks = plan
             .disks
@@ -151,6 +165,10 @@ impl Execution<'_, '_> {
             self.copy_tree(&tpm.source, &tpm.dst)?;
         }
         self.check_cancel()?;
+        if let Some(c) = customized {
+            self.progress.set_phase(Phase::Customizing);
+            self.apply_customization(plan, c)?;
+        }
         let nvram = plan.nvram.as_ref().map(|n| n.dst.path());
         let edits = CloneEdits {
             new_name,
@@ -345,6 +363,7 @@ impl Execution<'_, '_> {
                 virtual_size,
                 owner,
                 dst,
+                ..
             } => {
                 self.overlay(backing, backing_format, *virtual_size, *owner, dst)?;
                 planned.expect("an overlay has a planned target")

@@ -78,6 +78,8 @@ pub enum DiskWork {
         /// The backing image's owner, who owns the overlay too.
         owner: (u32, u32),
         dst: Dest,
+        /// The template's image, open (and locked against writers).
+        template: Source,
     },
 }
 
@@ -275,6 +277,7 @@ impl Opener<'_, '_> {
                     virtual_size,
                     owner: source.owner(),
                     dst: self.dest(dst)?,
+                    template: source,
                 }
             }
         })
