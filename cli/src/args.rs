@@ -40,6 +40,7 @@ pub struct CloneArgs {
     pub source: String,
     pub new_name: Option<String>,
     pub linked: bool,
+    pub reset_identity: bool,
     pub vcpus: Option<u32>,
     pub memory_mib: Option<u64>,
     pub target_dir: Option<PathBuf>,
@@ -202,6 +203,11 @@ fn clone_command() -> Command {
             "linked",
             gettext("Make a linked clone: qcow2 overlays on a template's disks instead of copies"),
         ),
+        flag(
+            "reset_identity",
+            gettext("Give the clone its own identity inside a Linux guest: new machine ID, SSH host keys and host name"),
+        )
+        .long("reset-identity"),
         Arg::new("vcpus")
             .long("vcpus")
             .value_name("N")
@@ -277,6 +283,7 @@ impl Invocation {
                 source: text("source").expect("required"),
                 new_name: text("new_name"),
                 linked: has("linked"),
+                reset_identity: has("reset_identity"),
                 vcpus: sub.get_one::<u32>("vcpus").copied(),
                 memory_mib: sub.get_one::<u64>("memory").copied(),
                 target_dir: sub.get_one::<PathBuf>("target_dir").cloned(),
@@ -330,6 +337,7 @@ mod tests {
             "web01",
             "web02",
             "--linked",
+            "--reset-identity",
             "--vcpus",
             "4",
             "--memory",
@@ -350,7 +358,7 @@ mod tests {
             (c.source.as_str(), c.new_name.as_deref()),
             ("web01", Some("web02"))
         );
-        assert!(c.linked && !c.json && !c.no_wait);
+        assert!(c.linked && c.reset_identity && !c.json && !c.no_wait);
         assert_eq!((c.vcpus, c.memory_mib), (Some(4), Some(4096)));
         assert_eq!(c.macs, ["52:54:00:00:00:01", "52:54:00:00:00:02"]);
     }

@@ -25,6 +25,9 @@ fn options(args: &CloneArgs) -> Result<HashMap<&'static str, Value<'static>>, Cl
     if args.linked {
         o.insert("storage", Value::from("linked"));
     }
+    if args.reset_identity {
+        o.insert("guest-identity", Value::from("reset"));
+    }
     if let Some(n) = args.vcpus {
         o.insert("vcpus", Value::U32(n));
     }
@@ -280,6 +283,7 @@ mod tests {
     fn options_use_the_service_keys_and_types() {
         let args = CloneArgs {
             linked: true,
+            reset_identity: true,
             vcpus: Some(2),
             memory_mib: Some(1024),
             target_dir: Some("relative".into()),
@@ -288,6 +292,7 @@ mod tests {
         };
         let o = options(&args).expect("options");
         assert_eq!(o["storage"], Value::from("linked"));
+        assert_eq!(o["guest-identity"], Value::from("reset"));
         assert_eq!(o["vcpus"], Value::U32(2));
         assert_eq!(o["memory-mib"], Value::U64(1024));
         let dir = String::try_from(o["target-dir"].try_clone().expect("clone")).expect("a string");
