@@ -53,6 +53,8 @@ pub fn guest_tree(root: &Path) {
         "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n",
     );
     put("/etc/fstab", "/dev/sda / ext4 defaults 0 1\n");
+    put("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n");
+    put("/etc/group", "root:x:0:\nalice:x:1000:\n");
     put("/etc/machine-id", MACHINE_ID);
     put("/var/lib/dbus/machine-id", MACHINE_ID);
     put("/etc/hostname", HOSTNAME);
@@ -152,8 +154,11 @@ pub fn read_guest_files(disks: &[(PathBuf, &str)], files: &[&str]) -> Vec<GuestF
     script.push_str("echo @@end\n");
     let mut cmd = Command::new("guestfish");
     cmd.envs(FORCE_TCG).arg("--ro");
-    for (path, format) in disks {
-        cmd.arg(format!("--format={format}")).arg("-a").arg(path);
+    for (i, (path, format)) in disks.iter().enumerate() {
+        // guestfish splits `-a` at spaces: give it a plain name.
+        let link = out.join(&format!("disk-{i}"));
+        std::os::unix::fs::symlink(path, &link).unwrap();
+        cmd.arg(format!("--format={format}")).arg("-a").arg(link);
     }
     let listing = run_script(cmd, &script);
     let mut result = vec![GuestFiles::default(); disks.len()];
