@@ -200,7 +200,8 @@ fn cancel_while_customizing_leaves_nothing_and_stops_the_appliance() {
     lab.define(&src, "", &format!("{}{NIC}", disk_xml(&img, "raw")));
     let bus = PrivateBus::start();
     let service = Service::start_with_env(&bus, URI, &[], &FORCE_TCG);
-    let state = service.state_dir.path().to_str().unwrap().to_owned();
+    // The appliance's sockets are in the clone's scratch folder.
+    let scratch = format!("{}/work/", service.state_dir.path().display());
     let (files, vms) = (lab.files(), lab.vms());
     let signals = SignalWatch::start(&bus);
     let args = [src.as_str(), &lab.name("clone"), "1", "guest-identity", "s", "reset"];
@@ -210,7 +211,7 @@ fn cancel_while_customizing_leaves_nothing_and_stops_the_appliance() {
     });
     // The appliance is booting.
     wait_until(Duration::from_secs(30), "the appliance to start", || {
-        processes_mentioning(&state)
+        processes_mentioning(&scratch)
             .iter()
             .any(|p| p.contains("qemu-system"))
     });
@@ -229,7 +230,7 @@ fn cancel_while_customizing_leaves_nothing_and_stops_the_appliance() {
     assert_eq!(lab.vms(), vms, "no domain left behind");
     assert_eq!(names_in(&service.state_dir.join("work")), Vec::<String>::new());
     wait_until(Duration::from_secs(10), "the appliance to be gone", || {
-        processes_mentioning(&state).is_empty()
+        processes_mentioning(&scratch).is_empty()
     });
 }
 
