@@ -279,7 +279,11 @@ pub fn host_name(vm_name: &str, uuid: &str) -> String {
     out.truncate(MAX_HOST_NAME);
     let trimmed = out.trim_end_matches('-');
     if trimmed.is_empty() {
-        let hex: String = uuid.chars().filter(char::is_ascii_hexdigit).take(8).collect();
+        let hex: String = uuid
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(8)
+            .collect();
         return format!("vm-{}", hex.to_ascii_lowercase());
     }
     trimmed.to_owned()

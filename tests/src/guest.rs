@@ -1,7 +1,8 @@
 //! Guest disks for the identity tests, made and read with libguestfs's own
 //! tools: `virt-make-fs` builds an ext4 disk from a folder that libguestfs
 //! inspects as Debian 12 (no OS needed, but the guest's own `/bin/sh` and
-//! `ssh-keygen`, copied from this Debian host with their libraries), and one
+//! `ssh-keygen`, copied from this Debian host with their libraries; see
+//! `tools/lib/guest-tree.sh`), and one
 //! `guestfish --ro` session reads files from several disks at once (each
 //! appliance run takes about 20 s under TCG, so the tests combine their reads).
 
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::process::{run, run_command};
+use crate::process::run_command;
 use crate::temp::TempDir;
 
 /// The environment that makes libguestfs run its appliance under TCG (on
@@ -23,7 +24,8 @@ pub const FORCE_TCG: [(&str, &str); 2] = [
 /// What the source guest holds, and the tests compare against.
 pub const MACHINE_ID: &str = "0123456789abcdef0123456789abcdef\n";
 pub const HOSTNAME: &str = "srcvm\n";
-pub const HOSTS: &str = "127.0.0.1\tlocalhost\n127.0.1.1\tsrcvm.example.org\tsrcvm\n::1\tlocalhost ip6-localhost\n";
+pub const HOSTS: &str =
+    "127.0.0.1\tlocalhost\n127.0.1.1\tsrcvm.example.org\tsrcvm\n::1\tlocalhost ip6-localhost\n";
 pub const AUTHORIZED_KEYS: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3x0CqIVnXhq8L2h1y0JvM8nV3cT4Jx3Yp3b9dQ2K0f alice@laptop\n";
 pub const NM_PROFILE: &str = "[connection]\nid=Wired\ntype=ethernet\n\n[ethernet]\nmac-address=52:54:00:12:34:56\n\n[ipv4]\nmethod=auto\n";
 /// Files of the guest that stay as they are (users' files, logs, histories).
@@ -41,66 +43,12 @@ pub const REMOVED: [&str; 4] = [
     "/var/lib/systemd/random-seed",
 ];
 
-/// Writes the folder of a minimal Debian 12 guest into `root`.
+/// Writes the folder of a minimal Debian 12 guest into `root`
+/// (`tools/lib/guest-tree.sh`, which the benchmark uses too; the constants
+/// above are what it writes).
 pub fn guest_tree(root: &Path) {
-    let put = |path: &str, text: &str| {
-        let p = root.join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
-    put(
-        "/etc/os-release",
-        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n",
-    );
-    put("/etc/fstab", "/dev/sda / ext4 defaults 0 1\n");
-    put("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n");
-    put("/etc/group", "root:x:0:\nalice:x:1000:\n");
-    put("/etc/machine-id", MACHINE_ID);
-    put("/var/lib/dbus/machine-id", MACHINE_ID);
-    put("/etc/hostname", HOSTNAME);
-    put("/etc/hosts", HOSTS);
-    for (path, text) in KEPT {
-        put(path, text);
-    }
-    put(
-        "/var/lib/dhcp/dhclient.enp1s0.leases",
-        "lease {\n  interface \"enp1s0\";\n  fixed-address 192.168.122.50;\n}\n",
-    );
-    put(
-        "/etc/udev/rules.d/70-persistent-net.rules",
-        "SUBSYSTEM==\"net\", ATTR{address}==\"52:54:00:12:34:56\", NAME=\"eth0\"\n",
-    );
-    put("/var/lib/systemd/random-seed", "not random at all");
-    put("/etc/NetworkManager/system-connections/Wired.nmconnection", NM_PROFILE);
-    put("/etc/ssh/sshd_config", "PermitRootLogin prohibit-password\n");
-    for kind in ["ed25519", "ecdsa"] {
-        let key = root.join(format!("etc/ssh/ssh_host_{kind}_key"));
-        run(
-            "ssh-keygen",
-            &["-q", "-t", kind, "-N", "", "-C", "root@srcvm", "-f", key.to_str().unwrap()],
-        );
-    }
-    for dir in ["dev", "proc", "sys", "tmp", "run"] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    // The guest's own programs the reset runs in the appliance.
-    for program in ["/bin/dash", "/usr/bin/ssh-keygen"] {
-        copy_with_libraries(program, root);
-    }
-    std::os::unix::fs::symlink("dash", root.join("bin/sh")).unwrap();
-}
-
-fn copy_with_libraries(program: &str, root: &Path) {
-    let ldd = run("ldd", &[program]);
-    let libs = ldd
-        .split_whitespace()
-        .filter(|w| w.starts_with('/'))
-        .map(str::to_owned);
-    for file in std::iter::once(program.to_owned()).chain(libs) {
-        let dst = root.join(file.trim_start_matches('/'));
-        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &dst).unwrap();
-    }
+    let script = crate::paths::workspace_root().join("tools/lib/guest-tree.sh");
+    run_command(Command::new("sh").arg(script).arg(root));
 }
 
 /// A raw ext4 guest disk at `path`, made by `virt-make-fs` from [`guest_tree`].
@@ -174,7 +122,11 @@ pub fn read_guest_files(disks: &[(PathBuf, &str)], files: &[&str]) -> Vec<GuestF
             }
         }
     }
-    let read = |p: PathBuf| std::fs::read(p).ok().map(|b| String::from_utf8_lossy(&b).into_owned());
+    let read = |p: PathBuf| {
+        std::fs::read(p)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
     for (i, found) in result.iter_mut().enumerate() {
         for f in files {
             found.files.insert(f.to_string(), read(local(i, f)));

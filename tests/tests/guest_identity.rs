@@ -65,11 +65,24 @@ fn full_copies_and_a_linked_clone_get_their_own_identity_and_their_sources_stay_
     make_guest_disk(&raw);
     // The full-copy source: qcow2. The template: raw.
     let qcow2 = lab.path("src.qcow2");
-    qemu_img(&["convert", "-O", "qcow2", raw.to_str().unwrap(), qcow2.to_str().unwrap()]);
+    qemu_img(&[
+        "convert",
+        "-O",
+        "qcow2",
+        raw.to_str().unwrap(),
+        qcow2.to_str().unwrap(),
+    ]);
     let before = lab.path("src-before.qcow2");
     std::fs::copy(&qcow2, &before).unwrap();
     let tpl_img = lab.path("tpl.raw");
-    run("cp", &["--sparse=always", raw.to_str().unwrap(), tpl_img.to_str().unwrap()]);
+    run(
+        "cp",
+        &[
+            "--sparse=always",
+            raw.to_str().unwrap(),
+            tpl_img.to_str().unwrap(),
+        ],
+    );
     let (src, tpl) = (lab.name("src"), lab.name("tpl"));
     lab.define(&src, "", &format!("{}{NIC}", disk_xml(&qcow2, "qcow2")));
     lab.define(&tpl, "", &format!("{}{NIC}", disk_xml(&tpl_img, "raw")));
@@ -97,7 +110,10 @@ fn full_copies_and_a_linked_clone_get_their_own_identity_and_their_sources_stay_
     let (da, db, dc) = (disk(&a), disk(&b), disk(&c));
     // The linked clone is an overlay on the template's image, which it did not change.
     let info = qemu_img(&["info", dc.to_str().unwrap()]);
-    assert!(info.contains(&format!("backing file: {}", tpl_img.display())), "{info}");
+    assert!(
+        info.contains(&format!("backing file: {}", tpl_img.display())),
+        "{info}"
+    );
     compare_identical(&before, "qcow2", &qcow2, "qcow2");
     compare_identical(&raw, "raw", &tpl_img, "raw");
 
@@ -128,8 +144,16 @@ fn full_copies_and_a_linked_clone_get_their_own_identity_and_their_sources_stay_
     for (prefix, vm, g) in names {
         let host = vm.to_lowercase().replace(['.', '_'], "-");
         assert!(host.starts_with(prefix));
-        assert_eq!(g.text("/etc/machine-id"), Some(""), "{vm}: machine-id emptied");
-        assert_eq!(g.text("/etc/hostname"), Some(format!("{host}\n").as_str()), "{vm}");
+        assert_eq!(
+            g.text("/etc/machine-id"),
+            Some(""),
+            "{vm}: machine-id emptied"
+        );
+        assert_eq!(
+            g.text("/etc/hostname"),
+            Some(format!("{host}\n").as_str()),
+            "{vm}"
+        );
         let hosts = HOSTS.replace("srcvm", &host);
         assert_eq!(g.text("/etc/hosts"), Some(hosts.as_str()), "{vm}");
         for (path, text) in KEPT {
@@ -153,7 +177,9 @@ fn full_copies_and_a_linked_clone_get_their_own_identity_and_their_sources_stay_
             g.host_keys
         );
         assert!(
-            g.host_keys.iter().any(|k| k == "/etc/ssh/ssh_host_ed25519_key"),
+            g.host_keys
+                .iter()
+                .any(|k| k == "/etc/ssh/ssh_host_ed25519_key"),
             "{vm}: the private keys are there too: {:?}",
             g.host_keys
         );
@@ -165,7 +191,11 @@ fn full_copies_and_a_linked_clone_get_their_own_identity_and_their_sources_stay_
     for (x, y) in [(1, 2), (1, 3), (2, 3)] {
         assert_ne!(seen[x].text("/etc/hostname"), seen[y].text("/etc/hostname"));
         for (kind, key) in &seen[x].public_keys {
-            assert_ne!(seen[y].public_keys.get(kind), Some(key), "{kind} keys differ");
+            assert_ne!(
+                seen[y].public_keys.get(kind),
+                Some(key),
+                "{kind} keys differ"
+            );
         }
     }
     // Nothing of the customization is left in the state folder.
@@ -195,7 +225,10 @@ fn cancel_while_customizing_leaves_nothing_and_stops_the_appliance() {
     require_libguestfs();
     let lab = Lab::new("ident-cancel");
     let img = lab.path("disk.raw");
-    std::fs::File::create(&img).unwrap().set_len(256 << 20).unwrap();
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
     let src = lab.name("src");
     lab.define(&src, "", &format!("{}{NIC}", disk_xml(&img, "raw")));
     let bus = PrivateBus::start();
@@ -204,7 +237,14 @@ fn cancel_while_customizing_leaves_nothing_and_stops_the_appliance() {
     let scratch = format!("{}/work/", service.state_dir.path().display());
     let (files, vms) = (lab.files(), lab.vms());
     let signals = SignalWatch::start(&bus);
-    let args = [src.as_str(), &lab.name("clone"), "1", "guest-identity", "s", "reset"];
+    let args = [
+        src.as_str(),
+        &lab.name("clone"),
+        "1",
+        "guest-identity",
+        "s",
+        "reset",
+    ];
     let path = reply_object_path(&bus.call("StartClone", "ssa{sv}", &args));
     wait_until(Duration::from_secs(30), "the job to customize", || {
         bus.job_property(&path, "Phase") == "s \"customizing\""
@@ -228,7 +268,10 @@ fn cancel_while_customizing_leaves_nothing_and_stops_the_appliance() {
     );
     assert_eq!(lab.files(), files, "no file left behind");
     assert_eq!(lab.vms(), vms, "no domain left behind");
-    assert_eq!(names_in(&service.state_dir.join("work")), Vec::<String>::new());
+    assert_eq!(
+        names_in(&service.state_dir.join("work")),
+        Vec::<String>::new()
+    );
     wait_until(Duration::from_secs(10), "the appliance to be gone", || {
         processes_mentioning(&scratch).is_empty()
     });
@@ -241,10 +284,19 @@ fn an_unrecognised_guest_is_refused_before_any_copy_with_kvm_tried_first() {
     let lab = Lab::new("ident-noos");
     // 64 MiB of data and no operating system.
     let img = lab.path("data.raw");
-    std::fs::File::create(&img).unwrap().set_len(256 << 20).unwrap();
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
     run(
         "qemu-io",
-        &["-f", "raw", "-c", "write -P 0x5a 0 64M", img.to_str().unwrap()],
+        &[
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0x5a 0 64M",
+            img.to_str().unwrap(),
+        ],
     );
     let src = lab.name("src");
     lab.define(&src, "", &format!("{}{NIC}", disk_xml(&img, "raw")));
@@ -252,10 +304,18 @@ fn an_unrecognised_guest_is_refused_before_any_copy_with_kvm_tried_first() {
     let bus = PrivateBus::start();
     let service = Service::start(&bus, URI, &[]);
     let (files, vms) = (lab.files(), lab.vms());
-    let out = clone_with(&bus, &src, &lab.name("clone"), "{'guest-identity': <'reset'>}");
+    let out = clone_with(
+        &bus,
+        &src,
+        &lab.name("clone"),
+        "{'guest-identity': <'reset'>}",
+    );
     let (name, message) = gdbus_error(&out);
     assert_eq!(name, "org.vmclone.Error.InvalidOption", "{message}");
-    assert!(message.contains("No operating system was recognised"), "{message}");
+    assert!(
+        message.contains("No operating system was recognised"),
+        "{message}"
+    );
     assert!(message.contains("keep"), "it says what to do: {message}");
     assert_eq!(lab.files(), files, "nothing was copied");
     assert_eq!(lab.vms(), vms);
@@ -282,11 +342,19 @@ fn without_libguestfs_reset_is_refused_naming_the_package_and_keep_still_works()
     let (name, message) = gdbus_error(&out);
     assert_eq!(name, "org.vmclone.Error.GuestCustomization", "{message}");
     assert!(message.contains("libguestfs-tools"), "{message}");
-    assert!(bus.try_list_vms().unwrap().iter().all(|v| v.name != "web01-reset"));
+    assert!(bus
+        .try_list_vms()
+        .unwrap()
+        .iter()
+        .all(|v| v.name != "web01-reset"));
     // CloneVms refuses the whole batch before any clone starts; a StartClone job fails so.
     let (name, _) = gdbus_error(&bus.gdbus_call(
         "CloneVms",
-        &["web01", "['web01-r1', 'web01-r2']", "{'guest-identity': <'reset'>}"],
+        &[
+            "web01",
+            "['web01-r1', 'web01-r2']",
+            "{'guest-identity': <'reset'>}",
+        ],
     ));
     assert_eq!(name, "org.vmclone.Error.GuestCustomization");
     let signals = SignalWatch::start(&bus);
@@ -309,9 +377,20 @@ fn without_libguestfs_reset_is_refused_naming_the_package_and_keep_still_works()
     // vmclonectl's flag asks for the same and reports the service's words.
     let ctl = output(
         std::process::Command::new(built_binary("vmclonectl"))
-            .args(["--address", bus.address(), "clone", "web01", "web01-ctl", "--reset-identity"])
+            .args([
+                "--address",
+                bus.address(),
+                "clone",
+                "web01",
+                "web01-ctl",
+                "--reset-identity",
+            ])
             .env("LANGUAGE", "en"),
     );
     assert_eq!(ctl.status.code(), Some(1), "{}", stderr_of(&ctl));
-    assert!(stderr_of(&ctl).contains("libguestfs-tools"), "{}", stderr_of(&ctl));
+    assert!(
+        stderr_of(&ctl).contains("libguestfs-tools"),
+        "{}",
+        stderr_of(&ctl)
+    );
 }

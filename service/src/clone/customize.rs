@@ -82,7 +82,12 @@ fn source_chain<'p>(work: &'p DiskWork, vm: &str, i: usize) -> Result<Option<Vec
 
 impl Execution<'_, '_> {
     /// Step 1: recognise and change the guest on scratch overlays.
-    pub(super) fn customize(&mut self, plan: &StoragePlan, uuid: &str, host_name: &str) -> Result<Customized> {
+    pub(super) fn customize(
+        &mut self,
+        plan: &StoragePlan,
+        uuid: &str,
+        host_name: &str,
+    ) -> Result<Customized> {
         let program = guest::installed()?;
         let vm = self.info.name.clone();
         let mut chains = Vec::new();
@@ -219,7 +224,12 @@ impl Execution<'_, '_> {
             .iter()
             .find(|(f, n, _)| std::sync::Arc::ptr_eq(f, &dst.folder) && n == &dst.name)
             .map(|(_, _, id)| *id)
-            .ok_or_else(|| Error::Storage(format!("{} was not made by this clone", dst.path().display())))?;
+            .ok_or_else(|| {
+                Error::Storage(format!(
+                    "{} was not made by this clone",
+                    dst.path().display()
+                ))
+            })?;
         Ok(dst.folder.open_rw_if(&dst.name, id)?)
     }
 }

@@ -145,7 +145,8 @@ impl Fish {
             .env("TMPDIR", tmp)
             .env(
                 "LIBGUESTFS_CACHEDIR",
-                std::env::var_os("LIBGUESTFS_CACHEDIR").unwrap_or_else(|| OsString::from("/var/tmp")),
+                std::env::var_os("LIBGUESTFS_CACHEDIR")
+                    .unwrap_or_else(|| OsString::from("/var/tmp")),
             )
             .env_remove("LIBGUESTFS_DEBUG")
             .env_remove("LIBGUESTFS_TRACE")
@@ -210,8 +211,8 @@ impl Fish {
     /// argument) and returns its output lines.
     pub fn call(&mut self, line: &str, limit: Duration) -> Result<Vec<String>, GuestError> {
         debug_assert!(!line.contains('\n'));
-        let sent = writeln!(self.stdin, "{line}\necho {}", self.marker)
-            .and_then(|()| self.stdin.flush());
+        let sent =
+            writeln!(self.stdin, "{line}\necho {}", self.marker).and_then(|()| self.stdin.flush());
         if sent.is_err() {
             return Err(self.failure(line));
         }
@@ -326,7 +327,10 @@ mod tests {
 
     #[test]
     fn arguments_never_become_commands() {
-        assert_eq!(quote("/etc/ssh/ssh_host_*").as_deref(), Some("'/etc/ssh/ssh_host_*'"));
+        assert_eq!(
+            quote("/etc/ssh/ssh_host_*").as_deref(),
+            Some("'/etc/ssh/ssh_host_*'")
+        );
         assert_eq!(quote("a \"b\" $c").as_deref(), Some("'a \"b\" $c'"));
         for bad in ["x'; !rm -rf /", "a\nb", "a\rb", "\u{7f}"] {
             assert_eq!(quote(bad), None, "{bad:?}");

@@ -194,7 +194,10 @@ pub fn reset(
 
     // New files need their SELinux labels where the guest enforces them.
     if s.test("is-file", "/etc/selinux/config")? {
-        if let Some(kind) = s.download_text("/etc/selinux/config")?.and_then(|t| selinux_type(&t)) {
+        if let Some(kind) = s
+            .download_text("/etc/selinux/config")?
+            .and_then(|t| selinux_type(&t))
+        {
             let contexts = format!("/etc/selinux/{kind}/contexts/files/file_contexts");
             let can = one_line(s.fish.call("feature-available selinuxrelabel", CALL)?) == "true";
             if can && s.test("is-file", &contexts)? {
@@ -254,7 +257,9 @@ impl Session<'_, '_> {
     fn download_text(&mut self, guest_path: &str) -> Result<Option<String>, GuestError> {
         let size = one_line(self.run("filesize", &[guest_path])?);
         if size.parse::<u64>().map_or(true, |n| n > MAX_EDIT) {
-            tracing::warn!("left {guest_path} of the guest alone: {size} bytes is too large to edit");
+            tracing::warn!(
+                "left {guest_path} of the guest alone: {size} bytes is too large to edit"
+            );
             return Ok(None);
         }
         let name = self.scratch_name();
@@ -300,7 +305,12 @@ fn arg(text: &str) -> Result<String, GuestError> {
 }
 
 fn one_line(lines: Vec<String>) -> String {
-    lines.into_iter().next().unwrap_or_default().trim().to_owned()
+    lines
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 /// `/etc/hosts` with every name on its `127.0.1.1` lines (the Debian and
@@ -357,9 +367,7 @@ pub fn without_key(text: &str, key: &str) -> Option<String> {
     let kept: String = text
         .split_inclusive('\n')
         .filter(|line| {
-            let binds = line
-                .split_once('=')
-                .is_some_and(|(k, _)| k.trim() == key);
+            let binds = line.split_once('=').is_some_and(|(k, _)| k.trim() == key);
             changed |= binds;
             !binds
         })
@@ -417,7 +425,11 @@ mod tests {
             "[connection]\nid=Wired\n\n[ethernet]\ncloned-mac-address=preserve\n"
         );
         assert_eq!(
-            without_key("DEVICE=eth0\nHWADDR = 52:54:00:aa:bb:cc\nONBOOT=yes", "HWADDR").unwrap(),
+            without_key(
+                "DEVICE=eth0\nHWADDR = 52:54:00:aa:bb:cc\nONBOOT=yes",
+                "HWADDR"
+            )
+            .unwrap(),
             "DEVICE=eth0\nONBOOT=yes"
         );
         assert_eq!(without_key("id=x\n", "mac-address"), None);
@@ -429,7 +441,10 @@ mod tests {
             selinux_type("SELINUX=enforcing\nSELINUXTYPE=targeted\n").as_deref(),
             Some("targeted")
         );
-        assert_eq!(selinux_type("SELINUX=permissive\n").as_deref(), Some("targeted"));
+        assert_eq!(
+            selinux_type("SELINUX=permissive\n").as_deref(),
+            Some("targeted")
+        );
         assert_eq!(selinux_type("SELINUX=disabled\nSELINUXTYPE=mls\n"), None);
         assert_eq!(selinux_type("SELINUX=enforcing\nSELINUXTYPE=../x\n"), None);
     }
