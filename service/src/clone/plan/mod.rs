@@ -79,7 +79,7 @@ pub enum DiskWork {
         owner: (u32, u32),
         dst: Dest,
         /// The template's image, open (and locked against writers).
-        template: Source,
+        template: Box<Source>,
     },
 }
 
@@ -277,7 +277,7 @@ impl Opener<'_, '_> {
                     virtual_size,
                     owner: source.owner(),
                     dst: self.dest(dst)?,
-                    template: source,
+                    template: Box::new(source),
                 }
             }
         })
