@@ -23,6 +23,7 @@ PACKAGES=(
     dbus dbus-daemon dbus-bin polkitd pkexec systemd libglib2.0-bin libxml2-utils bc
     xfsprogs util-linux coreutils zsh man-db openssh-client openssh-server
     virtinst
+    libguestfs-tools guestfs-tools
     libgtk-4-dev libadwaita-1-dev gettext desktop-file-utils appstream
     xvfb xauth xdotool imagemagick at-spi2-core fonts-cantarell adwaita-icon-theme
 )

@@ -53,6 +53,7 @@ pub struct CloneArgs {
     pub new_name: Option<String>,
     pub linked: bool,
     pub live: bool,
+    pub reset_identity: bool,
     pub vcpus: Option<u32>,
     pub memory_mib: Option<u64>,
     pub target_dir: Option<PathBuf>,
@@ -234,6 +235,11 @@ fn clone_command() -> Command {
             gettext("Copy a running or paused VM as it is at this moment, without stopping it"),
         )
         .conflicts_with("linked"),
+        flag(
+            "reset_identity",
+            gettext("Give the clone its own identity inside a Linux guest: new machine ID, SSH host keys and host name"),
+        )
+        .long("reset-identity"),
         Arg::new("vcpus")
             .long("vcpus")
             .value_name("N")
@@ -322,6 +328,7 @@ impl Invocation {
                 new_name: text("new_name"),
                 linked: has("linked"),
                 live: has("live"),
+                reset_identity: has("reset_identity"),
                 vcpus: sub.get_one::<u32>("vcpus").copied(),
                 memory_mib: sub.get_one::<u64>("memory").copied(),
                 target_dir: sub.get_one::<PathBuf>("target_dir").cloned(),
@@ -375,6 +382,7 @@ mod tests {
             "web01",
             "web02",
             "--linked",
+            "--reset-identity",
             "--vcpus",
             "4",
             "--memory",
@@ -396,6 +404,7 @@ mod tests {
             ("web01", Some("web02"))
         );
         assert!(c.linked && !c.live && !c.json && !c.no_wait);
+        assert!(c.reset_identity);
         assert_eq!((c.vcpus, c.memory_mib), (Some(4), Some(4096)));
         assert_eq!(c.macs, ["52:54:00:00:00:01", "52:54:00:00:00:02"]);
         let Action::Clone(c) = parse(&["clone", "web01", "--live"]).expect("valid").action else {

@@ -32,6 +32,9 @@ fn options(
     if args.live {
         o.insert("live", Value::Bool(true));
     }
+    if args.reset_identity {
+        o.insert("guest-identity", Value::from("reset"));
+    }
     if let Some(n) = args.vcpus {
         o.insert("vcpus", Value::U32(n));
     }
@@ -298,6 +301,7 @@ mod tests {
     fn options_use_the_service_keys_and_types() {
         let args = CloneArgs {
             linked: true,
+            reset_identity: true,
             vcpus: Some(2),
             memory_mib: Some(1024),
             target_dir: Some("relative".into()),
@@ -306,6 +310,7 @@ mod tests {
         };
         let o = options(&args, false).expect("options");
         assert_eq!(o["storage"], Value::from("linked"));
+        assert_eq!(o["guest-identity"], Value::from("reset"));
         assert!(!o.contains_key("live"));
         let live = CloneArgs {
             live: true,

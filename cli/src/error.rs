@@ -115,6 +115,7 @@ fn by_name(name: &str) -> String {
         "Libvirt" => gettext("The virtualization service reported an error."),
         "NotAuthorized" => gettext("You are not allowed to do this."),
         "NotATemplate" => gettext("Linked clones can only be made from a template."),
+        "GuestCustomization" => gettext("The clone's identity could not be reset."),
         "Cancelled" => gettext("Cloning was cancelled."),
         _ => gettext("The vmclone service reported an error."),
     }

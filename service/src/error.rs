@@ -28,6 +28,8 @@ pub enum Error {
     NotAuthorized(String),
     #[error("{0}")]
     NotATemplate(String),
+    #[error("{0}")]
+    GuestCustomization(String),
     #[error("The clone was cancelled; nothing was kept.")]
     Cancelled,
     #[error("D-Bus failure: {0}")]
@@ -48,6 +50,7 @@ impl Error {
             Error::Libvirt(_) => "Libvirt",
             Error::NotAuthorized(_) => "NotAuthorized",
             Error::NotATemplate(_) => "NotATemplate",
+            Error::GuestCustomization(_) => "GuestCustomization",
             Error::Cancelled => "Cancelled",
             Error::Bus(_) => "Bus",
         }
@@ -122,6 +125,22 @@ impl From<JournalError> for Error {
 impl From<crate::storage::overlay::OverlayError> for Error {
     fn from(e: crate::storage::overlay::OverlayError) -> Self {
         Error::Storage(e.to_string())
+    }
+}
+
+impl From<crate::guest::GuestError> for Error {
+    fn from(e: crate::guest::GuestError) -> Self {
+        use crate::guest::GuestError as G;
+        match e {
+            G::NotInstalled => Error::GuestCustomization(e.to_string()),
+            G::Unrecognised(m) => Error::InvalidOption(m),
+            G::Tool(m) => Error::GuestCustomization(format!(
+                "The guest's identity could not be reset, so the clone was removed: {m}"
+            )),
+            G::Cancelled => Error::Cancelled,
+            G::File(f) => f.into(),
+            G::Image(i) => Error::Storage(i.to_string()),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod domain_xml;
 pub mod error;
 pub mod events;
 pub mod failpoint;
+pub mod guest;
 pub mod host;
 pub mod ids;
 pub mod job;

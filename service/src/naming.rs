@@ -1,5 +1,6 @@
-//! Naming rules of a clone: which VM names are acceptable and where the
-//! clone's own files go (disk copies, pool volumes, UEFI variables).
+//! Naming rules of a clone: which VM names are acceptable, where the
+//! clone's own files go (disk copies, pool volumes, UEFI variables), and the
+//! host name a guest gets when its identity is reset.
 //!
 //! Every rule works on raw bytes of file names, so non-UTF-8 paths survive,
 //! and none of them can produce a path component of "." or "..".
@@ -256,6 +257,46 @@ fn find_word(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 fn is_dot_name(name: &[u8]) -> bool {
     name.is_empty() || name == b"." || name == b".."
+}
+
+/// Longest host name (one DNS label, RFC 1123).
+pub const MAX_HOST_NAME: usize = 63;
+
+/// The guest host name made from a VM name (RFC 1123, one label): ASCII
+/// letters lower-cased, digits kept, every run of anything else (spaces,
+/// dots, underscores, non-ASCII letters) one `-`, no `-` at either end, at
+/// most 63 characters. A name with no ASCII letter or digit at all becomes
+/// `vm-` and the first 8 hexadecimal digits of the clone's UUID.
+pub fn host_name(vm_name: &str, uuid: &str) -> String {
+    let mut out = String::with_capacity(vm_name.len().min(MAX_HOST_NAME));
+    for c in vm_name.chars() {
+        match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9') => out.push(c),
+            _ if out.ends_with('-') || out.is_empty() => {}
+            _ => out.push('-'),
+        }
+    }
+    out.truncate(MAX_HOST_NAME);
+    let trimmed = out.trim_end_matches('-');
+    if trimmed.is_empty() {
+        let hex: String = uuid
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(8)
+            .collect();
+        return format!("vm-{}", hex.to_ascii_lowercase());
+    }
+    trimmed.to_owned()
+}
+
+/// Whether `name` is a host name by the rule of [`host_name`].
+pub fn is_host_name(name: &str) -> bool {
+    (1..=MAX_HOST_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 #[cfg(test)]
@@ -647,5 +688,31 @@ mod tests {
             rename_in_file_name("/tmp/other.file", "web01", "web02"),
             None
         );
+    }
+
+    #[test]
+    fn host_names_follow_rfc_1123() {
+        let uuid = "6B3C2A4E-8f3d-4c1e-9a7b-2f5d8e9c1a3b";
+        let cases = [
+            ("web01-clone", "web01-clone"),
+            ("Web 01 (Copy)", "web-01-copy"),
+            ("db.prod_2", "db-prod-2"),
+            ("--edge--", "edge"),
+            ("Grüße an Zoë", "gr-e-an-zo"),
+            ("2024", "2024"),
+            ("日本語", "vm-6b3c2a4e"),
+            ("&<>'\"", "vm-6b3c2a4e"),
+        ];
+        for (vm, want) in cases {
+            let got = host_name(vm, uuid);
+            assert_eq!(got, want, "{vm}");
+            assert!(is_host_name(&got), "{got}");
+        }
+        let long = host_name(&format!("{}-tail", "a".repeat(62)), uuid);
+        assert_eq!(long, "a".repeat(62), "cut to 63, then no trailing '-'");
+        assert_eq!(host_name(&"b".repeat(100), uuid).len(), MAX_HOST_NAME);
+        for bad in ["", "-a", "a-", "A", "a_b", "a.b", &"c".repeat(64)] {
+            assert!(!is_host_name(bad), "{bad}");
+        }
     }
 }

@@ -19,6 +19,17 @@ pub enum StorageMode {
     Linked,
 }
 
+/// What happens to the identity inside the guest (its disks' contents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GuestIdentity {
+    /// The disks stay exact copies (the default).
+    #[default]
+    Keep,
+    /// New machine ID, SSH host keys and host name; old leases and MAC
+    /// bindings gone (see `guest::reset`).
+    Reset,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct CloneOptions {
     pub mac_addresses: Option<Vec<String>>,
@@ -29,9 +40,11 @@ pub struct CloneOptions {
     pub storage: StorageMode,
     /// Copy a running or paused source as it is at one moment.
     pub live: bool,
+    /// What happens to the identity inside the guest.
+    pub guest_identity: GuestIdentity,
 }
 
-const KEYS: &str = "mac-addresses (as), uuid (s), vcpus (u), memory-mib (t), target-dir (s), storage (s), live (b)";
+const KEYS: &str = "mac-addresses (as), uuid (s), vcpus (u), memory-mib (t), target-dir (s), storage (s), live (b), guest-identity (s)";
 
 impl CloneOptions {
     pub fn parse(options: &HashMap<String, OwnedValue>) -> Result<CloneOptions> {
@@ -116,6 +129,20 @@ impl CloneOptions {
                     };
                     parsed.live = *b;
                 }
+                "guest-identity" => {
+                    let Value::Str(s) = value else {
+                        return Err(wrong_type(key, "s"));
+                    };
+                    parsed.guest_identity = match s.as_str() {
+                        "keep" => GuestIdentity::Keep,
+                        "reset" => GuestIdentity::Reset,
+                        other => {
+                            return Err(Error::InvalidOption(format!(
+                                "Option “guest-identity” must be “keep” or “reset”, not “{other}”."
+                            )))
+                        }
+                    };
+                }
                 other => {
                     return Err(Error::InvalidOption(format!(
                         "Unknown option “{other}”. Known options: {KEYS}."
@@ -164,6 +191,7 @@ mod tests {
             ("memory-mib", Value::from(2048u64)),
             ("target-dir", Value::from("/tmp")),
             ("storage", Value::from("linked")),
+            ("guest-identity", Value::from("reset")),
         ]))
         .unwrap();
         assert!(!o.live);
@@ -173,6 +201,9 @@ mod tests {
         assert_eq!(o.memory_mib, Some(2048));
         assert_eq!(o.target_dir.unwrap(), PathBuf::from("/tmp"));
         assert_eq!(o.storage, StorageMode::Linked);
+        assert_eq!(o.guest_identity, GuestIdentity::Reset);
+        let default = CloneOptions::parse(&HashMap::new()).unwrap();
+        assert_eq!(default.guest_identity, GuestIdentity::Keep);
         let live = CloneOptions::parse(&opts(vec![("live", Value::from(true))])).unwrap();
         assert!(live.live);
     }
@@ -204,6 +235,10 @@ mod tests {
                 .contains("“mac-addresses”")
         );
         assert!(err_of(vec![("storage", Value::from("thin"))]).contains("“storage”"));
+        assert!(
+            err_of(vec![("guest-identity", Value::from("sysprep"))]).contains("“guest-identity”")
+        );
+        assert!(err_of(vec![("guest-identity", Value::from(true))]).contains("“guest-identity”"));
     }
 
     #[test]

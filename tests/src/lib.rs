@@ -1,14 +1,16 @@
 //! The test-support layer of vmclone, shared by the end-to-end tests (`tests/tests/`),
 //! the service's tests (`service/tests/`) and the app's (`gui/tests/`): private
 //! `dbus-daemon`s, the real `vmclone-service` binary on them, `busctl`/`gdbus` as
-//! clients, libvirt test-driver hosts, a lab on the real libvirtd, mounts, and the root
-//! tests' system bus with polkitd, users and placed files.
+//! clients, libvirt test-driver hosts, a lab on the real libvirtd, guest disks made and
+//! read by libguestfs, mounts, and the root tests' system bus with polkitd, users and
+//! placed files.
 //!
 //! Nothing here is mocked: the tests talk to the same binaries a user runs.
 
 pub mod bus;
 pub mod client;
 pub mod contract;
+pub mod guest;
 pub mod libvirt;
 pub mod live;
 pub mod mounts;

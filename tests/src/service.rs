@@ -43,6 +43,21 @@ impl Service {
         Self::start_paused(bus, uri, extra_args, state_dir, None)
     }
 
+    /// As [`Service::start`], with `env` set in the service's environment
+    /// (a PATH without libguestfs, `LIBGUESTFS_BACKEND_SETTINGS`, …).
+    pub fn start_with_env(
+        bus: &PrivateBus,
+        uri: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Service {
+        let mut cmd = Command::new(built_binary("vmclone-service"));
+        cmd.args(["--address", bus.address(), "--no-authorization"])
+            .args(extra_args)
+            .envs(env.iter().copied());
+        Service::launch(cmd, uri, TempDir::new("state"), bus, "its private bus")
+    }
+
     /// As [`Service::start_with_state`], pausing at the clone steps of `pauses`.
     pub fn start_paused(
         bus: &PrivateBus,

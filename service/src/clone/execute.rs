@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::customize::Images;
 use super::identity::Identity;
 use super::plan::{Dest, DiskWork, Layer, StoragePlan};
 use super::{Phase, Progress};
@@ -17,7 +18,8 @@ use crate::events::StartWatch;
 use crate::failpoint;
 use crate::host::Host;
 use crate::journal::{Artifact, Journal, Made};
-use crate::options::CloneOptions;
+use crate::naming;
+use crate::options::{CloneOptions, GuestIdentity};
 use crate::storage::copy::{self, CopyHooks};
 use crate::storage::error::FileError;
 use crate::storage::folder::{FileId, Folder};
@@ -63,6 +65,8 @@ pub(super) struct Execution<'a, 'j> {
     pub(super) progress: &'a Progress,
     pub(super) info: &'a DomainInfo,
     pub(super) watch: &'a Watch,
+    /// `<state dir>/work`, for the scratch files of a customization.
+    pub(super) work: &'a Folder,
     /// Every file made, to check before the define that it is still there.
     pub(super) made: Vec<(Arc<Folder>, std::ffi::OsString, FileId)>,
     /// A live clone's running (or paused) source.
@@ -129,11 +133,36 @@ impl Execution<'_, '_> {
         id: &Identity,
         opts: &CloneOptions,
     ) -> Result<()> {
+        // A reset recognises and changes the guest before anything is copied
+        // from a shut-off source; a live copy is changed once it is made (the
+        // running source's images move on meanwhile).
+        let reset = opts.guest_identity == GuestIdentity::Reset;
+        let host_name = naming::host_name(new_name, &id.uuid);
+        let customized = match (reset, self.live) {
+            (true, None) => {
+                self.progress.set_phase(Phase::Customizing);
+                let c = self.customize(plan, &id.uuid, &host_name, Images::Source)?;
+                self.progress.set_phase(Phase::Copying);
+                Some(c)
+            }
+            _ => None,
+        };
         let new_disks = match self.live {
             Some(source) => self.copy_live(plan, source, &id.uuid)?,
             None => self.copy_shut_off(plan)?,
         };
         self.check_cancel()?;
+        let customized = match (reset, self.live) {
+            (true, Some(_)) => {
+                self.progress.set_phase(Phase::Customizing);
+                Some(self.customize(plan, &id.uuid, &host_name, Images::Clone)?)
+            }
+            _ => customized,
+        };
+        if let Some(c) = customized {
+            self.progress.set_phase(Phase::Customizing);
+            self.apply_customization(plan, c)?;
+        }
         let nvram = plan.nvram.as_ref().map(|n| n.path.clone());
         let edits = CloneEdits {
             new_name,
@@ -360,6 +389,7 @@ impl Execution<'_, '_> {
                 virtual_size,
                 owner,
                 dst,
+                ..
             } => {
                 self.overlay(backing, backing_format, *virtual_size, *owner, dst)?;
                 planned.expect("an overlay has a planned target")

@@ -5,6 +5,7 @@
 //! Everything here blocks: run it in `spawn_blocking`.
 
 pub mod checks;
+mod customize;
 mod execute;
 pub mod identity;
 mod live;
@@ -19,10 +20,11 @@ use std::sync::{Arc, Mutex};
 use crate::domain_xml;
 use crate::error::{Error, Result};
 use crate::failpoint;
+use crate::guest;
 use crate::host::Host;
 use crate::journal::{Artifact, Journal, JournalDir};
 use crate::naming;
-use crate::options::{CloneOptions, StorageMode};
+use crate::options::{CloneOptions, GuestIdentity, StorageMode};
 use crate::storage::copy::CopyControl;
 use execute::{Execution, Watch};
 use plan::{DiskWork, Planner};
@@ -198,6 +200,7 @@ impl Engine {
             }
         }
         self.host.lookup(source)?;
+        check_guest_tools(opts)?;
         names.iter().try_for_each(|n| self.check_name(n))
     }
 
@@ -235,6 +238,7 @@ impl Engine {
             )));
         }
         checks::check(&info, opts)?;
+        check_guest_tools(opts)?;
         let id = identity::choose(
             &self.host,
             &self.reservations,
@@ -333,6 +337,7 @@ impl Engine {
             progress,
             info: &info,
             watch: &watch,
+            work: self.journals.work(),
             made: Vec::new(),
             live: live.then_some(&dom),
         };
@@ -402,6 +407,14 @@ struct Prepared {
     plan: plan::StoragePlan,
     /// The source runs (or is paused) and is copied live.
     live: bool,
+}
+
+/// A reset needs libguestfs: without it the clone is refused at once.
+fn check_guest_tools(opts: &CloneOptions) -> Result<()> {
+    match opts.guest_identity {
+        GuestIdentity::Keep => Ok(()),
+        GuestIdentity::Reset => guest::installed().map(|_| ()).map_err(Error::from),
+    }
 }
 
 /// At most this many names in one `CloneVms`.

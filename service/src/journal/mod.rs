@@ -112,29 +112,43 @@ pub enum Made {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry(usize);
 
-/// The folder of the journals.
+/// The folder of the journals, and beside it the scratch folder where
+/// running clones keep private files (journaled like any artifact).
 pub struct JournalDir {
     folder: Folder,
+    work: Folder,
 }
 
 impl JournalDir {
-    /// Opens (making it when missing) `<state dir>/journal`.
+    /// Opens (making them when missing) `<state dir>/journal` and
+    /// `<state dir>/work`.
     pub fn open(state: &Folder) -> Result<JournalDir, JournalError> {
-        let name = OsStr::new("journal");
-        let folder = match state.open_dir(name) {
-            Ok(f) => f,
-            Err(FileError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                let f = state.make_dir(name)?;
-                state.sync()?;
-                f
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(JournalDir { folder })
+        Ok(JournalDir {
+            folder: open_or_make(state, "journal")?,
+            work: open_or_make(state, "work")?,
+        })
     }
 
     pub fn path(&self) -> &Path {
         self.folder.path()
+    }
+
+    /// `<state dir>/work`: root's alone, like the state folder.
+    pub fn work(&self) -> &Folder {
+        &self.work
+    }
+}
+
+fn open_or_make(state: &Folder, name: &str) -> Result<Folder, JournalError> {
+    let name = OsStr::new(name);
+    match state.open_dir(name) {
+        Ok(f) => Ok(f),
+        Err(FileError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            let f = state.make_dir(name)?;
+            state.sync()?;
+            Ok(f)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

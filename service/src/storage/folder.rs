@@ -453,6 +453,32 @@ impl Folder {
         Ok((File::from(fd), st))
     }
 
+    /// Opens the regular file `name` for reading and writing if it is still
+    /// the file `id` (never through a link, never anything else swapped in).
+    pub fn open_rw_if(&self, name: &OsStr, id: FileId) -> Result<File, FileError> {
+        let name = check_name(&self.path, name)?;
+        let path = self.join(name);
+        let pathfd = rfs::openat(
+            &self.fd,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_error("open", &path, e))?;
+        let st = rfs::fstat(&pathfd).map_err(|e| io_error("read", &path, e))?;
+        if FileId::of(&st) != id || FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(FileError::Replaced { path });
+        }
+        let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pathfd));
+        let fd = rfs::open(
+            proc.as_str(),
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_error("open", &path, e))?;
+        Ok(File::from(fd))
+    }
+
     /// Removes the file `name` if it is the file `id`.
     pub fn remove_file(&self, name: &OsStr, id: FileId) -> Result<Removal, FileError> {
         match self.lookup(name)? {

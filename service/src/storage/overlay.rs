@@ -1,7 +1,8 @@
 //! qcow2 images written by `qemu-img` on a file vmclone already holds open:
 //! new overlays for linked clones (backed by a template's image, O(1) in time
-//! and space), empty images a live clone's backup fills, and new backing
-//! references for copied chains. qemu-img gets
+//! and space), empty images a live clone's backup fills, new backing
+//! references for copied chains, and the scratch overlays of a guest
+//! customization with their commit. qemu-img gets
 //! the descriptor as `/proc/self/fd/3` and never opens a path of ours or the
 //! backing file (`-u`), so nothing it touches can be swapped under it.
 
@@ -13,7 +14,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// qemu-img only writes a header; it never needs long.
+/// qemu-img writes a header, or commits the few megabytes a customization
+/// changed; it never needs long.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +26,8 @@ pub enum OverlayError {
     QemuImg { path: String, detail: String },
 }
 
-fn check_format(format: &str) -> Result<&str, OverlayError> {
+/// `format` if it is an image format name (lower-case letters and digits).
+pub fn check_format(format: &str) -> Result<&str, OverlayError> {
     let ok = !format.is_empty()
         && format.len() <= 16
         && format
@@ -77,6 +80,45 @@ pub fn create_plain(file: &File, path: &Path, virtual_size: u64) -> Result<(), O
     ];
     let size = OsString::from(virtual_size.to_string());
     run(file, path, &args, &["/proc/self/fd/3".as_ref(), &size])
+}
+
+/// Writes a qcow2 overlay into the empty `file` over `backing` (a name qemu-img
+/// may open: the service's own `json:` description of descriptors), as large
+/// as the backing image.
+pub fn create_sized_by_backing(
+    file: &File,
+    path: &Path,
+    backing: &Path,
+    backing_format: &str,
+) -> Result<(), OverlayError> {
+    let args: [&OsStr; 7] = [
+        "create".as_ref(),
+        "-q".as_ref(),
+        "-f".as_ref(),
+        "qcow2".as_ref(),
+        "-F".as_ref(),
+        check_format(backing_format)?.as_ref(),
+        "-b".as_ref(),
+    ];
+    run(
+        file,
+        path,
+        &args,
+        &[backing.as_os_str(), "/proc/self/fd/3".as_ref()],
+    )
+}
+
+/// Writes the data of the qcow2 overlay open as `file` into its backing
+/// image, leaving the overlay as it is (`qemu-img commit -d`).
+pub fn commit(file: &File, path: &Path) -> Result<(), OverlayError> {
+    let args: [&OsStr; 5] = [
+        "commit".as_ref(),
+        "-q".as_ref(),
+        "-d".as_ref(),
+        "-f".as_ref(),
+        "qcow2".as_ref(),
+    ];
+    run(file, path, &args, &["/proc/self/fd/3".as_ref()])
 }
 
 /// Points the qcow2 image open as `file` at a new backing file, changing only

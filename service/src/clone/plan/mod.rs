@@ -104,6 +104,8 @@ pub enum DiskWork {
         /// The backing image's owner, who owns the overlay too.
         owner: (u32, u32),
         dst: Dest,
+        /// The template's image, open (and locked against writers).
+        template: Box<Source>,
     },
 }
 
@@ -313,6 +315,7 @@ impl Opener<'_, '_> {
                     virtual_size,
                     owner: source.owner(),
                     dst: self.dest(dst)?,
+                    template: Box::new(source),
                 }
             }
         })
