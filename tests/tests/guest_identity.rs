@@ -15,7 +15,10 @@ use vmclone_tests::guest::{
     make_guest_disk, read_guest_files, AUTHORIZED_KEYS, FORCE_TCG, HOSTS, KEPT, MACHINE_ID,
     NM_PROFILE, REMOVED,
 };
-use vmclone_tests::libvirt::{disk_paths_of, disk_xml, qemu_img, Lab, NIC, SYSTEM_URI as URI};
+use vmclone_tests::libvirt::{
+    disk_paths_of, disk_xml, qemu_img, virsh, wait_running, Lab, NIC, SYSTEM_URI as URI,
+};
+use vmclone_tests::live::dom_id;
 use vmclone_tests::process::{output, run};
 use vmclone_tests::*;
 
@@ -347,6 +350,12 @@ fn without_libguestfs_reset_is_refused_naming_the_package_and_keep_still_works()
         .unwrap()
         .iter()
         .all(|v| v.name != "web01-reset"));
+    // PlanClone says so too, as the clone would.
+    let (name, message) = gdbus_error(&bus.gdbus_call(
+        "PlanClone",
+        &["web01", "web01-reset", "{'guest-identity': <'reset'>}"],
+    ));
+    assert_eq!(name, "org.vmclone.Error.GuestCustomization", "{message}");
     // CloneVms refuses the whole batch before any clone starts; a StartClone job fails so.
     let (name, _) = gdbus_error(&bus.gdbus_call(
         "CloneVms",
@@ -393,4 +402,57 @@ fn without_libguestfs_reset_is_refused_naming_the_package_and_keep_still_works()
         "{}",
         stderr_of(&ctl)
     );
+}
+
+#[test]
+#[ignore = "needs root, libvirtd, QEMU and libguestfs"]
+fn a_live_clone_gets_its_own_identity_and_its_running_source_keeps_its_own() {
+    require_libguestfs();
+    let lab = Lab::new("ident-live");
+    let img = lab.path("guest.raw");
+    make_guest_disk(&img);
+    let before = lab.path("before.raw");
+    run(
+        "cp",
+        &[
+            "--sparse=always",
+            img.to_str().unwrap(),
+            before.to_str().unwrap(),
+        ],
+    );
+    let src = lab.name("src");
+    lab.define(&src, "", &format!("{}{NIC}", disk_xml(&img, "raw")));
+    virsh(&["start", &src]);
+    wait_running(&src);
+    let id = dom_id(&src);
+
+    let bus = PrivateBus::start();
+    let _service = Service::start_with_env(&bus, URI, &[], &FORCE_TCG);
+    let clone = lab.name("clone");
+    let out = clone_with(
+        &bus,
+        &src,
+        &clone,
+        "{'live': <true>, 'guest-identity': <'reset'>}",
+    );
+    cloned_uuid(&out);
+    // The source ran the whole time, and its disk is as it was.
+    assert_eq!(dom_id(&src), id);
+    virsh(&["destroy", &src]);
+    compare_identical(&before, "raw", &img, "raw");
+    let copy = PathBuf::from(&disk_paths_of(&clone)[0]);
+    let seen = read_guest_files(
+        &[(img.clone(), "raw"), (copy, "raw")],
+        &["/etc/machine-id", "/etc/hostname"],
+    );
+    assert_eq!(seen[0].text("/etc/machine-id"), Some(MACHINE_ID));
+    assert_eq!(seen[1].text("/etc/machine-id"), Some(""));
+    let host = clone.to_lowercase();
+    assert_eq!(
+        seen[1].text("/etc/hostname"),
+        Some(format!("{host}\n").as_str())
+    );
+    for (kind, key) in &seen[0].public_keys {
+        assert_ne!(seen[1].public_keys.get(kind), Some(key), "new {kind} key");
+    }
 }

@@ -238,6 +238,10 @@ impl Engine {
             )));
         }
         checks::check(&info, opts)?;
+        if opts.guest_identity == GuestIdentity::Reset {
+            // Refused now, not after the copies (a live clone resets after them).
+            crate::guest::installed()?;
+        }
         check_guest_tools(opts)?;
         let id = identity::choose(
             &self.host,

@@ -10,7 +10,7 @@ use super::Consistency;
 use crate::domain_xml::{DiskSource, DomainInfo};
 use crate::error::Result;
 use crate::host::Host;
-use crate::options::{CloneOptions, StorageMode};
+use crate::options::{CloneOptions, GuestIdentity, StorageMode};
 
 /// What happens to one disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +181,9 @@ fn warnings(
     }
     if plan.live {
         out.push("The VM runs: its disks are copied as they are at one moment, while the guest is held still for a fraction of a second (its filesystems frozen when its guest agent answers; otherwise the copy is crash-consistent, as after a power cut). Backing chains are flattened and internal snapshots are not kept.".into());
+    }
+    if opts.guest_identity == GuestIdentity::Reset {
+        out.push("The guest's identity is reset (machine ID, SSH host keys, host name): libguestfs's appliance runs once, which takes about half a minute; anything but one Linux system is refused then.".into());
     }
     if opts.storage == StorageMode::Linked {
         out.push("A linked clone stands on the template's images: it works only while the template's disks exist.".into());
