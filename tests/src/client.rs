@@ -3,8 +3,9 @@
 
 use std::ffi::OsStr;
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use crate::process::{output, stderr_of, stdout_ok};
+use crate::process::{output, stderr_of, stdout_ok, wait_until};
 
 pub const BUS_NAME: &str = "org.vmclone.Manager";
 pub const OBJECT_PATH: &str = "/org/vmclone/Manager";
@@ -127,6 +128,21 @@ impl Client {
         self.property(path, JOB_INTERFACE, name)
     }
 
+    /// Waits (at most `timeout`) until the job at `path` has ended; its last state
+    /// (`succeeded`, `failed`, `cancelled`).
+    pub fn wait_for_job_end(&self, path: &str, timeout: Duration) -> String {
+        let mut state = String::new();
+        wait_until(timeout, &format!("the job {path} to end"), || {
+            state = self.job_property(path, "State");
+            !(state.contains("\"running\"") || state.contains("\"queued\""))
+        });
+        state
+            .strip_prefix("s \"")
+            .and_then(|s| s.strip_suffix('"'))
+            .unwrap_or(&state)
+            .to_string()
+    }
+
     /// `METHOD ARGS` of the bus itself (`org.freedesktop.DBus`).
     pub fn bus_driver_call(&self, method: &str, args: &[&str]) -> Output {
         self.busctl(
@@ -155,6 +171,17 @@ impl Client {
             .strip_prefix("u ")
             .and_then(|pid| pid.parse().ok())
             .unwrap_or_else(|| panic!("not a pid reply: {reply}"))
+    }
+
+    /// The reply of `METHOD` (one out argument) as plain JSON: busctl's typed
+    /// JSON with every `{"type": …, "data": …}` variant replaced by its value,
+    /// nested dictionaries too. An independent reading of what a client shows.
+    pub fn call_json(&self, method: &str, signature: &str, args: &[&str]) -> serde_json::Value {
+        let mut argv = vec!["--json=short"];
+        argv.extend(call_args(method, signature, args));
+        let text = stdout_ok(&self.busctl(argv));
+        let reply: serde_json::Value = serde_json::from_str(&text).expect("busctl JSON");
+        plain_json(&reply["data"][0])
     }
 
     /// `ListVms`, sorted by name.
@@ -232,6 +259,19 @@ pub fn gdbus_error(out: &Output) -> (String, String) {
         .unwrap_or_else(|| panic!("not a D-Bus error: {err}"));
     let (name, message) = rest.split_once(": ").unwrap_or((rest, ""));
     (name.trim().to_string(), message.trim().to_string())
+}
+
+/// busctl's typed JSON without its variant wrappers.
+fn plain_json(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::Object(o) if o.len() == 2 && o.contains_key("type") && o.contains_key("data") => {
+            plain_json(&o["data"])
+        }
+        J::Object(o) => J::Object(o.iter().map(|(k, v)| (k.clone(), plain_json(v))).collect()),
+        J::Array(a) => J::Array(a.iter().map(plain_json).collect()),
+        other => other.clone(),
+    }
 }
 
 /// One VM as `ListVms`/`GetVm` report it.

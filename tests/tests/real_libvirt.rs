@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vmclone_tests::libvirt::{
-    disk_paths_of, disk_xml, macs_of, qcow2_image, qemu_img, try_virsh, virsh, wait_running, Lab,
-    Pool, NIC, SWTPM_STATE, SYSTEM_URI as URI,
+    disk_paths_of, disk_xml, macs_of, qcow2_image, qemu_img, try_virsh, uefi_os, virsh,
+    wait_running, Lab, Pool, NIC, OVMF_VARS, SWTPM_STATE, SYSTEM_URI as URI,
 };
 use vmclone_tests::mounts::{skip_without_loop, xfs_image, Mount};
 use vmclone_tests::process::run;
@@ -139,7 +139,7 @@ fn uefi_vars_are_copied_and_the_clone_boots() {
     let img = lab.path("uefi.qcow2");
     qemu_img(&["create", "-q", "-f", "qcow2", img.to_str().unwrap(), "64M"]);
     let vars = lab.path("uefi-src_VARS.fd");
-    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
+    std::fs::copy(OVMF_VARS, &vars).unwrap();
     // A marker the firmware does not care about, to prove these bytes travel.
     let mut bytes = std::fs::read(&vars).unwrap();
     let n = bytes.len();
@@ -147,12 +147,11 @@ fn uefi_vars_are_copied_and_the_clone_boots() {
     std::fs::write(&vars, &bytes).unwrap();
     let src = lab.name("uefi-src");
     // The newer <nvram type='file'><source file=...> form; the classic one is in the unit tests.
-    let os = format!(
-        "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\
-         <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd' type='file'><source file='{}'/></nvram>",
-        vars.display()
+    lab.define(
+        &src,
+        &uefi_os(&vars),
+        &format!("{}{NIC}", disk_xml(&img, "qcow2")),
     );
-    lab.define(&src, &os, &format!("{}{NIC}", disk_xml(&img, "qcow2")));
     let (bus, _service) = start_service();
     let clone = lab.name("uefi-dst");
     reply_string(&bus.call("CloneVm", "ss", &[&src, &clone]));
