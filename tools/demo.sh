@@ -111,6 +111,8 @@ cat <<EOT
   busctl --address=$BUS call ${M[*]} CloneVms ssasa{sv} web01 3 web-a web-b web-c 0
   busctl --address=$BUS call ${M[*]} ConvertToTemplate s db01
   busctl --address=$BUS call ${M[*]} CheckName s db01
+  busctl --address=$BUS --json=pretty call ${M[*]} PlanClone ssa{sv} db01 db02 0
+  busctl --address=$BUS call ${M[*]} ListDestinations
   busctl --address=$BUS --timeout=1h call ${M[*]} CloneVm ss db01 db02
   busctl --address=$BUS monitor org.vmclone.Manager
   busctl --address=$BUS introspect org.vmclone.Manager /org/vmclone/Manager
@@ -125,6 +127,8 @@ cat <<EOT
   $CTL --address=$BUS clone web01 web --copies 3
   $CTL --address=$BUS template db01
   $CTL --address=$BUS check-name db01; echo "exit status \$?"
+  $CTL --address=$BUS plan db01 db02 --vcpus 2
+  $CTL --address=$BUS destinations
   $CTL --address=$BUS clone db01 db02 --json
   $CTL --address=$BUS monitor
 EOT

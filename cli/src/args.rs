@@ -29,6 +29,8 @@ pub enum Action {
     List { json: bool, names: bool },
     Show { vm: String, json: bool },
     Clone(CloneArgs),
+    Plan(CloneArgs),
+    Destinations { json: bool },
     Template { vm: String },
     Jobs { json: bool },
     Cancel { job: String },
@@ -185,6 +187,21 @@ pub fn command() -> Command {
             [vm(), json_flag()],
         ))
         .subcommand(clone_command())
+        .subcommand(
+            sub(
+                "plan",
+                gettext("Show what a clone would do and whether it fits, without making anything"),
+                clone_args(),
+            )
+            .long_about(gettext(
+                "Show what vmclonectl clone with the same arguments would do, checked exactly as the clone checks it: what happens to each disk and where its copy goes, the UEFI variables and TPM state, the space each destination filesystem needs and has, and warnings. Nothing is made. The exit status is that of the clone (0 when it would succeed), or 11 when it would not fit in the free space.",
+            )),
+        )
+        .subcommand(sub(
+            "destinations",
+            gettext("List the storage pools' folders a clone may be put in, with their free space"),
+            [json_flag()],
+        ))
         .subcommand(sub(
             "template",
             gettext(
@@ -215,8 +232,10 @@ pub fn command() -> Command {
     translated(root)
 }
 
-fn clone_command() -> Command {
-    let args = [
+/// The arguments `clone` and `plan` share: the source, the name and every
+/// option of the clone.
+fn clone_args() -> Vec<Arg> {
+    vec![
         positional("source", gettext("SOURCE"), gettext("The VM to clone: name or UUID"))
             .value_hint(ValueHint::Other)
             .display_order(0),
@@ -273,19 +292,49 @@ fn clone_command() -> Command {
             .long("copies")
             .value_name("N")
             .value_parser(RangedU64ValueParser::<u32>::new().range(1..=100))
-            .conflicts_with_all(["no_wait", "mac", "uuid"])
+            .conflicts_with_all(["mac", "uuid"])
             .help(gettext(
                 "Make N clones in one go: NEW_NAME-1 … NEW_NAME-N, or the next N free SOURCE-clone names",
             )),
         json_flag(),
-        Arg::new("no_wait")
-            .long("no-wait")
-            .action(ArgAction::SetTrue)
-            .help(gettext("Start the clone and print its job's path without waiting for it")),
-    ];
+    ]
+}
+
+fn clone_command() -> Command {
+    let no_wait = Arg::new("no_wait")
+        .long("no-wait")
+        .action(ArgAction::SetTrue)
+        .conflicts_with("copies")
+        .help(gettext(
+            "Start the clone and print its job's path without waiting for it",
+        ));
+    let args = clone_args().into_iter().chain([no_wait]);
     sub("clone", gettext("Clone a virtual machine"), args).long_about(gettext(
         "Clone a virtual machine: a shut-off one, or with --live a running or paused one as it is at this moment. Without NEW_NAME the clone is called SOURCE-clone (SOURCE-clone-2, … when taken). On a terminal a progress bar shows the copy; Ctrl-C cancels the clone and waits until everything it made is removed, a second Ctrl-C stops waiting and leaves the job running.",
     ))
+}
+
+/// What `clone_args` read (`no_wait` is `clone`'s own).
+fn read_clone_args(sub: &ArgMatches) -> CloneArgs {
+    let text = |id: &str| sub.get_one::<String>(id).cloned();
+    CloneArgs {
+        source: text("source").expect("required"),
+        new_name: text("new_name"),
+        linked: sub.get_flag("linked"),
+        live: sub.get_flag("live"),
+        reset_identity: sub.get_flag("reset_identity"),
+        vcpus: sub.get_one::<u32>("vcpus").copied(),
+        memory_mib: sub.get_one::<u64>("memory").copied(),
+        target_dir: sub.get_one::<PathBuf>("target_dir").cloned(),
+        macs: sub
+            .get_many::<String>("mac")
+            .map(|m| m.cloned().collect())
+            .unwrap_or_default(),
+        uuid: text("uuid"),
+        copies: sub.get_one::<u32>("copies").copied(),
+        json: sub.get_flag("json"),
+        no_wait: false,
+    }
 }
 
 impl Invocation {
@@ -324,23 +373,11 @@ impl Invocation {
                 json: has("json"),
             },
             "clone" => Action::Clone(CloneArgs {
-                source: text("source").expect("required"),
-                new_name: text("new_name"),
-                linked: has("linked"),
-                live: has("live"),
-                reset_identity: has("reset_identity"),
-                vcpus: sub.get_one::<u32>("vcpus").copied(),
-                memory_mib: sub.get_one::<u64>("memory").copied(),
-                target_dir: sub.get_one::<PathBuf>("target_dir").cloned(),
-                macs: sub
-                    .get_many::<String>("mac")
-                    .map(|m| m.cloned().collect())
-                    .unwrap_or_default(),
-                uuid: text("uuid"),
-                copies: sub.get_one::<u32>("copies").copied(),
-                json: has("json"),
                 no_wait: has("no_wait"),
+                ..read_clone_args(sub)
             }),
+            "plan" => Action::Plan(read_clone_args(sub)),
+            "destinations" => Action::Destinations { json: has("json") },
             "template" => Action::Template {
                 vm: text("vm").expect("required"),
             },
@@ -415,6 +452,38 @@ mod tests {
     }
 
     #[test]
+    fn plan_reads_the_same_options_as_clone() {
+        let common = [
+            "web01",
+            "web02",
+            "--linked",
+            "--vcpus",
+            "4",
+            "--memory",
+            "4G",
+            "--mac",
+            "52:54:00:00:00:01",
+            "--target-dir",
+            "/srv/vms",
+            "--json",
+        ];
+        let clone = parse(&[&["clone"][..], &common].concat()).expect("valid");
+        let plan = parse(&[&["plan"][..], &common].concat()).expect("valid");
+        let (Action::Clone(c), Action::Plan(p)) = (clone.action, plan.action) else {
+            panic!("not a clone and a plan")
+        };
+        assert_eq!(c, p);
+        assert_eq!(
+            p.target_dir.as_deref(),
+            Some(std::path::Path::new("/srv/vms"))
+        );
+        let Action::Plan(p) = parse(&["plan", "db01", "--copies", "3"]).unwrap().action else {
+            panic!("not a plan")
+        };
+        assert_eq!((p.copies, p.new_name), (Some(3), None));
+    }
+
+    #[test]
     fn host_before_or_after_the_command_and_never_with_address() {
         for args in [
             &["--host", "root@kvm1:2222", "list"][..],
@@ -445,6 +514,18 @@ mod tests {
             &["clone", "web01", "--memory", "lots"],
             &["clone", "web01", "--copies", "3", "--uuid", "x"],
             &["clone", "web01", "--copies", "101"],
+            &["clone", "web01", "--copies", "2", "--no-wait"],
+            &["plan"],
+            &["plan", "web01", "--no-wait"],
+            &[
+                "plan",
+                "web01",
+                "--copies",
+                "2",
+                "--mac",
+                "52:54:00:00:00:01",
+            ],
+            &["destinations", "web01"],
             &["list", "--json", "--names"],
             &["show", ""],
             &["frobnicate"],

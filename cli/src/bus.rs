@@ -57,6 +57,20 @@ pub trait Manager {
     #[zbus(allow_interactive_auth)]
     fn list_jobs(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
 
+    /// What `StartClone` with these arguments would do; the options by
+    /// reference, as `plan --copies` asks once per name.
+    #[zbus(allow_interactive_auth)]
+    fn plan_clone(
+        &self,
+        source_vm_id: &str,
+        new_name: &str,
+        options: &HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<Dict>;
+
+    /// The storage pools' folders a clone may be put in.
+    #[zbus(allow_interactive_auth)]
+    fn list_destinations(&self) -> zbus::Result<Vec<Dict>>;
+
     #[zbus(signal)]
     fn vm_cloned(
         &self,
@@ -84,6 +98,9 @@ pub trait Job {
 
     #[zbus(property)]
     fn state(&self) -> zbus::Result<String>;
+    /// While running: copying, customizing, defining (older services lack it).
+    #[zbus(property)]
+    fn phase(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn bytes_done(&self) -> zbus::Result<u64>;
     #[zbus(property)]
@@ -159,6 +176,35 @@ pub fn text(dict: &Dict, key: &str) -> String {
     dict.get(key)
         .and_then(|v| v.try_clone().ok())
         .and_then(|v| String::try_from(v).ok())
+        .unwrap_or_default()
+}
+
+/// A boolean of a dictionary, or false.
+pub fn flag(dict: &Dict, key: &str) -> bool {
+    matches!(dict.get(key).map(|v| &**v), Some(Value::Bool(true)))
+}
+
+/// A list of dictionaries in a dictionary (`aa{sv}`), or none.
+pub fn dicts(dict: &Dict, key: &str) -> Vec<Dict> {
+    dict.get(key)
+        .and_then(|v| v.try_clone().ok())
+        .and_then(|v| Vec::<Dict>::try_from(v).ok())
+        .unwrap_or_default()
+}
+
+/// A dictionary in a dictionary (`a{sv}`), or an empty one.
+pub fn sub_dict(dict: &Dict, key: &str) -> Dict {
+    dict.get(key)
+        .and_then(|v| v.try_clone().ok())
+        .and_then(|v| Dict::try_from(v).ok())
+        .unwrap_or_default()
+}
+
+/// A list of texts in a dictionary (`as`), or none.
+pub fn texts(dict: &Dict, key: &str) -> Vec<String> {
+    dict.get(key)
+        .and_then(|v| v.try_clone().ok())
+        .and_then(|v| Vec::<String>::try_from(v).ok())
         .unwrap_or_default()
 }
 

@@ -177,16 +177,19 @@ mod tests {
 
     #[test]
     fn the_vm_commands_are_found_in_the_definitions() {
-        assert_eq!(vm_subcommands(&command()), ["show", "clone", "template"]);
+        assert_eq!(
+            vm_subcommands(&command()),
+            ["show", "clone", "plan", "template"]
+        );
     }
 
     #[test]
     fn every_vm_argument_gets_the_zsh_hook() {
         let script = script(Shell::Zsh);
-        // show's VM, clone's SOURCE, template's VM.
+        // show's VM, clone's and plan's SOURCE, template's VM.
         assert_eq!(
             script.matches(":_vmclonectl_vms' \\").count(),
-            3,
+            4,
             "{script}"
         );
     }

@@ -26,6 +26,9 @@ pub enum CliError {
     /// A second Ctrl-C: we stopped waiting, the job goes on.
     #[error("{0}")]
     Interrupted(String),
+    /// `plan`: the clone would not fit in the free space (the sentence says where).
+    #[error("{0}")]
+    DoesNotFit(String),
     /// Already told on stderr (e.g. one line per failed copy); only the status is left.
     #[error("")]
     Reported(ExitStatus),
@@ -39,6 +42,7 @@ impl CliError {
             CliError::BadReply(_) | CliError::Failed(_) => ExitStatus::Failure,
             CliError::Usage(_) => ExitStatus::Usage,
             CliError::Interrupted(_) => ExitStatus::Interrupted,
+            CliError::DoesNotFit(_) => ExitStatus::DoesNotFit,
             CliError::Reported(status) => *status,
         }
     }

@@ -17,11 +17,12 @@ pub enum ExitStatus {
     Cancelled,
     OptionRefused,
     Unreachable,
+    DoesNotFit,
     Interrupted,
 }
 
 impl ExitStatus {
-    pub const ALL: [ExitStatus; 12] = [
+    pub const ALL: [ExitStatus; 13] = [
         ExitStatus::Success,
         ExitStatus::Failure,
         ExitStatus::Usage,
@@ -33,6 +34,7 @@ impl ExitStatus {
         ExitStatus::Cancelled,
         ExitStatus::OptionRefused,
         ExitStatus::Unreachable,
+        ExitStatus::DoesNotFit,
         ExitStatus::Interrupted,
     ];
 
@@ -49,6 +51,7 @@ impl ExitStatus {
             ExitStatus::Cancelled => 8,
             ExitStatus::OptionRefused => 9,
             ExitStatus::Unreachable => 10,
+            ExitStatus::DoesNotFit => 11,
             ExitStatus::Interrupted => 130,
         }
     }
@@ -71,6 +74,9 @@ impl ExitStatus {
             ExitStatus::Unreachable => {
                 gettext("the service cannot be reached, or is too old for this command")
             }
+            ExitStatus::DoesNotFit => gettext(
+                "plan: the clone would not fit in the free space of a destination filesystem",
+            ),
             ExitStatus::Interrupted => {
                 gettext("interrupted by a second Ctrl-C; the job goes on in the service")
             }

@@ -99,6 +99,23 @@ impl View {
     }
 }
 
+/// A running job's phase in words: a word beside the bar, or a line of its
+/// own that names the clone (`title`) without a terminal.
+fn phase_text(phase: &str, title: &str, bar: bool) -> String {
+    let (word, line) = match phase {
+        "copying" => (gettext("Copying"), gettext("Copying the disks of {title}")),
+        "customizing" => (gettext("Customizing"), gettext("Customizing {title}")),
+        "defining" => (gettext("Defining"), gettext("Defining the new VM {title}")),
+        // A phase newer than this client: its name.
+        other => (other.to_string(), format!("{other}: {{title}}")),
+    };
+    if bar {
+        word
+    } else {
+        line.replace("{title}", title)
+    }
+}
+
 /// Follows the job at `path` until it ends, with a bar when stderr is a
 /// terminal. `title` names the clone; `cancelling` is true when the caller
 /// already asked it to stop.
@@ -121,16 +138,18 @@ pub async fn follow(
     let mut state_changes = job.receive_state_changed().await;
     let mut done_changes = job.receive_bytes_done_changed().await;
     let mut total_changes = job.receive_bytes_total_changed().await;
+    let mut phase_changes = job.receive_phase_changed().await;
     let mut view = View::new(title, out.progress);
-    let copying = gettext("Copying the disks of {title}").replace("{title}", title);
     loop {
         let state = job.state().await?;
         let phase = match state.as_str() {
             "running" | "queued" if cancelling => gettext("Cancelling, removing what was made"),
-            "running" if out.progress => gettext("Copying"),
-            "running" => copying.clone(),
-            // Newer services queue clones beyond their number of copy slots.
             "queued" => gettext("Waiting for a free copy slot"),
+            // Older services have no Phase: they only copy.
+            "running" => {
+                let phase = job.phase().await.unwrap_or_else(|_| "copying".into());
+                phase_text(&phase, title, out.progress)
+            }
             _ => break,
         };
         view.update(&phase, job.bytes_done().await?, job.bytes_total().await?);
@@ -139,6 +158,7 @@ pub async fn follow(
             Some(_) = state_changes.next() => {}
             Some(_) = done_changes.next() => {}
             Some(_) = total_changes.next() => {}
+            Some(_) = phase_changes.next() => {}
             Some(signal) = owner.next() => {
                 if signal.args().is_ok_and(|a| a.new_owner().is_none()) {
                     view.finish();
@@ -189,4 +209,29 @@ pub fn cancelled_sentence(name: &str, bytes_done: u64) -> String {
     gettext("Cancelled: {name} was not made; the service removed everything the clone had made ({bytes} copied).")
         .replace("{name}", name)
         .replace("{bytes}", &bytes_text(bytes_done))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_in_words_beside_the_bar_and_on_lines_of_their_own() {
+        let title = "web01 → web02";
+        assert_eq!(phase_text("copying", title, true), "Copying");
+        assert_eq!(
+            phase_text("copying", title, false),
+            "Copying the disks of web01 → web02"
+        );
+        assert_eq!(phase_text("customizing", title, true), "Customizing");
+        assert_eq!(
+            phase_text("defining", title, false),
+            "Defining the new VM web01 → web02"
+        );
+        assert_eq!(phase_text("snapshotting", title, true), "snapshotting");
+        assert_eq!(
+            phase_text("snapshotting", title, false),
+            "snapshotting: web01 → web02"
+        );
+    }
 }

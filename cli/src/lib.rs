@@ -6,6 +6,7 @@ pub mod args;
 pub mod bus;
 mod clone;
 pub mod complete;
+mod destinations;
 pub mod error;
 pub mod exit;
 mod follow;
@@ -13,6 +14,8 @@ pub mod i18n;
 mod jobs;
 mod json;
 mod monitor;
+mod plan;
+mod request;
 pub mod size;
 pub mod ssh;
 mod table;
@@ -79,6 +82,11 @@ pub async fn run(inv: &Invocation, out: &Output) -> Result<(), CliError> {
             let remote = matches!(inv.bus, bus::BusTarget::Host(_));
             clone::run(&conn, out, args, remote).await
         }
+        Action::Plan(args) => {
+            let remote = matches!(inv.bus, bus::BusTarget::Host(_));
+            plan::run(&conn, out, args, remote).await
+        }
+        Action::Destinations { json } => destinations::list(&conn, out, *json).await,
         Action::Template { vm } => vms::template(&conn, out, vm).await,
         Action::Jobs { json } => jobs::list(&conn, out, *json).await,
         Action::Cancel { job } => jobs::cancel(&conn, out, job).await,

@@ -66,6 +66,31 @@ impl Table {
     }
 }
 
+/// A cell's text, or `-` for nothing (an empty cell would shift the words of its row).
+pub fn or_dash(text: String) -> String {
+    if text.is_empty() {
+        "-".into()
+    } else {
+        text
+    }
+}
+
+/// `Key:  value` lines with the values aligned (a value may go on over
+/// more lines, e.g. an indented table).
+pub fn key_values(rows: &[(String, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(k, _)| console::measure_text_width(k))
+        .max()
+        .unwrap_or(0);
+    rows.iter()
+        .map(|(key, value)| {
+            let pad = " ".repeat(width - console::measure_text_width(key));
+            format!("{key}:{pad}  {value}\n")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,10 @@
 use console::Style;
 use gettextrs::gettext;
 
-use crate::bus::{self, number, text, Dict};
+use crate::bus::{self, dicts, flag, number, text, Dict};
 use crate::error::CliError;
-use crate::size::memory_text;
-use crate::table::Table;
+use crate::size::{bytes_text, memory_text};
+use crate::table::{key_values, or_dash, Table};
 use crate::{json, Output};
 
 /// The words for a VM state; the API's own token for states this version
@@ -42,8 +42,7 @@ fn yes_no(b: bool) -> String {
 }
 
 fn is_template(vm: &Dict) -> bool {
-    vm.get("is-template")
-        .is_some_and(|v| matches!(**v, zbus::zvariant::Value::Bool(true)))
+    flag(vm, "is-template")
 }
 
 pub async fn list(
@@ -101,6 +100,75 @@ pub async fn list(
     Ok(())
 }
 
+/// The firmware as people call it.
+fn firmware_text(firmware: &str) -> String {
+    match firmware {
+        "uefi" => "UEFI".into(),
+        "bios" => "BIOS".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A table under a `Key:` line, indented.
+fn indented(table: &Table, colour: bool) -> String {
+    table
+        .render(colour)
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect()
+}
+
+fn disks_table(disks: &[Dict]) -> Table {
+    let mut table = Table::new(&[
+        (gettext("TARGET"), false),
+        (gettext("DEVICE"), false),
+        (gettext("FORMAT"), false),
+        (gettext("CAPACITY"), true),
+        (gettext("ALLOCATED"), true),
+        (gettext("SHARED"), false),
+        (gettext("SOURCE"), false),
+    ]);
+    for d in disks {
+        let source = text(d, "source");
+        // An empty drive has no size.
+        let size = |key: &str| {
+            if source.is_empty() {
+                "-".to_string()
+            } else {
+                bytes_text(number(d, key))
+            }
+        };
+        table.push(vec![
+            (text(d, "target"), Style::new()),
+            (text(d, "device"), Style::new()),
+            (or_dash(text(d, "format")), Style::new()),
+            (size("capacity"), Style::new()),
+            (size("allocation"), Style::new()),
+            (yes_no(flag(d, "shared")), Style::new()),
+            (or_dash(source), Style::new()),
+        ]);
+    }
+    table
+}
+
+fn nics_table(nics: &[Dict]) -> Table {
+    let mut table = Table::new(&[
+        (gettext("TYPE"), false),
+        (gettext("SOURCE"), false),
+        (gettext("MAC"), false),
+        (gettext("MODEL"), false),
+    ]);
+    for n in nics {
+        table.push(
+            ["type", "source", "mac", "model"]
+                .iter()
+                .map(|k| (or_dash(text(n, k)), Style::new()))
+                .collect(),
+        );
+    }
+    table
+}
+
 pub async fn show(
     conn: &zbus::Connection,
     out: &Output,
@@ -119,15 +187,41 @@ pub async fn show(
         (gettext("State"), state_text(&state)),
         (gettext("vCPUs"), number(&vm, "vcpus").to_string()),
         (gettext("Memory"), memory_text(number(&vm, "memory-mib"))),
-        (gettext("Disks"), number(&vm, "disks").to_string()),
-        (
-            gettext("Network interfaces"),
-            number(&vm, "interfaces").to_string(),
-        ),
         (gettext("Template"), yes_no(is_template(&vm))),
     ];
+    // Older services send no details: only what they send is shown.
+    if vm.contains_key("firmware") {
+        rows.push((gettext("Firmware"), firmware_text(&text(&vm, "firmware"))));
+    }
+    if vm.contains_key("tpm") {
+        rows.push((gettext("TPM"), yes_no(flag(&vm, "tpm"))));
+    }
+    let lists = [
+        (
+            gettext("Disks"),
+            "disks",
+            vm.get("disk-details")
+                .map(|_| disks_table(&dicts(&vm, "disk-details"))),
+        ),
+        (
+            gettext("Network interfaces"),
+            "interfaces",
+            vm.get("interface-details")
+                .map(|_| nics_table(&dicts(&vm, "interface-details"))),
+        ),
+    ];
+    for (title, count_key, table) in lists {
+        let count = number(&vm, count_key);
+        // The count, and the table of them on the lines below.
+        let mut value = count.to_string();
+        if let Some(table) = table.filter(|_| count > 0) {
+            value.push('\n');
+            value.push_str(indented(&table, out.colour).trim_end_matches('\n'));
+        }
+        rows.push((title, value));
+    }
     // Keys a newer service adds are shown as they come.
-    const KNOWN: [&str; 8] = [
+    const KNOWN: [&str; 12] = [
         "name",
         "id",
         "state",
@@ -136,23 +230,17 @@ pub async fn show(
         "disks",
         "interfaces",
         "is-template",
+        "firmware",
+        "tpm",
+        "disk-details",
+        "interface-details",
     ];
     let mut extra: Vec<&String> = vm.keys().filter(|k| !KNOWN.contains(&k.as_str())).collect();
     extra.sort();
     for key in extra {
         rows.push((key.clone(), json::value(&vm[key]).to_string()));
     }
-    let width = rows
-        .iter()
-        .map(|(k, _)| console::measure_text_width(k))
-        .max()
-        .unwrap_or(0);
-    let mut text_out = String::new();
-    for (key, value) in rows {
-        let pad = " ".repeat(width - console::measure_text_width(&key));
-        text_out.push_str(&format!("{key}:{pad}  {value}\n"));
-    }
-    out.write(&text_out);
+    out.write(&key_values(&rows));
     Ok(())
 }
 

@@ -4,16 +4,15 @@
 
 mod support;
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value as Json;
 use support::*;
-use vmclone_tests::{wait_until, PrivateBus, BUS_NAME};
-
-fn json(out: &std::process::Output) -> Json {
-    let text = ok(out);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
+use vmclone_tests::temp::file_sizes;
+use vmclone_tests::{DetailedHost, PrivateBus, TempDir};
+use vmclonectl::size::bytes_text;
 
 #[test]
 fn list_prints_an_aligned_table_sorted_by_name_and_json_equal_to_list_vms() {
@@ -84,18 +83,24 @@ fn show_prints_what_get_vm_knows_and_json_parses() {
         ("Disks", "2"),
         ("Network interfaces", "1"),
         ("Template", "no"),
+        ("Firmware", "BIOS"),
+        ("TPM", "no"),
     ] {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&format!("{key}:")))
-            .unwrap_or_else(|| panic!("no {key} in {text}"));
-        assert_eq!(line.split_once(':').unwrap().1.trim(), value, "{line}");
+        assert_eq!(value_of(&text, key), value, "{key} in\n{text}");
     }
     // By UUID too, as JSON.
     let j = json(&demo.ctl(&["show", &web01.id, "--json"]));
     assert_eq!(j["name"], "web01");
     assert_eq!(j["memory-mib"], 2048);
     assert_eq!(j["is-template"], false);
+    assert_eq!(j["firmware"], "bios");
+    assert_eq!(j["disk-details"][1]["device"], "cdrom");
+    // An empty cdrom drive: no source, shared.
+    assert_eq!(
+        row(&text, "sda"),
+        ["sda", "cdrom", "-", "-", "-", "yes", "-"],
+        "{text}"
+    );
 
     assert_fails(&demo.ctl(&["show", "nosuchvm"]), 3, "nosuchvm");
 }
@@ -110,8 +115,22 @@ fn clone_names_itself_source_clone_then_clone_2_and_says_what_it_made() {
         text,
         format!("Cloned web01 as web01-clone ({}).\n", first.id)
     );
-    // Without a terminal: one line per phase on stderr.
-    assert_eq!(stderr(&out), "Copying the disks of web01 → web01-clone\n");
+    // Without a terminal: one line per phase on stderr, in their order; a
+    // phase over before vmclonectl looked is not shown.
+    let phases: Vec<String> = stderr(&out).lines().map(str::to_string).collect();
+    let all = [
+        "Copying the disks of web01 → web01-clone",
+        "Defining the new VM web01 → web01-clone",
+    ];
+    assert_eq!(
+        phases.first().map(String::as_str),
+        Some(all[0]),
+        "{phases:?}"
+    );
+    assert!(
+        phases.iter().all(|p| all.contains(&p.as_str())) && phases.windows(2).all(|w| w[0] != w[1]),
+        "{phases:?}"
+    );
 
     // By UUID, as JSON: the name follows the source's name.
     let uuid = demo.bus.get_vm("web01").id;
@@ -236,12 +255,10 @@ fn no_wait_prints_the_job_which_the_service_finishes() {
     let path = ok(&demo.ctl(&["clone", "db01", "db02", "--no-wait"]));
     let path = path.trim();
     assert!(path.starts_with("/org/vmclone/Manager/jobs/"), "{path}");
-    wait_until(Duration::from_secs(30), "the job to succeed", || {
-        let out = demo
-            .bus
-            .busctl(["get-property", BUS_NAME, path, "org.vmclone.Job", "State"]);
-        String::from_utf8_lossy(&out.stdout).contains("succeeded")
-    });
+    assert_eq!(
+        demo.bus.wait_for_job_end(path, Duration::from_secs(30)),
+        "succeeded"
+    );
     demo.bus.get_vm("db02");
     let j = json(&demo.ctl(&["clone", "db01", "db03", "--no-wait", "--json"]));
     assert!(j["job"]
@@ -306,16 +323,11 @@ fn cancel_refuses_ended_and_unknown_jobs() {
     let demo = Demo::start();
     let path = ok(&demo.ctl(&["clone", "web01", "web09", "--no-wait"]));
     let n = path.trim().rsplit('/').next().unwrap().to_string();
-    wait_until(Duration::from_secs(30), "the job to end", || {
-        let out = demo.bus.busctl([
-            "get-property",
-            BUS_NAME,
-            path.trim(),
-            "org.vmclone.Job",
-            "State",
-        ]);
-        String::from_utf8_lossy(&out.stdout).contains("succeeded")
-    });
+    assert_eq!(
+        demo.bus
+            .wait_for_job_end(path.trim(), Duration::from_secs(30)),
+        "succeeded"
+    );
     assert_fails(&demo.ctl(&["cancel", &n]), 1, "already ended: succeeded");
     assert_fails(&demo.ctl(&["cancel", path.trim()]), 1, "already ended");
     assert_fails(&demo.ctl(&["cancel", "999"]), 3, "no such job");
@@ -386,6 +398,7 @@ fn every_command_has_help_and_the_exit_statuses_are_listed() {
         (6, "NotAuthorized"),
         (7, "Storage"),
         (8, "Cancelled"),
+        (11, "would not fit"),
     ] {
         assert!(
             root.lines()
@@ -397,6 +410,8 @@ fn every_command_has_help_and_the_exit_statuses_are_listed() {
         "list",
         "show",
         "clone",
+        "plan",
+        "destinations",
         "template",
         "jobs",
         "cancel",
@@ -430,10 +445,356 @@ fn german_with_language_de() {
     );
     let out = de(&["clone", "build01"]);
     assert_eq!(code(&out), 5);
+    let plan = ok(&de(&["plan", "web01", "web-de"]));
+    assert!(
+        plan.contains("neues Volume")
+            && plan.ends_with("Der Klon passt. Es wurde nichts erstellt.\n"),
+        "{plan}"
+    );
+    let help = ok(&de(&["plan", "--help"]));
+    assert!(help.contains("oder 11, wenn er nicht"), "{help}");
+    let show = ok(&de(&["show", "web01"]));
+    assert!(
+        show.contains("KAPAZITÄT") && show.contains("MODELL"),
+        "{show}"
+    );
     let out = de(&["check-name", "frei"]);
     assert!(
         stdout(&out).contains("ist ein gültiger Name"),
         "{}",
         stdout(&out)
     );
+}
+
+// --- plan, destinations, show with details: the detailed host's real files -----
+
+/// The detailed host (two disks, UEFI, TPM, two NICs, a pool) on real files
+/// in a scratch folder, with the service on it.
+fn detailed() -> (TempDir, DetailedHost, Demo) {
+    let dir = TempDir::new("cli-detailed");
+    let host = DetailedHost::create(dir.path());
+    let demo = Demo::on(&host.uri);
+    (dir, host, demo)
+}
+
+#[test]
+fn plan_says_what_the_clone_then_does_and_makes_nothing() {
+    let (dir, host, demo) = detailed();
+    let vm = DetailedHost::VM;
+    let (files, vms) = (file_sizes(dir.path()), demo.bus.list_vms());
+
+    let plan = json(&demo.ctl(&["plan", vm, "copy1", "--json"]));
+    let from_busctl = demo
+        .bus
+        .call_json("PlanClone", "ssa{sv}", &[vm, "copy1", "0"]);
+    assert_eq!(
+        without_free_bytes(&plan),
+        without_free_bytes(&from_busctl),
+        "--json prints the service's plan"
+    );
+    assert_about_free(&plan["free-bytes"], dir.path());
+    assert_eq!(plan["fits"], true);
+    let disks = plan["disks"].as_array().unwrap();
+    assert_eq!(disks.len(), 2);
+    for (disk, (target, source)) in disks
+        .iter()
+        .zip([("vda", &host.disks[0]), ("vdb", &host.disks[1])])
+    {
+        assert_eq!(disk["target"], target);
+        assert_eq!(disk["source"], source.to_str().unwrap());
+        assert_eq!(disk["action"], "copy");
+    }
+    assert_eq!(plan["nvram"]["source"], host.nvram.to_str().unwrap());
+
+    let text = ok(&demo.ctl(&["plan", vm, "copy1"]));
+    assert!(text.starts_with(&format!("{vm} → copy1\n")), "{text}");
+    for disk in disks {
+        let words = row(&text, disk["target"].as_str().unwrap());
+        let to_copy = bytes_text(disk["allocated"].as_u64().unwrap());
+        assert_eq!(
+            words,
+            [
+                disk["target"].as_str().unwrap(),
+                "disk",
+                disk["format"].as_str().unwrap(),
+                "copy",
+                to_copy.split(' ').next().unwrap(),
+                to_copy.split(' ').nth(1).unwrap(),
+                disk["destination"].as_str().unwrap(),
+            ],
+            "{text}"
+        );
+    }
+    let nvram_line = format!(
+        "UEFI variables:  {} → {}",
+        host.nvram.display(),
+        plan["nvram"]["destination"].as_str().unwrap()
+    );
+    assert!(text.contains(&nvram_line), "{nvram_line} in\n{text}");
+    assert!(text.contains("TPM state:       none\n"), "{text}");
+    let total = bytes_text(plan["bytes-to-copy"].as_u64().unwrap());
+    assert!(
+        text.contains(&format!("To copy:         {total}\n")),
+        "{text}"
+    );
+    let fs = &plan["filesystems"][0];
+    let fs_row = row(&text, fs["folder"].as_str().unwrap());
+    assert_eq!(fs_row.last(), Some(&"yes"), "{text}");
+    assert!(
+        fs_row.join(" ").starts_with(&format!(
+            "{} {}",
+            fs["folder"].as_str().unwrap(),
+            bytes_text(fs["bytes-needed"].as_u64().unwrap())
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("  - The VM's TPM has no state yet"),
+        "the service's warning: {text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  {} (pool {}, ",
+            host.pool_dir.display(),
+            DetailedHost::POOL
+        )),
+        "the folders --target-dir accepts: {text}"
+    );
+    assert!(
+        text.ends_with("The clone fits. Nothing was made.\n"),
+        "{text}"
+    );
+
+    assert_eq!(file_sizes(dir.path()), files, "a plan made no file");
+    assert_eq!(demo.bus.list_vms(), vms, "a plan made no VM");
+    ok(&demo.ctl(&["check-name", "copy1"]));
+
+    // The clone that follows does what the plan said: the bytes its job
+    // copies, the files it makes, the disks the new VM uses.
+    let started = json(&demo.ctl(&["clone", vm, "copy1", "--no-wait", "--json"]));
+    let job = started["job"].as_str().unwrap();
+    assert_eq!(
+        demo.bus.wait_for_job_end(job, Duration::from_secs(60)),
+        "succeeded"
+    );
+    assert_eq!(
+        demo.bus.job_property(job, "BytesTotal"),
+        format!("t {}", plan["bytes-to-copy"])
+    );
+    assert_eq!(new_files(&files, dir.path()), planned_files(&plan));
+    let clone = demo.bus.call_json("GetVm", "s", &["copy1"]);
+    let used: Vec<&Json> = clone["disk-details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["source"])
+        .collect();
+    let planned: Vec<&Json> = disks.iter().map(|d| &d["destination"]).collect();
+    assert_eq!(used, planned);
+
+    // Into the pool's folder: the plan and the clone agree there too.
+    let pool = host.pool_dir.to_str().unwrap();
+    let files = file_sizes(dir.path());
+    let plan = json(&demo.ctl(&["plan", vm, "copy2", "--target-dir", pool, "--json"]));
+    for d in plan["disks"].as_array().unwrap() {
+        assert!(d["destination"].as_str().unwrap().starts_with(pool), "{d}");
+    }
+    assert_eq!(plan["filesystems"][0]["folder"], pool);
+    ok(&demo.ctl(&["clone", vm, "copy2", "--target-dir", pool]));
+    assert_eq!(new_files(&files, dir.path()), planned_files(&plan));
+}
+
+#[test]
+fn plan_of_copies_adds_up_their_space_and_names_them_as_clone_does() {
+    let (dir, _host, demo) = detailed();
+    let vm = DetailedHost::VM;
+    let plans = json(&demo.ctl(&["plan", vm, "--copies", "2", "--json"]));
+    let plans = plans.as_array().expect("one entry per copy");
+    let names: Vec<&str> = plans.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["detailed01-clone", "detailed01-clone-2"]);
+    for p in plans {
+        let alone = demo.bus.call_json(
+            "PlanClone",
+            "ssa{sv}",
+            &[vm, p["name"].as_str().unwrap(), "0"],
+        );
+        assert_eq!(without_free_bytes(&p["plan"]), without_free_bytes(&alone));
+    }
+    let one = plans[0]["plan"]["filesystems"][0]["bytes-needed"]
+        .as_u64()
+        .unwrap();
+    let text = ok(&demo.ctl(&["plan", vm, "--copies", "2"]));
+    let folder = plans[0]["plan"]["filesystems"][0]["folder"]
+        .as_str()
+        .unwrap();
+    let needed = bytes_text(2 * one);
+    assert!(
+        row(&text, folder)
+            .join(" ")
+            .starts_with(&format!("{folder} {needed}")),
+        "both copies' bytes on their filesystem: {text}"
+    );
+    assert!(text.contains("detailed01 → detailed01-clone-2\n"), "{text}");
+    assert!(
+        text.ends_with("The clones fit. Nothing was made.\n"),
+        "{text}"
+    );
+
+    let files = file_sizes(dir.path());
+    ok(&demo.ctl(&["clone", vm, "--copies", "2"]));
+    let planned: BTreeSet<PathBuf> = plans
+        .iter()
+        .flat_map(|p| planned_files(&p["plan"]))
+        .collect();
+    assert_eq!(new_files(&files, dir.path()), planned);
+}
+
+#[test]
+fn plan_refusals_have_the_clones_exit_statuses_and_sentences() {
+    let demo = Demo::start();
+    let before = demo.bus.list_vms();
+    for (args, status) in [
+        (&["build01", "x"][..], 5),
+        (&["web01", "db01"], 4),
+        (&["web01", "a/b"], 4),
+        (&["nosuchvm", "x"], 3),
+        (&["nosuchvm"], 3),
+        (&["web01", "x", "--linked"], 9),
+        (&["web01", "x", "--mac", "nonsense"], 9),
+        (&["web01", "x", "--target-dir", "/nonexistent-dir"], 9),
+        (&["web01", "x", "--uuid", "not-a-uuid"], 9),
+        (&["debian12-template", "x", "--linked"], 7),
+        // Its UEFI variables' folder is missing on this machine.
+        (&["win11", "x"], 7),
+        (&["web01", "batch", "--copies", "2", "--vcpus", "0"], 2),
+    ] {
+        let plan = demo.ctl(&[&["plan"][..], args].concat());
+        let clone = demo.ctl(&[&["clone"][..], args].concat());
+        assert_eq!(code(&plan), status, "plan {args:?}: {}", stderr(&plan));
+        assert_eq!(code(&clone), status, "clone {args:?}: {}", stderr(&clone));
+        if status != 2 {
+            // The same one sentence (clone's stderr may have phase lines before it).
+            let sentence = assert_fails(&plan, status, "");
+            assert_eq!(sentence, assert_fails(&clone, status, ""), "{args:?}");
+            assert!(stdout(&plan).is_empty(), "{args:?}: {}", stdout(&plan));
+        }
+    }
+    assert_eq!(demo.bus.list_vms(), before, "nothing was made");
+}
+
+#[test]
+fn destinations_lists_the_pools_folders_with_their_free_space() {
+    let (dir, host, demo) = detailed();
+    let listed = json(&demo.ctl(&["destinations", "--json"]));
+    let from_busctl = demo.bus.call_json("ListDestinations", "", &[]);
+    assert_eq!(
+        without_free_bytes(&listed),
+        without_free_bytes(&from_busctl)
+    );
+    let only = listed.as_array().expect("an array");
+    assert_eq!(only.len(), 1, "{listed}");
+    assert_eq!(only[0]["path"], host.pool_dir.to_str().unwrap());
+    assert_eq!(only[0]["pool"], DetailedHost::POOL);
+    assert_about_free(&only[0]["free-bytes"], dir.path());
+
+    let text = ok(&demo.ctl(&["destinations"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["FOLDER", "POOL", "FREE"]
+    );
+    let words = row(&text, host.pool_dir.to_str().unwrap());
+    assert_eq!(words[1], DetailedHost::POOL, "{text}");
+    assert!(
+        ["GiB", "MiB", "TiB"].contains(&words[3]),
+        "a size people read: {text}"
+    );
+    assert_eq!(lines.len(), 2, "{text}");
+
+    // The demo host's pool has no folder on this machine: none to offer.
+    let demo = Demo::start();
+    let out = demo.ctl(&["destinations"]);
+    assert_eq!(ok(&out), "");
+    assert!(
+        stderr(&out).contains("No active storage pool has a folder"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        json(&demo.ctl(&["destinations", "--json"])),
+        Json::Array(vec![])
+    );
+}
+
+#[test]
+fn show_lists_firmware_tpm_disks_and_nics() {
+    let (_dir, host, demo) = detailed();
+    let vm = DetailedHost::VM;
+    let got = demo.bus.call_json("GetVm", "s", &[vm]);
+    assert_eq!(json(&demo.ctl(&["show", vm, "--json"])), got);
+    let text = ok(&demo.ctl(&["show", vm]));
+    let value = |key: &str| value_of(&text, key);
+    assert_eq!(value("Firmware"), "UEFI");
+    assert_eq!(value("TPM"), "yes");
+    assert_eq!(value("Disks"), "2");
+    assert_eq!(value("Network interfaces"), "2");
+    let lines: Vec<&str> = text.lines().collect();
+    let disks_at = lines.iter().position(|l| l.starts_with("Disks:")).unwrap();
+    assert_eq!(
+        lines[disks_at + 1].split_whitespace().collect::<Vec<_>>(),
+        [
+            "TARGET",
+            "DEVICE",
+            "FORMAT",
+            "CAPACITY",
+            "ALLOCATED",
+            "SHARED",
+            "SOURCE"
+        ]
+    );
+    for (i, (disk, path)) in got["disk-details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&host.disks)
+        .enumerate()
+    {
+        let line = lines[disks_at + 2 + i];
+        assert!(line.starts_with("  "), "indented under Disks: {line:?}");
+        let capacity = bytes_text(disk["capacity"].as_u64().unwrap());
+        let allocation = bytes_text(disk["allocation"].as_u64().unwrap());
+        let expected = format!(
+            "{} disk {} {capacity} {allocation} no {}",
+            disk["target"].as_str().unwrap(),
+            disk["format"].as_str().unwrap(),
+            path.display()
+        );
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>().join(" "),
+            expected
+        );
+    }
+    assert_eq!(got["disk-details"][0]["capacity"], 10u64 << 30);
+    let nics_at = lines
+        .iter()
+        .position(|l| l.starts_with("Network interfaces:"))
+        .unwrap();
+    assert_eq!(
+        lines[nics_at + 1].split_whitespace().collect::<Vec<_>>(),
+        ["TYPE", "SOURCE", "MAC", "MODEL"]
+    );
+    for (i, expected) in [
+        ["network", "default", DetailedHost::MACS[0], "virtio"],
+        ["bridge", "br0", DetailedHost::MACS[1], "e1000e"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(
+            lines[nics_at + 2 + i]
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            expected
+        );
+    }
 }

@@ -187,6 +187,8 @@ async fn proxies_match_the_xml_contract() {
     m.list_vms().await.expect("ListVms");
     m.get_vm("a").await.expect("GetVm");
     m.check_name("b").await.expect("CheckName");
+    m.plan_clone("a", "b", &options()).await.expect("PlanClone");
+    m.list_destinations().await.expect("ListDestinations");
     m.convert_to_template("a").await.expect("ConvertToTemplate");
     match (m.list_jobs().await, &list_jobs_in_xml) {
         (Ok(paths), Some(_)) => assert_eq!(paths[0].as_str(), JOB_PATH),
@@ -203,6 +205,7 @@ async fn proxies_match_the_xml_contract() {
     }
     j.cancel().await.expect("Cancel");
     j.state().await.expect("State");
+    j.phase().await.expect("Phase");
     j.bytes_done().await.expect("BytesDone");
     j.bytes_total().await.expect("BytesTotal");
     vmclonectl::bus::job_properties(&client, &JOB_PATH.try_into().unwrap())
@@ -278,8 +281,10 @@ async fn proxies_match_the_xml_contract() {
             "CloneVms",
             "ConvertToTemplate",
             "GetVm",
+            "ListDestinations",
             "ListJobs",
             "ListVms",
+            "PlanClone",
             "StartClone"
         ])
     );

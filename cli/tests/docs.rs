@@ -81,6 +81,10 @@ fn bash_completion_loads_and_offers_commands_and_the_services_vm_names() {
         complete(&format!("vmclonectl {address} clone d")),
         ["db01", "debian12-template"]
     );
+    assert_eq!(
+        complete(&format!("vmclonectl {address} plan w")),
+        ["web01", "win11"]
+    );
     let spaced = format!("vmclonectl --address {} template ", demo.bus.address());
     assert_eq!(complete(&spaced).len(), 5, "every VM");
     assert_eq!(complete("vmclonectl ch"), ["check-name"]);
@@ -126,9 +130,11 @@ fn man_pages_render_with_the_exit_statuses() {
         "cancel",
         "check-name",
         "clone",
+        "destinations",
         "jobs",
         "list",
         "monitor",
+        "plan",
         "show",
         "template",
     ];
@@ -159,9 +165,28 @@ fn man_pages_render_with_the_exit_statuses() {
             for line in [
                 "no such VM or job (NotFound)",
                 "the name is taken or invalid (NameExists, InvalidName)",
+                "plan: the clone would not fit in the free space",
             ] {
                 assert!(text.contains(line), "{line} in\n{text}");
             }
+        }
+        if page == "vmclonectl-plan.1" {
+            // The clone's options, but nothing that only a clone under way has.
+            for option in [
+                "--linked",
+                "--vcpus",
+                "--memory",
+                "--target-dir",
+                "--mac",
+                "--uuid",
+                "--copies",
+                "--json",
+            ] {
+                assert!(text.contains(option), "{option} in\n{text}");
+            }
+            assert!(!text.contains("--no-wait"), "{text}");
+            let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(words.contains("or 11 when it would not fit"), "{text}");
         }
         if page == "vmclonectl-clone.1" {
             for option in [
@@ -245,9 +270,11 @@ fn make_install_puts_vmclonectl_its_man_pages_and_completions_in_place() {
             "cancel",
             "check-name",
             "clone",
+            "destinations",
             "jobs",
             "list",
             "monitor",
+            "plan",
             "show",
             "template",
         ] {

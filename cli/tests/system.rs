@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use serde_json::Value as Json;
 use support::*;
 use vmclone_tests::libvirt::{Lab, SYSTEM_URI};
 use vmclone_tests::service::SystemService;
@@ -31,11 +30,6 @@ fn as_root(args: &[&str]) -> Output {
 
 fn as_user(user: &TestUser, args: &[&str]) -> Output {
     ctl_by(user, args).output().unwrap()
-}
-
-fn json(out: &Output) -> Json {
-    let text = ok(out);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 /// The polkit refusal: status 6, one sentence naming the action.
@@ -67,6 +61,13 @@ fn a_user_reads_everything_and_is_refused_every_change_with_status_6() {
     assert_eq!(shown["id"], web01.id.as_str());
     assert!(ok(&as_user(&user, &["show", "web01"])).contains(&web01.id));
     ok(&as_user(&user, &["check-name", "web01-new"]));
+    // A plan and the destinations are reading too.
+    let plan = json(&as_user(
+        &user,
+        &["plan", "web01", "web01-planned", "--json"],
+    ));
+    assert_eq!(plan["disks"][0]["action"], "volume", "{plan}");
+    assert!(json(&as_user(&user, &["destinations", "--json"])).is_array());
     assert_fails(&as_user(&user, &["check-name", "db01"]), 4, "db01");
     json(&as_user(&user, &["jobs", "--json"]));
     // The user's monitor sees root's clone.

@@ -3,8 +3,9 @@
 
 use std::ffi::OsStr;
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use crate::process::{output, stderr_of, stdout_ok};
+use crate::process::{output, stderr_of, stdout_ok, wait_until};
 
 pub const BUS_NAME: &str = "org.vmclone.Manager";
 pub const OBJECT_PATH: &str = "/org/vmclone/Manager";
@@ -127,6 +128,21 @@ impl Client {
         self.property(path, JOB_INTERFACE, name)
     }
 
+    /// Waits (at most `timeout`) until the job at `path` has ended; its last state
+    /// (`succeeded`, `failed`, `cancelled`).
+    pub fn wait_for_job_end(&self, path: &str, timeout: Duration) -> String {
+        let mut state = String::new();
+        wait_until(timeout, &format!("the job {path} to end"), || {
+            state = self.job_property(path, "State");
+            !(state.contains("\"running\"") || state.contains("\"queued\""))
+        });
+        state
+            .strip_prefix("s \"")
+            .and_then(|s| s.strip_suffix('"'))
+            .unwrap_or(&state)
+            .to_string()
+    }
+
     /// `METHOD ARGS` of the bus itself (`org.freedesktop.DBus`).
     pub fn bus_driver_call(&self, method: &str, args: &[&str]) -> Output {
         self.busctl(
@@ -178,9 +194,16 @@ impl Client {
         vms.into_iter().next().expect("one VM")
     }
 
-    /// A manager call's first reply value as plain JSON (busctl's `{"type", "data"}`
-    /// wrappers of variants taken off), or Err with busctl's complaint.
-    pub fn call_json(
+    /// The reply of `method` (one out argument) as plain JSON: busctl's typed
+    /// JSON with every `{"type": …, "data": …}` variant replaced by its value,
+    /// nested dictionaries too. An independent reading of what a client shows.
+    pub fn call_json(&self, method: &str, signature: &str, args: &[&str]) -> serde_json::Value {
+        self.try_call_json(method, signature, args)
+            .unwrap_or_else(|e| panic!("{method} failed: {e}"))
+    }
+
+    /// [`Client::call_json`], or Err with busctl's complaint when the call fails.
+    pub fn try_call_json(
         &self,
         method: &str,
         signature: &str,
@@ -194,7 +217,7 @@ impl Client {
         }
         let v: serde_json::Value =
             serde_json::from_slice(&out.stdout).map_err(|e| format!("busctl JSON: {e}"))?;
-        Ok(unwrap_variants(v["data"][0].clone()))
+        Ok(plain_json(&v["data"][0]))
     }
 
     fn call_vms(&self, method: &str, signature: &str, args: &[&str]) -> Result<Vec<Vm>, String> {
@@ -251,6 +274,19 @@ pub fn gdbus_error(out: &Output) -> (String, String) {
         .unwrap_or_else(|| panic!("not a D-Bus error: {err}"));
     let (name, message) = rest.split_once(": ").unwrap_or((rest, ""));
     (name.trim().to_string(), message.trim().to_string())
+}
+
+/// busctl's typed JSON without its variant wrappers.
+fn plain_json(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::Object(o) if o.len() == 2 && o.contains_key("type") && o.contains_key("data") => {
+            plain_json(&o["data"])
+        }
+        J::Object(o) => J::Object(o.iter().map(|(k, v)| (k.clone(), plain_json(v))).collect()),
+        J::Array(a) => J::Array(a.iter().map(plain_json).collect()),
+        other => other.clone(),
+    }
 }
 
 /// One VM as `ListVms`/`GetVm` report it.
@@ -311,25 +347,6 @@ fn parse_vm_dicts(json: &str) -> Vec<Vm> {
             }
         })
         .collect()
-}
-
-/// busctl's JSON with each variant's `{"type": …, "data": …}` replaced by its data.
-fn unwrap_variants(v: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        Value::Object(mut m)
-            if m.len() == 2 && m.contains_key("type") && m.contains_key("data") =>
-        {
-            unwrap_variants(m.remove("data").expect("data"))
-        }
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| (k, unwrap_variants(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(unwrap_variants).collect()),
-        other => other,
-    }
 }
 
 /// The values of `keys` in each dictionary of the JSON array `list`, one array a

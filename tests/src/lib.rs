@@ -35,4 +35,4 @@ pub use process::{stderr_of, stdout_ok, wait_until, ChildGuard};
 pub use service::Service;
 pub use signals::SignalWatch;
 pub use temp::{names_in, TempDir};
-pub use test_host::{demo_host_uri, test_driver_uri};
+pub use test_host::{demo_host_uri, test_driver_uri, DetailedHost};

@@ -12,6 +12,10 @@ use crate::temp::file_sizes;
 pub const SYSTEM_URI: &str = "qemu:///system";
 /// Where libvirt keeps swtpm's state of each VM, by UUID.
 pub const SWTPM_STATE: &str = "/var/lib/libvirt/swtpm";
+/// OVMF, the UEFI firmware QEMU boots (Debian's package ovmf): its code and the
+/// template of its variables.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// A user-mode NIC, for `<devices>`.
 pub const NIC: &str = "<interface type='user'><model type='virtio'/></interface>";
 
@@ -196,10 +200,25 @@ pub fn raw_image(path: &Path, size: u64, writes: &[&str]) {
 
 /// A virtio disk `vda` on the image at `path` of `format`, for `<devices>`.
 pub fn disk_xml(path: &Path, format: &str) -> String {
+    disk_xml_on(path, format, "vda")
+}
+
+/// A virtio disk `dev` (`vdb`, …) on the image at `path` of `format`, for `<devices>`.
+pub fn disk_xml_on(path: &Path, format: &str, dev: &str) -> String {
     format!(
         "<disk type='file' device='disk'><driver name='qemu' type='{format}'/>\
-         <source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+         <source file='{}'/><target dev='{dev}' bus='virtio'/></disk>",
         path.display()
+    )
+}
+
+/// UEFI for `<os>`: OVMF's code, and `vars` (a copy of [`OVMF_VARS`]) as the VM's
+/// variables file, in libvirt's newer `<nvram type='file'><source file=…/>` form.
+pub fn uefi_os(vars: &Path) -> String {
+    format!(
+        "<loader readonly='yes' type='pflash'>{OVMF_CODE}</loader>\
+         <nvram template='{OVMF_VARS}' type='file'><source file='{}'/></nvram>",
+        vars.display()
     )
 }
 

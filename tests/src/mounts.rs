@@ -1,4 +1,5 @@
-//! Filesystems and loop devices made for one test (root only); undone on drop.
+//! Filesystems: the free space of one, and filesystems and loop devices made for one
+//! test (root only), undone on drop.
 
 use std::path::{Path, PathBuf};
 
@@ -95,6 +96,16 @@ pub fn skip_without_loop(test: &str, why: &str) {
              Run as root on a host with loop devices, or set VMCLONE_ALLOW_NO_LOOP=1 to skip it loudly."
         );
     }
+}
+
+/// The bytes an unprivileged writer may still put on the filesystem of `dir`, as `df`
+/// reports them (`f_bavail` blocks).
+pub fn free_bytes(dir: &Path) -> u64 {
+    let out = run("df", &["-B1", "--output=avail", path_arg(dir)]);
+    out.lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("df gave no free space for {}: {out}", dir.display()))
 }
 
 fn path_arg(path: &Path) -> &str {

@@ -1,11 +1,12 @@
 //! Hosts on libvirt's test driver (`test:///path/to/host.xml`), which runs inside the
 //! client (the service, virsh): no daemon needed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::libvirt::{qcow2_image, OVMF_CODE};
 use crate::paths::workspace_root;
-use crate::process::run_command;
+use crate::process::{run, run_command};
 use crate::temp::TempDir;
 
 /// Writes a libvirt test-driver host description and returns its `test:///` URI.
@@ -82,4 +83,102 @@ pub fn define_in_test_driver(tag: &str, definitions: &[Definition]) {
         definitions.len(),
         "{stdout}"
     );
+}
+
+/// A test-driver host on real files: `detailed01`, shut off, with two disks (qcow2 `vda`
+/// of 10 GiB holding 8 MiB, raw `vdb` of 1 GiB holding 4 MiB), UEFI with a variables file
+/// of 128 KiB, an emulated TPM and two NICs (network `default` with virtio, bridge `br0`
+/// with e1000e); and the dir pool `detailed-pool` on an empty folder. The service copies
+/// these files for real.
+pub struct DetailedHost {
+    pub uri: String,
+    /// The VM's disk images, `vda` and `vdb`.
+    pub disks: [PathBuf; 2],
+    pub nvram: PathBuf,
+    pub pool_dir: PathBuf,
+}
+
+impl DetailedHost {
+    pub const VM: &'static str = "detailed01";
+    pub const POOL: &'static str = "detailed-pool";
+    pub const MACS: [&'static str; 2] = ["52:54:00:aa:00:01", "52:54:00:aa:00:02"];
+
+    /// The host with its files in `dir`.
+    pub fn create(dir: &Path) -> DetailedHost {
+        let disks = [
+            dir.join("detailed01.qcow2"),
+            dir.join("detailed01-data.raw"),
+        ];
+        qcow2_image(&disks[0], "10G", "write -P 0x5a 1M 8M");
+        std::fs::File::create(&disks[1])
+            .and_then(|f| f.set_len(1 << 30))
+            .expect("create the raw image");
+        let raw = disks[1].to_str().expect("UTF-8 test paths");
+        run("qemu-io", &["-f", "raw", "-c", "write -P 0x11 0 4M", raw]);
+        let nvram = dir.join("detailed01_VARS.fd");
+        std::fs::write(&nvram, vec![0x4e; 128 << 10]).expect("write the variables file");
+        let pool_dir = dir.join("pool");
+        std::fs::create_dir(&pool_dir).expect("create the pool folder");
+        let [root, data] = &disks;
+        let xml = format!(
+            "<node>
+  <pool type='dir'>
+    <name>{pool}</name>
+    <uuid>4d2e5f6a-1b2c-4d3e-8f90-a1b2c3d4e5f7</uuid>
+    <source/>
+    <target><path>{pool_dir}</path></target>
+  </pool>
+  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <test:runstate>5</test:runstate>
+    <name>{vm}</name>
+    <uuid>5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4e</uuid>
+    <memory unit='MiB'>2048</memory>
+    <vcpu>2</vcpu>
+    <os>
+      <type arch='x86_64' machine='q35'>hvm</type>
+      <loader readonly='yes' type='pflash'>{OVMF_CODE}</loader>
+      <nvram>{nvram}</nvram>
+    </os>
+    <devices>
+      <disk type='file' device='disk'>
+        <driver name='qemu' type='qcow2'/>
+        <source file='{root}'/>
+        <target dev='vda' bus='virtio'/>
+      </disk>
+      <disk type='file' device='disk'>
+        <driver name='qemu' type='raw'/>
+        <source file='{data}'/>
+        <target dev='vdb' bus='virtio'/>
+      </disk>
+      <interface type='network'>
+        <mac address='{mac0}'/>
+        <source network='default'/>
+        <model type='virtio'/>
+      </interface>
+      <interface type='bridge'>
+        <mac address='{mac1}'/>
+        <source bridge='br0'/>
+        <model type='e1000e'/>
+      </interface>
+      <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>
+    </devices>
+  </domain>
+</node>
+",
+            pool = Self::POOL,
+            pool_dir = pool_dir.display(),
+            vm = Self::VM,
+            nvram = nvram.display(),
+            root = root.display(),
+            data = data.display(),
+            mac0 = Self::MACS[0],
+            mac1 = Self::MACS[1],
+        );
+        DetailedHost {
+            uri: test_driver_uri(dir, &xml),
+            disks,
+            nvram,
+            pool_dir,
+        }
+    }
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use vmclone_tests::libvirt::{
-    disk_paths_of, disk_xml, macs_of, qcow2_image, qemu_img, raw_image, try_virsh, virsh,
-    wait_running, Lab, Pool, NIC, SWTPM_STATE, SYSTEM_URI as URI,
+    disk_paths_of, disk_xml, macs_of, qcow2_image, qemu_img, raw_image, try_virsh, uefi_os, virsh,
+    wait_running, Lab, Pool, NIC, OVMF_VARS, SWTPM_STATE, SYSTEM_URI as URI,
 };
 use vmclone_tests::mounts::{skip_without_loop, xfs_image, Mount};
 use vmclone_tests::pauses::Pauses;
@@ -134,7 +134,7 @@ fn uefi_vars_are_copied_and_the_clone_boots() {
     let img = lab.path("uefi.qcow2");
     qemu_img(&["create", "-q", "-f", "qcow2", img.to_str().unwrap(), "64M"]);
     let vars = lab.path("uefi-src_VARS.fd");
-    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
+    std::fs::copy(OVMF_VARS, &vars).unwrap();
     // A marker the firmware does not care about, to prove these bytes travel.
     let mut bytes = std::fs::read(&vars).unwrap();
     let n = bytes.len();
@@ -142,12 +142,11 @@ fn uefi_vars_are_copied_and_the_clone_boots() {
     std::fs::write(&vars, &bytes).unwrap();
     let src = lab.name("uefi-src");
     // The newer <nvram type='file'><source file=...> form; the classic one is in the unit tests.
-    let os = format!(
-        "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\
-         <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd' type='file'><source file='{}'/></nvram>",
-        vars.display()
+    lab.define(
+        &src,
+        &uefi_os(&vars),
+        &format!("{}{NIC}", disk_xml(&img, "qcow2")),
     );
-    lab.define(&src, &os, &format!("{}{NIC}", disk_xml(&img, "qcow2")));
     let (bus, _service) = start_service();
     let clone = lab.name("uefi-dst");
     reply_string(&bus.call("CloneVm", "ss", &[&src, &clone]));
@@ -409,19 +408,17 @@ fn a_clone_that_cannot_fit_is_refused_before_a_byte_moves() {
 
     // The plan says so, and where.
     let small_dir = small.to_str().unwrap();
-    let plan = bus
-        .call_json(
-            "PlanClone",
-            "ssa{sv}",
-            &[&src, &dst, "1", "target-dir", "s", small_dir],
-        )
-        .unwrap();
+    let plan = bus.call_json(
+        "PlanClone",
+        "ssa{sv}",
+        &[&src, &dst, "1", "target-dir", "s", small_dir],
+    );
     assert_eq!(plan["fits"], false, "{plan}");
     let fs = &plan["filesystems"][0];
     assert_eq!(fs["folder"], small.display().to_string(), "{plan}");
     assert_eq!(fs["bytes-needed"], 128u64 << 20, "the data, not the 1 GiB");
     assert!(fs["free-bytes"].as_u64().unwrap() <= 48 << 20, "{plan}");
-    let listed = bus.call_json("ListDestinations", "", &[]).unwrap();
+    let listed = bus.call_json("ListDestinations", "", &[]);
     let ours = listed
         .as_array()
         .unwrap()
@@ -762,7 +759,7 @@ fn the_plan_is_what_the_clone_then_does() {
     let (bus, _service) = start_service();
 
     // GetVm tells the VM's firmware, disks and NICs as libvirt has them.
-    let vm = bus.call_json("GetVm", "s", &[&src]).unwrap();
+    let vm = bus.call_json("GetVm", "s", &[&src]);
     assert_eq!(vm["firmware"], "uefi");
     assert_eq!(vm["tpm"], false);
     assert_eq!(
@@ -789,7 +786,7 @@ fn the_plan_is_what_the_clone_then_does() {
         "0b5e55ed-0000-4000-8000-00000000c10e",
     ];
     let files = lab.files();
-    let plan = bus.call_json("PlanClone", "ssa{sv}", &args).unwrap();
+    let plan = bus.call_json("PlanClone", "ssa{sv}", &args);
     assert_eq!(lab.files(), files, "a plan writes nothing");
     let planned: Vec<String> = plan["disks"]
         .as_array()

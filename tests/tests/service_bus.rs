@@ -610,9 +610,7 @@ fn plan_clone_tells_what_the_clone_then_does_and_changes_nothing() {
     let (bus, _service) = start();
     let signals = SignalWatch::start(&bus);
     let before = bus.list_vms();
-    let plan = bus
-        .call_json("PlanClone", "ssa{sv}", &["db01", "db02", "0"])
-        .unwrap();
+    let plan = bus.call_json("PlanClone", "ssa{sv}", &["db01", "db02", "0"]);
     assert_eq!(bus.list_vms(), before, "a plan defines nothing");
     let disks = plan["disks"].as_array().unwrap();
     let fate: Vec<(&str, &str, &str)> = disks
@@ -658,7 +656,7 @@ fn plan_clone_tells_what_the_clone_then_does_and_changes_nothing() {
         bus.job_property(&path, "BytesTotal"),
         format!("t {}", plan["bytes-to-copy"])
     );
-    let clone = bus.call_json("GetVm", "s", &["db02"]).unwrap();
+    let clone = bus.call_json("GetVm", "s", &["db02"]);
     let sizes: Vec<u64> = clone["disk-details"]
         .as_array()
         .unwrap()
@@ -712,7 +710,7 @@ fn plan_clone_refuses_what_the_clone_refuses_by_the_same_name() {
 #[test]
 fn get_vm_details_name_firmware_tpm_disks_and_nics() {
     let (bus, _service) = start();
-    let db01 = bus.call_json("GetVm", "s", &["db01"]).unwrap();
+    let db01 = bus.call_json("GetVm", "s", &["db01"]);
     assert_eq!(db01["firmware"], "bios");
     assert_eq!(db01["tpm"], false);
     assert_eq!(db01["guest-agent"], false, "shut off: no agent answers");
@@ -730,7 +728,7 @@ fn get_vm_details_name_firmware_tpm_disks_and_nics() {
         pick(&db01["interface-details"], &["mac"]),
         [json!(["52:54:00:1e:02:01"]), json!(["52:54:00:1e:02:02"])]
     );
-    let win11 = bus.call_json("GetVm", "s", &["win11"]).unwrap();
+    let win11 = bus.call_json("GetVm", "s", &["win11"]);
     assert_eq!(
         (&win11["firmware"], &win11["tpm"]),
         (&"uefi".into(), &true.into())

@@ -2,16 +2,22 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
+use serde_json::Value as Json;
+use vmclone_tests::mounts::free_bytes;
+use vmclone_tests::temp::file_sizes;
 use vmclone_tests::{demo_host_uri, Client, PrivateBus, Service};
 
 pub const CTL: &str = env!("CARGO_BIN_EXE_vmclonectl");
 
-/// A private bus with the service on the demo host (libvirt's test driver).
+/// A private bus with the service on the demo host (libvirt's test driver), or
+/// on another connection.
 pub struct Demo {
     pub service: Service,
     pub bus: PrivateBus,
@@ -19,8 +25,13 @@ pub struct Demo {
 
 impl Demo {
     pub fn start() -> Demo {
+        Demo::on(&demo_host_uri())
+    }
+
+    /// The service on another libvirt connection (a test-driver host, qemu:///system).
+    pub fn on(uri: &str) -> Demo {
         let bus = PrivateBus::start();
-        let service = Service::start(&bus, &demo_host_uri(), &[]);
+        let service = Service::start(&bus, uri, &[]);
         Demo { service, bus }
     }
 
@@ -97,6 +108,78 @@ pub fn assert_fails(out: &Output, status: i32, needle: &str) -> String {
 pub fn ok(out: &Output) -> String {
     assert_eq!(code(out), 0, "stderr: {}", stderr(out));
     stdout(out)
+}
+
+/// stdout of a run that succeeded, parsed as JSON.
+pub fn json(out: &Output) -> Json {
+    let text = ok(out);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// `value` without its `free-bytes` (anywhere): the free space of a shared
+/// machine's /tmp moves between two readings.
+pub fn without_free_bytes(value: &Json) -> Json {
+    match value {
+        Json::Object(o) => Json::Object(
+            o.iter()
+                .filter(|(k, _)| k.as_str() != "free-bytes")
+                .map(|(k, v)| (k.clone(), without_free_bytes(v)))
+                .collect(),
+        ),
+        Json::Array(a) => Json::Array(a.iter().map(without_free_bytes).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Free space read at two moments on a shared machine: close, not equal.
+pub fn assert_about_free(reported: &Json, dir: &Path) {
+    let reported = reported.as_u64().expect("free-bytes is a number");
+    let now = free_bytes(dir);
+    assert!(
+        reported.abs_diff(now) < 512 << 20,
+        "free space of {}: the service said {reported}, df says {now}",
+        dir.display()
+    );
+}
+
+/// The plan's disk destinations and NVRAM destination: the files a clone makes.
+pub fn planned_files(plan: &Json) -> BTreeSet<PathBuf> {
+    let mut files: BTreeSet<PathBuf> = plan["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| PathBuf::from(d["destination"].as_str().unwrap()))
+        .collect();
+    files.insert(PathBuf::from(
+        plan["nvram"]["destination"].as_str().unwrap(),
+    ));
+    files
+}
+
+/// The files below `dir` that are not in `before`.
+pub fn new_files(before: &BTreeMap<PathBuf, u64>, dir: &Path) -> BTreeSet<PathBuf> {
+    file_sizes(dir)
+        .into_keys()
+        .filter(|p| !before.contains_key(p))
+        .collect()
+}
+
+/// The words of the line of `text` that starts with `first`.
+pub fn row<'t>(text: &'t str, first: &str) -> Vec<&'t str> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(first))
+        .unwrap_or_else(|| panic!("no row {first} in\n{text}"))
+        .split_whitespace()
+        .collect()
+}
+
+/// The value of the `Key:  value` line of `text` for `key`.
+pub fn value_of(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+        .trim()
+        .to_string()
 }
 
 /// `vmclonectl monitor` running in the background, read line by line.
