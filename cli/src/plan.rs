@@ -82,7 +82,11 @@ impl Filesystem {
             .iter()
             .flat_map(|(_, plan)| dicts(plan, "filesystems"))
         {
-            let folder = text(&fs, "folder");
+            // A pool libvirt fills has no folder of ours.
+            let folder = match text(&fs, "folder") {
+                f if f.is_empty() => gettext("pool {pool}").replace("{pool}", &text(&fs, "pool")),
+                f => f,
+            };
             let (free, needed) = (number(&fs, "free-bytes"), number(&fs, "bytes-needed"));
             let fits = flag(&fs, "fits");
             match all.iter_mut().find(|f| f.folder == folder) {
@@ -136,6 +140,7 @@ fn action_text(action: &str, backing_images: u64) -> String {
         "overlay" => gettext("linked overlay"),
         "shared" => gettext("shared"),
         "volume" => gettext("new volume"),
+        "live" => gettext("live copy"),
         other => other.to_string(),
     };
     if backing_images == 0 {
@@ -204,7 +209,20 @@ fn render_one(source: &str, name: &str, plan: &Dict, colour: bool) -> String {
         ]);
     }
     out.push_str(&table.render(colour));
-    out.push_str(&key_values(&[
+    let mut rows = Vec::new();
+    // A live clone: how consistent its copy will be.
+    match text(plan, "consistency").as_str() {
+        "filesystem" => rows.push((
+            gettext("Consistency"),
+            gettext("filesystems frozen by the guest agent"),
+        )),
+        "crash" => rows.push((
+            gettext("Consistency"),
+            gettext("as after a power cut (no guest agent answers)"),
+        )),
+        _ => {}
+    }
+    rows.extend([
         (
             gettext("UEFI variables"),
             copy_text(
@@ -220,7 +238,8 @@ fn render_one(source: &str, name: &str, plan: &Dict, colour: bool) -> String {
             gettext("To copy"),
             bytes_text(number(plan, "bytes-to-copy")),
         ),
-    ]));
+    ]);
+    out.push_str(&key_values(&rows));
     out
 }
 

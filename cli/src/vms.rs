@@ -196,6 +196,14 @@ pub async fn show(
     if vm.contains_key("tpm") {
         rows.push((gettext("TPM"), yes_no(flag(&vm, "tpm"))));
     }
+    // Only a running VM's agent can answer: a live clone then freezes its filesystems.
+    if vm.contains_key("guest-agent") && state != "shutoff" {
+        let agent = match flag(&vm, "guest-agent") {
+            true => gettext("connected (a live clone is filesystem-consistent)"),
+            false => gettext("not connected (a live clone is crash-consistent)"),
+        };
+        rows.push((gettext("Guest agent"), agent));
+    }
     let lists = [
         (
             gettext("Disks"),
@@ -221,7 +229,7 @@ pub async fn show(
         rows.push((title, value));
     }
     // Keys a newer service adds are shown as they come.
-    const KNOWN: [&str; 12] = [
+    const KNOWN: [&str; 13] = [
         "name",
         "id",
         "state",
@@ -232,6 +240,7 @@ pub async fn show(
         "is-template",
         "firmware",
         "tpm",
+        "guest-agent",
         "disk-details",
         "interface-details",
     ];

@@ -102,7 +102,36 @@ fn show_prints_what_get_vm_knows_and_json_parses() {
         "{text}"
     );
 
+    // A shut-off VM has no agent to speak of; a running one says whether it answers.
+    assert!(!text.contains("Guest agent"), "{text}");
+    let running = ok(&demo.ctl(&["show", "build01"]));
+    assert_eq!(
+        value_of(&running, "Guest agent"),
+        "not connected (a live clone is crash-consistent)",
+        "{running}"
+    );
+
     assert_fails(&demo.ctl(&["show", "nosuchvm"]), 3, "nosuchvm");
+}
+
+#[test]
+fn plan_names_a_pool_libvirt_fills_and_a_live_copy() {
+    let demo = Demo::start();
+    let text = ok(&demo.ctl(&["plan", "db01", "db02"]));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("pool demo-pool ") && l.ends_with("yes")),
+        "{text}"
+    );
+    // build01 runs: a live plan says how, and how consistent the copy will be.
+    let live = demo.ctl(&["plan", "build01", "b2", "--live"]);
+    let text = String::from_utf8_lossy(&live.stdout).to_string();
+    assert_eq!(
+        value_of(&text, "Consistency"),
+        "as after a power cut (no guest agent answers)",
+        "{text}{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
 }
 
 #[test]

@@ -734,3 +734,27 @@ fn get_vm_details_name_firmware_tpm_disks_and_nics() {
         (&"uefi".into(), &true.into())
     );
 }
+
+#[test]
+fn a_uefi_vm_whose_variables_file_libvirt_has_not_made_yet_is_cloned() {
+    // win11's NVRAM file (and its folder) do not exist: libvirt makes it from the
+    // template at first start. The clone gets a path of its own in that folder.
+    let (bus, _service) = start();
+    let plan = bus.call_json("PlanClone", "ssa{sv}", &["win11", "win11-copy", "0"]);
+    assert_eq!(
+        plan["nvram"],
+        json!({
+            "source": "/vmclone-demo-nvram/win11_VARS.fd",
+            "destination": "/vmclone-demo-nvram/win11-copy_VARS.fd",
+            "exists": false,
+        })
+    );
+    assert!(plan["warnings"]
+        .to_string()
+        .contains("no UEFI variables file yet"));
+    reply_string(&bus.call("CloneVm", "ss", &["win11", "win11-copy"]));
+    assert_eq!(
+        bus.call_json("GetVm", "s", &["win11-copy"])["firmware"],
+        "uefi"
+    );
+}

@@ -594,14 +594,14 @@ impl Lookups for HostLookups<'_, '_> {
 
     fn claim_path(&mut self, path: &Path) -> Result<bool> {
         let (dir, name) = folder::split(path).map_err(storage)?;
-        let free = self
-            .folders
-            .get(dir)
-            .map_err(storage)?
-            .lookup(name)
-            .map_err(storage)?
-            .is_none()
-            && !self.reservations.is_held(&path_key(path));
+        let taken = match self.folders.get(dir) {
+            Ok(folder) => folder.lookup(name).map_err(storage)?.is_some(),
+            // A missing folder holds nothing (an NVRAM file libvirt will make
+            // from its template at the clone's first start).
+            Err(e) if not_found(&e) => false,
+            Err(e) => return Err(storage(e)),
+        };
+        let free = !taken && !self.reservations.is_held(&path_key(path));
         Ok(free && self.reservation.take(path_key(path)))
     }
 
