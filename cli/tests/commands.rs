@@ -693,8 +693,6 @@ fn plan_refusals_have_the_clones_exit_statuses_and_sentences() {
         (&["web01", "x", "--target-dir", "/nonexistent-dir"], 9),
         (&["web01", "x", "--uuid", "not-a-uuid"], 9),
         (&["debian12-template", "x", "--linked"], 7),
-        // Its UEFI variables' folder is missing on this machine.
-        (&["win11", "x"], 7),
         (&["web01", "batch", "--copies", "2", "--vcpus", "0"], 2),
     ] {
         let plan = demo.ctl(&[&["plan"][..], args].concat());
