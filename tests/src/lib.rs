@@ -19,6 +19,7 @@ pub mod pauses;
 pub mod process;
 pub mod service;
 pub mod signals;
+pub mod stand_in;
 pub mod system;
 pub mod temp;
 pub mod terminal;
