@@ -9,12 +9,12 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 use vmclone_tests::libvirt::{Lab, SYSTEM_URI};
 use vmclone_tests::service::SystemService;
-use vmclone_tests::system::{place_rules, RootTest, TestGroup, TestUser};
+use vmclone_tests::system::{place_rules, PolkitAdmin, RootTest, TestGroup, TestUser};
 use vmclone_tests::terminal::Terminal;
 use vmclone_tests::{wait_until, workspace_root, Client};
 
@@ -211,30 +211,7 @@ fn on_a_terminal_polkit_asks_for_an_admin_password_through_the_agent_vmclonectl_
     let system = RootTest::begin();
     let service = SystemService::on_test_host(&system, &demo_host_xml());
     let user = TestUser::create("vmclone-test-user", None);
-    let admin = TestUser::create("vmclone-test-admin", None);
-    let password = format!("pw-{}-{:?}", std::process::id(), Instant::now());
-    admin.set_password(&password);
-    // The admin polkit asks for (only this one, so the agent asks no questions), and a
-    // canary that shows the file is loaded.
-    let _admin_rule = place_rules(
-        "40-vmclone-test-admin.rules",
-        format!(
-            "polkit.addAdminRule(function(action, subject) {{\n\
-             \x20   return [\"unix-user:{0}\"];\n\
-             }});\n\
-             polkit.addRule(function(action, subject) {{\n\
-             \x20   if (action.id == \"org.vmclone.list-vms\" && subject.user == \"{0}\") {{\n\
-             \x20       return polkit.Result.NO;\n\
-             \x20   }}\n\
-             }});\n",
-            admin.name
-        ),
-    );
-    wait_until(
-        Duration::from_secs(10),
-        "polkitd to load the admin rule",
-        || !admin.polkit_allows("org.vmclone.list-vms"),
-    );
+    let admin = PolkitAdmin::create("vmclone-test-admin");
     // vmclonectl as the user on a terminal of their own, no agent of ours.
     let on_terminal = |args: &[&str]| {
         let mut argv = vec![CTL];
@@ -245,7 +222,7 @@ fn on_a_terminal_polkit_asks_for_an_admin_password_through_the_agent_vmclonectl_
     };
     let asked = |screen: &str| {
         screen.contains("AUTHENTICATING FOR org.vmclone.clone-vm")
-            && screen.contains(&format!("Authenticating as: {}", admin.name))
+            && screen.contains(&format!("Authenticating as: {}", admin.user.name))
     };
 
     // A wrong password: refused, status 6, nothing made.
@@ -263,7 +240,7 @@ fn on_a_terminal_polkit_asks_for_an_admin_password_through_the_agent_vmclonectl_
     // The admin's password: the clone is made.
     let mut term = on_terminal(&["clone", "web01", "web01-interactive"]);
     term.wait_for("Password:", Duration::from_secs(30));
-    term.type_keys(&format!("{password}\n"));
+    term.type_keys(&format!("{}\n", admin.password));
     let (status, screen) = term.wait(Duration::from_secs(60));
     assert!(status.success(), "{screen}");
     assert!(asked(&screen), "{screen}");

@@ -21,7 +21,7 @@ use vmclone_tests::pauses::Pauses;
 use vmclone_tests::process::{run, ChildGuard};
 use vmclone_tests::service::SystemService;
 use vmclone_tests::system::{
-    not_authorized, place_rules, PlacedFile, RootTest, TestGroup, TestUser,
+    deny_rule, not_authorized, place_rules, PlacedFile, RootTest, TestGroup, TestUser,
 };
 use vmclone_tests::{reply_object_path, reply_string, stderr_of, stdout_ok, wait_until, Client};
 
@@ -699,21 +699,10 @@ fn a_job_belongs_to_the_user_who_started_it() {
     // The URI shows no parameters, and only to those who may list VMs.
     let uri = plain.property("/org/vmclone/Manager", "org.vmclone.Manager", "LibvirtUri");
     assert_eq!(uri, "s \"qemu+unix:///system\"");
-    let _deny = place_rules(
+    let _deny = deny_rule(
         "40-vmclone-hardening-deny.rules",
-        format!(
-            "polkit.addRule(function(action, subject) {{\n\
-             \x20   if (action.id == \"org.vmclone.list-vms\" && subject.user == \"{}\") {{\n\
-             \x20       return polkit.Result.NO;\n\
-             \x20   }}\n\
-             }});\n",
-            plain.name
-        ),
-    );
-    wait_until(
-        Duration::from_secs(10),
-        "polkitd to load the deny rule",
-        || !plain.polkit_allows("org.vmclone.list-vms"),
+        &plain,
+        "org.vmclone.list-vms",
     );
     let (name, message) = property_error(
         &plain,

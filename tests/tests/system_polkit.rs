@@ -19,8 +19,8 @@ use vmclone_tests::client::call_args;
 use vmclone_tests::process::{output, run, run_command, terminate};
 use vmclone_tests::service::SystemService;
 use vmclone_tests::system::{
-    not_authorized, place_rules, require_bus_name_free, PlacedFile, PolkitDown, RootTest,
-    TestGroup, TestUser,
+    not_authorized, place_rules, require_bus_name_free, PlacedFile, PolkitAdmin, PolkitDown,
+    RootTest, TestGroup, TestUser,
 };
 use vmclone_tests::temp::file_sizes;
 use vmclone_tests::{
@@ -222,36 +222,13 @@ fn interactive_authorization_asks_the_agent_for_an_admin_password() {
     let system = RootTest::begin();
     let service = SystemService::on_test_host(&system, HOST_XML);
     let user = TestUser::create("vmclone-test-user", None);
-    let admin = TestUser::create("vmclone-test-admin", None);
-    let password = format!("pw-{}-{:?}", std::process::id(), Instant::now());
-    admin.set_password(&password);
-    // The admin polkit asks for (only this one, so the agent asks no questions), and a
-    // canary that shows the file is loaded.
-    let _admin_rule = place_rules(
-        "40-vmclone-test-admin.rules",
-        format!(
-            "polkit.addAdminRule(function(action, subject) {{\n\
-             \x20   return [\"unix-user:{0}\"];\n\
-             }});\n\
-             polkit.addRule(function(action, subject) {{\n\
-             \x20   if (action.id == \"org.vmclone.list-vms\" && subject.user == \"{0}\") {{\n\
-             \x20       return polkit.Result.NO;\n\
-             \x20   }}\n\
-             }});\n",
-            admin.name
-        ),
-    );
-    wait_until(
-        Duration::from_secs(10),
-        "polkitd to load the admin rule",
-        || !admin.polkit_allows("org.vmclone.list-vms"),
-    );
+    let admin = PolkitAdmin::create("vmclone-test-admin");
 
     // An agent runs, but the call does not allow interaction: polkit must not ask.
     let (ok, transcript) = user.call_with_agent(
         false,
         &["CloneVm", "ss", "h3-web", "h3-web-noflag"],
-        Some(&password),
+        Some(&admin.password),
     );
     assert!(!ok, "cloned without authentication:\n{transcript}");
     assert!(!transcript.contains("AUTHENTICATING"), "{transcript}");
@@ -266,7 +243,7 @@ fn interactive_authorization_asks_the_agent_for_an_admin_password() {
     assert!(!ok, "cloned with a wrong password:\n{transcript}");
     assert!(
         transcript.contains("AUTHENTICATING FOR org.vmclone.clone-vm")
-            && transcript.contains(&format!("Authenticating as: {}", admin.name)),
+            && transcript.contains(&format!("Authenticating as: {}", admin.user.name)),
         "the agent was not asked for the admin's password:\n{transcript}"
     );
     assert!(transcript.contains("not authorized"), "{transcript}");
@@ -275,7 +252,7 @@ fn interactive_authorization_asks_the_agent_for_an_admin_password() {
     let (ok, transcript) = user.call_with_agent(
         true,
         &["CloneVm", "ss", "h3-web", "h3-web-interactive"],
-        Some(&password),
+        Some(&admin.password),
     );
     assert!(ok, "interactive authorization failed:\n{transcript}");
     assert!(

@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::process::Output;
 
 pub use files::{place_rules, reload_system_bus, PlacedFile, ProjectPolicies};
-pub use polkit::{PolkitDown, POLKIT_NAME};
+pub use polkit::{deny_rule, PolkitAdmin, PolkitDown, POLKIT_NAME};
 pub use users::{TestGroup, TestUser};
 
 use crate::client::{gdbus_error, Client, BUS_NAME};

@@ -1,9 +1,11 @@
-//! polkitd stopped for a test, and started again the way tools/setup-host.sh starts it.
+//! polkit for the root tests: polkitd stopped and started again the way
+//! tools/setup-host.sh starts it, rules that refuse an action, an administrator.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::files::PlacedFile;
+use super::files::{place_rules, PlacedFile};
+use super::users::TestUser;
 use crate::client::Client;
 use crate::process::{terminate, wait_until};
 
@@ -60,6 +62,68 @@ impl Drop for PolkitDown {
                 started.is_ok() && system.has_owner(POLKIT_NAME),
                 "could not restart polkitd ({started:?}); run tools/setup-host.sh"
             );
+        }
+    }
+}
+
+/// A polkit rule (the file `file` in polkit's rules folder) that refuses `action` to
+/// `user`, in force when this returns (polkitd loads rules files asynchronously);
+/// removed on drop.
+pub fn deny_rule(file: &str, user: &TestUser, action: &str) -> PlacedFile {
+    let rule = place_rules(file, deny(&user.name, action));
+    wait_until(
+        Duration::from_secs(10),
+        &format!("polkitd to load the rule in {file}"),
+        || !user.polkit_allows(action),
+    );
+    rule
+}
+
+fn deny(user: &str, action: &str) -> String {
+    format!(
+        "polkit.addRule(function(action, subject) {{\n\
+         \x20   if (action.id == \"{action}\" && subject.user == \"{user}\") {{\n\
+         \x20       return polkit.Result.NO;\n\
+         \x20   }}\n\
+         }});\n"
+    )
+}
+
+/// A user with a password who is the only one polkit asks for when an action needs
+/// an administrator (so an agent asks no question of which admin), in force when
+/// this returns; the rule is removed on drop.
+pub struct PolkitAdmin {
+    pub user: TestUser,
+    pub password: String,
+    _rule: PlacedFile,
+}
+
+impl PolkitAdmin {
+    pub fn create(name: &str) -> PolkitAdmin {
+        let user = TestUser::create(name, None);
+        let password = format!("pw-{}-{:?}", std::process::id(), Instant::now());
+        user.set_password(&password);
+        // A canary in the same file (the admin may not list VMs) shows it is loaded.
+        let canary = "org.vmclone.list-vms";
+        let rule = place_rules(
+            "40-vmclone-test-admin.rules",
+            format!(
+                "polkit.addAdminRule(function(action, subject) {{\n\
+                 \x20   return [\"unix-user:{}\"];\n\
+                 }});\n{}",
+                user.name,
+                deny(&user.name, canary)
+            ),
+        );
+        wait_until(
+            Duration::from_secs(10),
+            "polkitd to load the admin rule",
+            || !user.polkit_allows(canary),
+        );
+        PolkitAdmin {
+            user,
+            password,
+            _rule: rule,
         }
     }
 }
