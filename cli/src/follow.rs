@@ -168,16 +168,24 @@ pub async fn follow(
                 }
             }
             _ = interrupts.next() => {
+                let stop_waiting = || CliError::Interrupted(
+                    gettext("Stopped waiting; the job goes on: {path}").replace("{path}", path.as_str()),
+                );
                 if cancelling {
                     view.finish();
-                    return Err(CliError::Interrupted(
-                        gettext("Stopped waiting; the job goes on: {path}").replace("{path}", path.as_str()),
-                    ));
+                    return Err(stop_waiting());
                 }
                 cancelling = true;
-                if let Err(e) = job.cancel().await {
-                    view.finish();
-                    return Err(e.into());
+                // A service that does not answer must not make the second Ctrl-C wait.
+                tokio::select! {
+                    result = job.cancel() => if let Err(e) = result {
+                        view.finish();
+                        return Err(e.into());
+                    },
+                    _ = interrupts.next() => {
+                        view.finish();
+                        return Err(stop_waiting());
+                    }
                 }
             }
         }
