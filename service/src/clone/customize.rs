@@ -140,12 +140,7 @@ impl Execution<'_, '_> {
         }
         let work_dir = self.work;
         let name = OsString::from(uuid);
-        let entry = self.journal.intend(Artifact::Tree {
-            folder: work_dir.path().to_owned(),
-            folder_id: work_dir.id(),
-            name: name.clone(),
-            id: None,
-        })?;
+        let entry = self.journal.intend(Artifact::tree_in(work_dir, &name))?;
         let folder = match work_dir.make_dir(&name) {
             Ok(f) => f,
             Err(e) => {

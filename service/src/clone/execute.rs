@@ -272,69 +272,67 @@ impl Execution<'_, '_> {
         dst: &Dest,
         rebase: Option<&(PathBuf, String)>,
     ) -> Result<()> {
-        let path = dst.path();
-        let entry = self.journal.intend(Artifact::File {
-            folder: dst.folder.path().to_owned(),
-            folder_id: dst.folder.id(),
-            name: dst.name.clone(),
-            id: None,
-        })?;
-        let mut rec = Recorder {
-            journal: self.journal,
-            entry,
-            path: path.clone(),
-            id: None,
+        let artifact = Artifact::file_in(&dst.folder, &dst.name);
+        let method = self.recorded(
+            artifact,
+            dst,
             rebase,
-        };
-        let result = copy::copy_file(source, &dst.folder, &dst.name, &self.progress.ctl, &mut rec);
-        let made = rec.id;
-        match (result, made) {
-            (Ok(method), Some(id)) => {
-                self.made.push((dst.folder.clone(), dst.name.clone(), id));
-                tracing::info!(
-                    "copied {} to {} ({method:?})",
-                    source.path().display(),
-                    path.display()
-                );
-                self.host.refresh_pool_of(&path);
-                Ok(())
-            }
-            (Ok(_), None) => unreachable!("a copy reports the file it made"),
-            (Err(e), None) => {
-                // Nothing was made (the name was taken, or the folder refused).
-                self.journal.dropped(entry)?;
-                Err(e.into())
-            }
-            (Err(e), Some(_)) => Err(e.into()),
-        }
+            |ctl, rec| copy::copy_file(source, &dst.folder, &dst.name, ctl, rec),
+            Error::from,
+        )?;
+        tracing::info!(
+            "copied {} to {} ({method:?})",
+            source.path().display(),
+            dst.path().display()
+        );
+        self.host.refresh_pool_of(&dst.path());
+        Ok(())
     }
 
     pub(super) fn copy_tree(&mut self, source: &Folder, dst: &Dest) -> Result<()> {
-        let entry = self.journal.intend(Artifact::Tree {
-            folder: dst.folder.path().to_owned(),
-            folder_id: dst.folder.id(),
-            name: dst.name.clone(),
-            id: None,
-        })?;
+        let artifact = Artifact::tree_in(&dst.folder, &dst.name);
+        self.recorded(
+            artifact,
+            dst,
+            None,
+            |ctl, rec| copy::copy_tree(source, &dst.folder, &dst.name, ctl, rec),
+            |e| tpm_error(e, source),
+        )
+    }
+
+    /// Runs `make`, a copy into `dst` that reports what it made through the
+    /// recorder, under the journal entry `artifact`: what it made is kept for
+    /// the rollback, and a failure that made nothing drops the entry.
+    fn recorded<T>(
+        &mut self,
+        artifact: Artifact,
+        dst: &Dest,
+        rebase: Option<&(PathBuf, String)>,
+        make: impl FnOnce(&copy::CopyControl, &mut Recorder) -> std::result::Result<T, FileError>,
+        fail: impl FnOnce(FileError) -> Error,
+    ) -> Result<T> {
+        let entry = self.journal.intend(artifact)?;
+        let progress = self.progress;
         let mut rec = Recorder {
             journal: self.journal,
             entry,
             path: dst.path(),
             id: None,
-            rebase: None,
+            rebase,
         };
-        let result = copy::copy_tree(source, &dst.folder, &dst.name, &self.progress.ctl, &mut rec);
+        let result = make(&progress.ctl, &mut rec);
         match (result, rec.id) {
-            (Ok(()), Some(id)) => {
+            (Ok(made), Some(id)) => {
                 self.made.push((dst.folder.clone(), dst.name.clone(), id));
-                Ok(())
+                Ok(made)
             }
-            (Ok(()), None) => unreachable!("a tree copy reports the folder it made"),
+            (Ok(_), None) => unreachable!("a copy reports the file or folder it made"),
             (Err(e), None) => {
+                // Nothing was made (the name was taken, or the folder refused).
                 self.journal.dropped(entry)?;
-                Err(tpm_error(e, source))
+                Err(fail(e))
             }
-            (Err(e), Some(_)) => Err(tpm_error(e, source)),
+            (Err(e), Some(_)) => Err(fail(e)),
         }
     }
 
@@ -447,12 +445,9 @@ impl Execution<'_, '_> {
         dst: &Dest,
     ) -> Result<()> {
         let path = dst.path();
-        let entry = self.journal.intend(Artifact::File {
-            folder: dst.folder.path().to_owned(),
-            folder_id: dst.folder.id(),
-            name: dst.name.clone(),
-            id: None,
-        })?;
+        let entry = self
+            .journal
+            .intend(Artifact::file_in(&dst.folder, &dst.name))?;
         let (file, id) = match dst.folder.create_file(&dst.name) {
             Ok(made) => made,
             Err(e) => {

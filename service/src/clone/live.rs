@@ -183,12 +183,7 @@ impl Execution<'_, '_> {
     /// Makes the private folder for copies bound for `dest` (on `mount`).
     fn make_staging(&mut self, dest: &Folder, mount: u64, name: &OsStr) -> Result<Staging> {
         let parent = staging_parent(dest, mount)?;
-        let entry = self.journal.intend(Artifact::Tree {
-            folder: parent.path().to_owned(),
-            folder_id: parent.id(),
-            name: name.to_owned(),
-            id: None,
-        })?;
+        let entry = self.journal.intend(Artifact::tree_in(&parent, name))?;
         let folder = match parent.make_dir(name) {
             Ok(f) => f,
             Err(e) => {
@@ -342,12 +337,9 @@ impl Execution<'_, '_> {
         )?;
         file.sync_all().map_err(|e| io_error("sync", &path, e))?;
         let dst = &layer.dst;
-        let entry = self.journal.intend(Artifact::File {
-            folder: dst.folder.path().to_owned(),
-            folder_id: dst.folder.id(),
-            name: dst.name.clone(),
-            id: None,
-        })?;
+        let entry = self
+            .journal
+            .intend(Artifact::file_in(&dst.folder, &dst.name))?;
         // Known before the move: a crash right after it still finds it ours.
         self.journal.made(entry, Made::File(id))?;
         if let Err(e) = dst.folder.move_in(&staging, &dst.name) {

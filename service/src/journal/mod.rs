@@ -86,6 +86,26 @@ pub enum Artifact {
 }
 
 impl Artifact {
+    /// The file `name` in `folder`, about to be made.
+    pub fn file_in(folder: &Folder, name: &OsStr) -> Artifact {
+        Artifact::File {
+            folder: folder.path().to_owned(),
+            folder_id: folder.id(),
+            name: name.to_owned(),
+            id: None,
+        }
+    }
+
+    /// The folder tree `name` in `folder`, about to be made.
+    pub fn tree_in(folder: &Folder, name: &OsStr) -> Artifact {
+        Artifact::Tree {
+            folder: folder.path().to_owned(),
+            folder_id: folder.id(),
+            name: name.to_owned(),
+            id: None,
+        }
+    }
+
     /// The path a file or tree artifact occupies.
     pub fn path(&self) -> Option<PathBuf> {
         match self {
