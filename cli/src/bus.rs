@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use gettextrs::gettext;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::{proxy, Connection};
 
@@ -131,7 +132,22 @@ pub async fn connect(target: &BusTarget) -> Result<Connection, CliError> {
             Err(e) => Err(e),
         },
     };
-    conn.map_err(|e| CliError::no_bus(target, &e))
+    conn.map_err(|e| no_bus(target, &e))
+}
+
+/// Why the bus of `target` could not be reached.
+fn no_bus(target: &BusTarget, err: &zbus::Error) -> CliError {
+    let msg = match target {
+        BusTarget::System => gettext("Cannot connect to the D-Bus system bus: {error}"),
+        BusTarget::Address(a) => {
+            gettext("Cannot connect to the D-Bus bus at {address}: {error}").replace("{address}", a)
+        }
+        BusTarget::Host(remote) => gettext(
+            "Cannot reach the system bus of {host} through ssh and systemd-stdio-bridge: {error}",
+        )
+        .replace("{host}", &remote.to_string()),
+    };
+    CliError::Unreachable(msg.replace("{error}", &err.to_string()))
 }
 
 pub async fn manager(conn: &Connection) -> Result<ManagerProxy<'static>, CliError> {

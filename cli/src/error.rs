@@ -2,7 +2,6 @@
 
 use gettextrs::gettext;
 
-use crate::bus::BusTarget;
 use crate::exit::ExitStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,21 +58,6 @@ impl CliError {
             }
             other => other.to_string(),
         }
-    }
-
-    pub fn no_bus(target: &BusTarget, err: &zbus::Error) -> CliError {
-        let msg = match target {
-            BusTarget::System => gettext("Cannot connect to the D-Bus system bus: {error}"),
-            BusTarget::Address(a) => {
-                gettext("Cannot connect to the D-Bus bus at {address}: {error}")
-                    .replace("{address}", a)
-            }
-            BusTarget::Host(remote) => gettext(
-                "Cannot reach the system bus of {host} through ssh and systemd-stdio-bridge: {error}",
-            )
-            .replace("{host}", &remote.to_string()),
-        };
-        CliError::Unreachable(msg.replace("{error}", &err.to_string()))
     }
 
     /// A job's failure from its `ErrorName` and `Error` properties.

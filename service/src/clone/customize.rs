@@ -30,7 +30,7 @@ use crate::storage::qcow2;
 
 /// What the appliance's scratch overlays stand on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Images {
+enum Images {
     /// The source's images (a shut-off source, before the copy).
     Source,
     /// The clone's own copies, made already (a live clone).
@@ -94,8 +94,29 @@ fn source_chain<'p>(work: &'p DiskWork, vm: &str, i: usize) -> Result<Option<Vec
 }
 
 impl Execution<'_, '_> {
-    /// Step 1: recognise and change the guest on scratch overlays.
-    pub(super) fn customize(
+    /// Step 1 for a shut-off source: recognise and change the guest on scratch
+    /// overlays of the source's images, before anything is copied.
+    pub(super) fn customize_source(
+        &mut self,
+        plan: &StoragePlan,
+        uuid: &str,
+        host_name: &str,
+    ) -> Result<Customized> {
+        self.customize(plan, uuid, host_name, Images::Source)
+    }
+
+    /// Step 1 for a live clone: the same on scratch overlays of the clone's
+    /// copies, once they are made (the running source's images move on).
+    pub(super) fn customize_copies(
+        &mut self,
+        plan: &StoragePlan,
+        uuid: &str,
+        host_name: &str,
+    ) -> Result<Customized> {
+        self.customize(plan, uuid, host_name, Images::Clone)
+    }
+
+    fn customize(
         &mut self,
         plan: &StoragePlan,
         uuid: &str,

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::customize::Images;
 use super::identity::Identity;
 use super::plan::{Dest, DiskWork, Layer, StoragePlan};
 use super::{Phase, Progress};
@@ -141,7 +140,7 @@ impl Execution<'_, '_> {
         let customized = match (reset, self.live) {
             (true, None) => {
                 self.progress.set_phase(Phase::Customizing);
-                let c = self.customize(plan, &id.uuid, &host_name, Images::Source)?;
+                let c = self.customize_source(plan, &id.uuid, &host_name)?;
                 self.progress.set_phase(Phase::Copying);
                 Some(c)
             }
@@ -155,7 +154,7 @@ impl Execution<'_, '_> {
         let customized = match (reset, self.live) {
             (true, Some(_)) => {
                 self.progress.set_phase(Phase::Customizing);
-                Some(self.customize(plan, &id.uuid, &host_name, Images::Clone)?)
+                Some(self.customize_copies(plan, &id.uuid, &host_name)?)
             }
             _ => customized,
         };
