@@ -1,112 +1,14 @@
-//! The D-Bus side: proxies mirroring `data/org.vmclone.Manager.xml` and
-//! `data/org.vmclone.Job.xml` (tests/contract.rs checks them against those
-//! files), and the connection. Every call allows interactive authorization, so
-//! polkit may ask for a password instead of refusing.
-
-use std::collections::HashMap;
+//! The D-Bus side: the connection to the service's bus, and reading the
+//! dictionaries it sends; the proxies are the contract's (`vmclone-bus`).
 
 use gettextrs::gettext;
-use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
-use zbus::{proxy, Connection};
+use zbus::zvariant::{OwnedObjectPath, Value};
+use zbus::Connection;
 
 use crate::error::CliError;
 use crate::ssh::Remote;
 
-pub const BUS_NAME: &str = "org.vmclone.Manager";
-pub const JOBS_PATH: &str = "/org/vmclone/Manager/jobs";
-pub const JOB_INTERFACE: &str = "org.vmclone.Job";
-
-/// A VM or job dictionary as the service sends it.
-pub type Dict = HashMap<String, OwnedValue>;
-
-#[proxy(
-    interface = "org.vmclone.Manager",
-    default_service = "org.vmclone.Manager",
-    default_path = "/org/vmclone/Manager",
-    gen_blocking = false
-)]
-pub trait Manager {
-    #[zbus(allow_interactive_auth)]
-    fn clone_vms(
-        &self,
-        source_vm_id: &str,
-        new_names: &[&str],
-        options: HashMap<&str, Value<'_>>,
-    ) -> zbus::Result<Vec<String>>;
-
-    #[zbus(allow_interactive_auth)]
-    fn start_clone(
-        &self,
-        source_vm_id: &str,
-        new_name: &str,
-        options: HashMap<&str, Value<'_>>,
-    ) -> zbus::Result<OwnedObjectPath>;
-
-    #[zbus(allow_interactive_auth)]
-    fn list_vms(&self) -> zbus::Result<Vec<Dict>>;
-
-    #[zbus(allow_interactive_auth)]
-    fn get_vm(&self, id_or_name: &str) -> zbus::Result<Dict>;
-
-    #[zbus(allow_interactive_auth)]
-    fn check_name(&self, new_name: &str) -> zbus::Result<()>;
-
-    #[zbus(allow_interactive_auth)]
-    fn convert_to_template(&self, vm_id: &str) -> zbus::Result<()>;
-
-    /// Newer services only (issue 8): the caller's jobs (all of them for root).
-    #[zbus(allow_interactive_auth)]
-    fn list_jobs(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
-
-    /// What `StartClone` with these arguments would do; the options by
-    /// reference, as `plan --copies` asks once per name.
-    #[zbus(allow_interactive_auth)]
-    fn plan_clone(
-        &self,
-        source_vm_id: &str,
-        new_name: &str,
-        options: &HashMap<&str, Value<'_>>,
-    ) -> zbus::Result<Dict>;
-
-    /// The storage pools' folders a clone may be put in.
-    #[zbus(allow_interactive_auth)]
-    fn list_destinations(&self) -> zbus::Result<Vec<Dict>>;
-
-    #[zbus(signal)]
-    fn vm_cloned(
-        &self,
-        source_vm_id: &str,
-        cloned_vm_id: &str,
-        new_name: &str,
-        timestamp: u64,
-    ) -> zbus::Result<()>;
-
-    #[zbus(signal)]
-    fn vm_state_changed(&self, vm_id: &str, state: &str) -> zbus::Result<()>;
-}
-
-#[proxy(
-    interface = "org.vmclone.Job",
-    default_service = "org.vmclone.Manager",
-    gen_blocking = false
-)]
-pub trait Job {
-    #[zbus(allow_interactive_auth)]
-    fn cancel(&self) -> zbus::Result<()>;
-
-    #[zbus(signal)]
-    fn finished(&self, state: &str) -> zbus::Result<()>;
-
-    #[zbus(property)]
-    fn state(&self) -> zbus::Result<String>;
-    /// While running: copying, customizing, defining (older services lack it).
-    #[zbus(property)]
-    fn phase(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn bytes_done(&self) -> zbus::Result<u64>;
-    #[zbus(property)]
-    fn bytes_total(&self) -> zbus::Result<u64>;
-}
+pub use vmclone_bus::{Dict, JobProxy, ManagerProxy, BUS_NAME, JOBS_PATH, JOB_INTERFACE};
 
 /// Where the service is: this machine's system bus, a bus address
 /// (`--address`), or another machine's system bus over SSH (`--host`).

@@ -10,7 +10,6 @@ mod connection;
 mod error;
 mod job;
 mod options;
-mod proxy;
 mod runtime;
 mod signals;
 mod vm_details;
@@ -27,11 +26,11 @@ use connection::Bus;
 pub use error::ClientError;
 pub use job::{JobEvent, JobHandle, JobOutcome};
 pub use options::{CloneOptions, Storage};
-pub use proxy::{JobProxy, ManagerProxy, BUS_NAME};
 use runtime::runtime;
 pub use signals::ServiceEvent;
 pub use vm_details::{DiskDetails, InterfaceDetails, VmDetails};
 pub use vm_info::VmInfo;
+pub use vmclone_bus::{JobProxy, ManagerProxy, BUS_NAME};
 
 type ListTask = JoinHandle<Result<Vec<VmInfo>, ClientError>>;
 

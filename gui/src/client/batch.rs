@@ -14,7 +14,7 @@ use zbus::{Connection, MatchRule, Message, MessageStream};
 
 use super::error::ClientError;
 use super::job::{self, JobEvent, JobHandle, JobOutcome, JobTarget};
-use super::proxy::{ManagerProxy, BUS_NAME};
+use vmclone_bus::{ManagerProxy, BUS_NAME};
 
 const JOBS_PATH: &str = "/org/vmclone/Manager/jobs";
 const JOB_INTERFACE: &str = "org.vmclone.Job";

@@ -8,9 +8,9 @@ use tokio::task::AbortHandle;
 use zbus::Connection;
 
 use super::error::ClientError;
-use super::proxy::ManagerProxy;
 use super::signals::{self, ServiceEvent};
 use super::vm_info::VmInfo;
+use vmclone_bus::ManagerProxy;
 
 /// Shared by a client's calls, which run as tasks on the runtime.
 pub(super) struct Bus {

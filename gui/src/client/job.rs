@@ -8,8 +8,8 @@ use zbus::zvariant::OwnedObjectPath;
 use zbus::Connection;
 
 use super::error::ClientError;
-use super::proxy::{JobProxy, BUS_NAME};
 use super::runtime;
+use vmclone_bus::{JobProxy, BUS_NAME};
 
 /// Progress of one clone job.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use tokio::sync::Mutex;
 use zbus::Connection;
 
 use super::error::ClientError;
-use super::proxy::{ManagerProxy, VmClonedStream, VmStateChangedStream, BUS_NAME};
 use super::vm_info::VmInfo;
+use vmclone_bus::{ManagerProxy, VmClonedStream, VmStateChangedStream, BUS_NAME};
 
 /// Changes pushed by the service, without being asked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,10 @@
-//! The zbus proxies of `org.vmclone.Manager` and `org.vmclone.Job`; they mirror
+//! The D-Bus contract of the vmclone service as zbus proxies of
+//! `org.vmclone.Manager` and `org.vmclone.Job`, mirroring
 //! `data/org.vmclone.Manager.xml` and `data/org.vmclone.Job.xml`
-//! (tests/contract.rs checks them against those files).
+//! (`tests/contract.rs` checks them against those files). The app and
+//! vmclonectl both use these; neither links libvirt. Every method allows
+//! interactive authorization, so polkit may ask for a password through the
+//! desktop's or the terminal's agent instead of refusing.
 
 use std::collections::HashMap;
 
@@ -8,6 +12,13 @@ use zbus::proxy;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 
 pub const BUS_NAME: &str = "org.vmclone.Manager";
+pub const MANAGER_PATH: &str = "/org/vmclone/Manager";
+/// Where the job objects live (`JOBS_PATH/N`).
+pub const JOBS_PATH: &str = "/org/vmclone/Manager/jobs";
+pub const JOB_INTERFACE: &str = "org.vmclone.Job";
+
+/// A VM, plan or destination dictionary as the service sends it.
+pub type Dict = HashMap<String, OwnedValue>;
 
 #[proxy(
     interface = "org.vmclone.Manager",
@@ -44,25 +55,29 @@ pub trait Manager {
     ) -> zbus::Result<OwnedObjectPath>;
 
     #[zbus(allow_interactive_auth)]
-    fn list_vms(&self) -> zbus::Result<Vec<HashMap<String, OwnedValue>>>;
+    fn list_vms(&self) -> zbus::Result<Vec<Dict>>;
 
     #[zbus(allow_interactive_auth)]
-    fn get_vm(&self, id_or_name: &str) -> zbus::Result<HashMap<String, OwnedValue>>;
+    fn get_vm(&self, id_or_name: &str) -> zbus::Result<Dict>;
 
     #[zbus(allow_interactive_auth)]
     fn check_name(&self, new_name: &str) -> zbus::Result<()>;
 
+    /// What `StartClone` with these arguments would do, changing nothing; the
+    /// options by reference, as a plan of several copies asks once per name.
     #[zbus(allow_interactive_auth)]
     fn plan_clone(
         &self,
         source_vm_id: &str,
         new_name: &str,
-        options: HashMap<&str, Value<'_>>,
-    ) -> zbus::Result<HashMap<String, OwnedValue>>;
+        options: &HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<Dict>;
 
+    /// The storage pools' folders a clone may be put in.
     #[zbus(allow_interactive_auth)]
-    fn list_destinations(&self) -> zbus::Result<Vec<HashMap<String, OwnedValue>>>;
+    fn list_destinations(&self) -> zbus::Result<Vec<Dict>>;
 
+    /// The caller's jobs (every job for root).
     #[zbus(allow_interactive_auth)]
     fn list_jobs(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
 
@@ -102,6 +117,7 @@ pub trait Job {
 
     #[zbus(property)]
     fn state(&self) -> zbus::Result<String>;
+    /// While running: copying, customizing, defining.
     #[zbus(property)]
     fn phase(&self) -> zbus::Result<String>;
     #[zbus(property)]

@@ -1,4 +1,4 @@
-//! The GUI's zbus proxies agree with the D-Bus contract in data/*.xml.
+//! The shared zbus proxies agree with the D-Bus contract in data/*.xml.
 //!
 //! A stand-in that knows only the XML (`vmclone_tests::stand_in`) owns
 //! `org.vmclone.Manager` on a private bus and records every call the proxies make.
@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures_lite::StreamExt;
-use vmclone::client::{JobProxy, ManagerProxy};
+use vmclone_bus::{JobProxy, ManagerProxy};
 use vmclone_tests::stand_in::{StandIn, JOB_PATH};
 use zbus::zvariant::Value;
 
@@ -54,7 +54,7 @@ async fn proxies_match_the_xml_contract() {
     m.list_vms().await.expect("ListVms");
     m.get_vm("a").await.expect("GetVm");
     m.check_name("b").await.expect("CheckName");
-    m.plan_clone("a", "b", options()).await.expect("PlanClone");
+    m.plan_clone("a", "b", &options()).await.expect("PlanClone");
     m.list_destinations().await.expect("ListDestinations");
     m.list_jobs().await.expect("ListJobs");
     m.convert_to_template("a").await.expect("ConvertToTemplate");
