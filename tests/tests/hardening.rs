@@ -632,6 +632,96 @@ fn a_backing_chain_is_copied_whole_and_the_copy_stands_on_copies_only() {
 
 #[test]
 #[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn a_users_image_naming_a_root_file_as_backing_is_never_followed() {
+    let s = Scene::new("h-backing");
+    let victim = Victim::new("backing");
+    let dir = folder_of(&s.lab, &s.member, "member");
+    let top = dir.join("top.qcow2");
+    // The user writes the header (qemu-img -u does not open the backing).
+    let header_naming = |backing: &Path| {
+        s.member.command("rm").arg("-f").arg(&top).status().unwrap();
+        let out = s
+            .member
+            .command("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b"])
+            .arg(backing)
+            .arg(&top)
+            .arg("1M")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    };
+    let vm = s.lab.name("evil");
+    s.lab.define(&vm, "", &disk_xml(&top, "qcow2"));
+    let pool_dir = s.lab.path("pool");
+    let _pool = Pool::create(&s.lab.name("pool"), &pool_dir);
+    let to_pool = format!("{{'target-dir': <'{}'>}}", pool_dir.display());
+    let relative = PathBuf::from("../../../../../..").join(victim.path.strip_prefix("/").unwrap());
+    // A hard link to root's file in the user's folder (as where
+    // fs.protected_hardlinks is off): an allowed folder, but not the user's file.
+    let link = dir.join("base.raw");
+    let cases: [(&str, &Path, &str); 3] = [
+        ("absolute", &victim.path, "neither in a storage pool"),
+        ("relative", &relative, "neither in a storage pool"),
+        ("hardlink", &link, "hard link"),
+    ];
+    let root_before = listing(Path::new("/root"));
+    for (tag, backing, needle) in cases {
+        if tag == "hardlink" {
+            fs::hard_link(&victim.path, &link).unwrap();
+        }
+        header_naming(backing);
+        let before = (s.lab.vms(), s.lab.files());
+        let clone = s.lab.name(&format!("{tag}-c"));
+        for opts in ["@a{sv} {}", to_pool.as_str()] {
+            for method in ["PlanClone", "CloneVmWithOptions"] {
+                let (error, message) =
+                    gdbus_error(&s.member.gdbus_call(method, &[&vm, &clone, opts]));
+                assert_eq!(
+                    error, "org.vmclone.Error.Storage",
+                    "{tag} {method}: {message}"
+                );
+                assert!(
+                    message.contains(needle) && message.contains("does not follow it"),
+                    "{tag} {method}: {message}"
+                );
+            }
+        }
+        assert_eq!(
+            (s.lab.vms(), s.lab.files()),
+            before,
+            "{tag}: something was made"
+        );
+        assert_eq!(
+            listing(Path::new("/root")),
+            root_before,
+            "{tag}: /root changed"
+        );
+        victim.assert_untouched();
+    }
+    fs::remove_file(&link).unwrap();
+
+    // A template whose image stands on root's file: no linked clone either.
+    header_naming(&victim.path);
+    stdout_ok(&s.member.call("ConvertToTemplate", "s", &[&vm]));
+    let before = (s.lab.vms(), s.lab.files());
+    let (error, message) = gdbus_error(&s.member.gdbus_call(
+        "CloneVmWithOptions",
+        &[&vm, &s.lab.name("linked-c"), "{'storage': <'linked'>}"],
+    ));
+    assert_eq!(error, "org.vmclone.Error.Storage", "{message}");
+    assert!(message.contains("neither in a storage pool"), "{message}");
+    assert_eq!(
+        (s.lab.vms(), s.lab.files()),
+        before,
+        "linked: something was made"
+    );
+    assert_eq!(listing(Path::new("/root")), root_before);
+    victim.assert_untouched();
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
 fn a_job_belongs_to_the_user_who_started_it() {
     let root = RootTest::begin();
     let lab = Lab::new("h-jobs");
