@@ -722,6 +722,58 @@ fn a_users_image_naming_a_root_file_as_backing_is_never_followed() {
 
 #[test]
 #[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn an_image_with_an_external_data_file_is_refused_before_qemu_img_opens_it() {
+    let s = Scene::new("h-datafile");
+    let dir = folder_of(&s.lab, &s.member, "member");
+    let top = dir.join("top.qcow2");
+    let data = dir.join("top.data");
+    // qemu-img (and QEMU) would open the data file the header names read-write, as root.
+    let out = s
+        .member
+        .command("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-o"])
+        .arg(format!("data_file={}", data.display()))
+        .arg(&top)
+        .arg("1M")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let data_before = fs::metadata(&data).unwrap().modified().unwrap();
+    let vm = s.lab.name("datafile");
+    s.lab.define(&vm, "", &disk_xml(&top, "qcow2"));
+    let before = (s.lab.vms(), s.lab.files());
+    for (method, opts) in [
+        ("PlanClone", "@a{sv} {}"),
+        ("CloneVmWithOptions", "@a{sv} {}"),
+        ("CloneVmWithOptions", "{'live': <true>}"),
+    ] {
+        let (error, message) =
+            gdbus_error(&s.member.gdbus_call(method, &[&vm, &s.lab.name("c"), opts]));
+        assert_eq!(
+            error, "org.vmclone.Error.Storage",
+            "{method} {opts}: {message}"
+        );
+        assert!(
+            message.contains("external file"),
+            "{method} {opts}: {message}"
+        );
+    }
+    stdout_ok(&s.member.call("ConvertToTemplate", "s", &[&vm]));
+    let (error, message) = gdbus_error(&s.member.gdbus_call(
+        "CloneVmWithOptions",
+        &[&vm, &s.lab.name("l"), "{'storage': <'linked'>}"],
+    ));
+    assert_eq!(error, "org.vmclone.Error.Storage", "linked: {message}");
+    assert!(message.contains("external file"), "linked: {message}");
+    assert_eq!((s.lab.vms(), s.lab.files()), before, "something was made");
+    assert_eq!(
+        fs::metadata(&data).unwrap().modified().unwrap(),
+        data_before
+    );
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
 fn a_job_belongs_to_the_user_who_started_it() {
     let root = RootTest::begin();
     let lab = Lab::new("h-jobs");
