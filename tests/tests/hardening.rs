@@ -774,6 +774,57 @@ fn an_image_with_an_external_data_file_is_refused_before_qemu_img_opens_it() {
 
 #[test]
 #[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn a_readers_plans_never_make_a_real_clone_fail() {
+    // A plan stops after it has chosen names, paths and MACs, until let go.
+    let pauses = Pauses::at(&["dry-run-planned"]);
+    let s = Scene::with("h-plans", &[], Some(&pauses));
+    let reader = TestUser::create("vmclone-h-reader", None);
+    let img = s.lab.path("disk.raw");
+    fs::write(&img, vec![3u8; 1 << 20]).unwrap();
+    let vm = s.lab.name("src");
+    s.lab
+        .define(&vm, "", &format!("{}{NIC}", disk_xml(&img, "raw")));
+    let clone = s.lab.name("wanted");
+    // The reader (allowed list-vms only) plans the very clone root is about to make.
+    let mut plan = ChildGuard(
+        reader
+            .gdbus_command("call")
+            .args([
+                "--dest",
+                "org.vmclone.Manager",
+                "--object-path",
+                "/org/vmclone/Manager",
+            ])
+            .args([
+                "--method",
+                "org.vmclone.Manager.PlanClone",
+                &vm,
+                &clone,
+                "@a{sv} {}",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    pauses.wait("dry-run-planned", Duration::from_secs(30));
+    stdout_ok(&Client::system().gdbus_call("CloneVm", &[&vm, &clone]));
+    // Its disk took the first name, not one after the plan's.
+    assert_eq!(
+        disk_paths_of(&clone),
+        vec![s
+            .lab
+            .path(&format!("disk-{clone}.raw"))
+            .display()
+            .to_string()]
+    );
+    pauses.release("dry-run-planned");
+    let status = plan.0.wait().unwrap();
+    assert!(status.success(), "the plan itself failed");
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
 fn a_job_belongs_to_the_user_who_started_it() {
     let root = RootTest::begin();
     let lab = Lab::new("h-jobs");
