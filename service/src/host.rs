@@ -397,9 +397,17 @@ impl Host {
 
     /// Ends a live clone's backup job on the domain `uuid` (recognised by its
     /// target files, in folders named `staging`: another program's backup is
-    /// never touched) and waits until libvirt has let go of it. `resume`:
-    /// the clone may have left the guest paused or frozen; it runs again.
-    pub fn end_backup(&self, uuid: &str, staging: &OsStr, resume: bool) -> Result<&'static str> {
+    /// never touched) and waits until libvirt has let go of it. Then it
+    /// resumes the guest if the clone paused it (`resume`) and thaws its
+    /// filesystems if the clone may have frozen them (`thaw`), in that order
+    /// (a paused guest's agent cannot answer).
+    pub fn end_backup(
+        &self,
+        uuid: &str,
+        staging: &OsStr,
+        thaw: bool,
+        resume: bool,
+    ) -> Result<&'static str> {
         let dom = match self.conn().lookup_domain_by_uuid_string(uuid) {
             Ok(d) => d,
             Err(e) if is_no_domain(&e) => return Ok("absent: the source VM is gone"),
@@ -432,11 +440,13 @@ impl Host {
             }
             what = "backup job aborted";
         }
-        if resume {
-            // Harmless when nothing is frozen; fails at once without an agent.
-            let _ = backup::thaw(&dom);
-            if self.state(&dom)? == "paused" {
-                dom.resume()?;
+        if resume && self.state(&dom)? == "paused" {
+            dom.resume()?;
+        }
+        if thaw {
+            // Harmless when nothing is frozen; bounded when the agent is silent.
+            if let Err(e) = backup::thaw(&dom) {
+                tracing::info!("thawing the guest of {uuid}: {}", e.message());
             }
         }
         Ok(what)

@@ -555,6 +555,34 @@ fn a_service_killed_while_the_guest_is_held_still_resumes_it_at_its_next_start()
 
 #[test]
 #[ignore = "needs root, libvirtd and QEMU"]
+fn a_guest_its_user_paused_after_the_service_died_stays_paused_at_the_next_start() {
+    let lab = Lab::new("live-userpause");
+    let src = Source::start(&lab, "src", false, "", "");
+    let (files, vms) = (lab.files(), lab.vms());
+    // The journal holds the backup job; the guest is not paused yet.
+    let pauses = Pauses::at(&["before-backup"]);
+    let bus = PrivateBus::start();
+    let service = Service::start_paused(&bus, URI, &[], TempDir::new("state"), Some(&pauses));
+    let _path = start_live(&bus, &src.name, &lab.name("clone"));
+    pauses.wait("before-backup", Duration::from_secs(60));
+    assert_eq!(virsh(&["domstate", &src.name]).trim(), "running");
+    let state = service.kill9();
+    // Its user pauses it: the recovery must not resume what it never paused.
+    virsh(&["suspend", &src.name]);
+    let service = Service::start_with_state(&bus, URI, &[], state);
+    assert_eq!(
+        virsh(&["domstate", &src.name]).trim(),
+        "paused",
+        "{}",
+        service.log_text()
+    );
+    assert_eq!(job_type(&src.name), "None");
+    assert_eq!(lab.files(), files, "no file left behind");
+    assert_eq!(lab.vms(), vms);
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
 fn a_source_that_stops_mid_copy_fails_the_clone_and_leaves_nothing() {
     let job = LiveCopyUnderWay::start("live-stop");
     virsh(&["destroy", &job.src.name]);

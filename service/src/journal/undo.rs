@@ -126,13 +126,17 @@ fn undo_one(
             Undo::Recovery => Ok("not defined"),
         },
         // Before the folders it writes into go (they are older entries).
+        // Only what this clone did to the guest is undone: a freeze it
+        // tried, a pause libvirt made for it.
         Artifact::Backup {
             domain,
             staging,
-            was_running,
+            frozen,
+            paused,
             resumed,
+            ..
         } => host
-            .end_backup(domain, staging, *was_running && !*resumed)
+            .end_backup(domain, staging, *frozen && !*resumed, *paused && !*resumed)
             .map_err(|e| e.to_string()),
         Artifact::Volume { pool, name, key } => {
             if in_use.volumes.contains(&(pool.clone(), name.clone())) {
