@@ -515,13 +515,13 @@ impl Host {
             .lookup_storage_vol_by_name(name)
     }
 
-    /// Deletes the volume `name` of `pool` if it is the one with `key` (any,
-    /// when the key was never learnt) and no defined domain uses its path.
+    /// Deletes the volume `name` of `pool` if it is the one with `key` and no
+    /// defined domain uses its path.
     pub fn delete_volume_if(
         &self,
         pool: &str,
         name: &str,
-        key: Option<&str>,
+        key: &str,
         in_use: &HashSet<PathBuf>,
     ) -> Result<&'static str> {
         let vol = match self.volume(pool, name) {
@@ -529,7 +529,7 @@ impl Host {
             Err(e) if is_no_storage_vol(&e) => return Ok("absent"),
             Err(e) => return Err(e.into()),
         };
-        if key.is_some_and(|k| vol.key().ok().as_deref() != Some(k)) {
+        if vol.key().ok().as_deref() != Some(key) {
             return Ok("left: another volume has its name now");
         }
         if vol.path().is_ok_and(|p| in_use.contains(&PathBuf::from(p))) {
