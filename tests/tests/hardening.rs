@@ -505,6 +505,56 @@ fn target_dir_is_only_a_pool_or_the_sources_own_folder() {
 
 #[test]
 #[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn folders_of_shared_disks_are_no_destinations() {
+    let s = Scene::new("h-shared-dirs");
+    let img = s.lab.path("disk.raw");
+    fs::write(&img, vec![5u8; 1 << 20]).unwrap();
+    // A read-only image in a root folder, a host cdrom drive in /dev.
+    let ro_dir = PathBuf::from(format!("/root/vmclone-h-ro-{}", std::process::id()));
+    fs::create_dir_all(&ro_dir).unwrap();
+    let ro = ro_dir.join("data.img");
+    fs::write(&ro, vec![6u8; 1 << 20]).unwrap();
+    let vm = s.lab.name("shared");
+    s.lab.define(
+        &vm,
+        "",
+        &format!(
+            "{}<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vdb' bus='virtio'/><readonly/></disk>\
+             <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='/dev/sr0'/><target dev='sda' bus='sata'/><readonly/></disk>",
+            disk_xml(&img, "raw"),
+            ro.display()
+        ),
+    );
+    for dir in [ro_dir.as_path(), Path::new("/dev")] {
+        let before = listing(dir);
+        let opts = format!("{{'target-dir': <'{}'>}}", dir.display());
+        for method in ["PlanClone", "CloneVmWithOptions"] {
+            let (error, message) =
+                gdbus_error(&s.member.gdbus_call(method, &[&vm, &s.lab.name("c"), &opts]));
+            assert_eq!(
+                error,
+                "org.vmclone.Error.InvalidOption",
+                "{} {method}: {message}",
+                dir.display()
+            );
+            assert!(
+                message.contains(s.lab.dir().to_str().unwrap()),
+                "the writable disk's folder is allowed: {message}"
+            );
+        }
+        assert_eq!(listing(dir), before, "{} changed", dir.display());
+    }
+    // The writable disk's own folder is a destination.
+    let opts = format!("{{'target-dir': <'{}'>}}", s.lab.dir().display());
+    stdout_ok(
+        &s.member
+            .gdbus_call("PlanClone", &[&vm, &s.lab.name("c"), &opts]),
+    );
+    fs::remove_dir_all(&ro_dir).unwrap();
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
 fn devices_a_clone_cannot_share_are_refused_with_nothing_made() {
     let s = Scene::new("h-devices");
     let img = s.lab.path("disk.raw");
