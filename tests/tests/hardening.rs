@@ -555,6 +555,33 @@ fn folders_of_shared_disks_are_no_destinations() {
 
 #[test]
 #[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn target_dir_refusals_do_not_tell_whether_a_hidden_folder_exists() {
+    let s = Scene::new("h-probe");
+    let reader = TestUser::create("vmclone-h-reader", None);
+    let img = s.lab.path("disk.raw");
+    fs::write(&img, vec![4u8; 1 << 20]).unwrap();
+    let vm = s.lab.name("probe");
+    s.lab.define(&vm, "", &disk_xml(&img, "raw"));
+    let hidden = PathBuf::from(format!("/root/vmclone-h-hidden-{}", std::process::id()));
+    fs::create_dir_all(hidden.join("inner")).unwrap();
+    let refusal = |user: &TestUser, method: &str, dir: &Path| {
+        let opts = format!("{{'target-dir': <'{}'>}}", dir.display());
+        let (error, message) =
+            gdbus_error(&user.gdbus_call(method, &[&vm, &s.lab.name("c"), &opts]));
+        assert_eq!(error, "org.vmclone.Error.InvalidOption", "{message}");
+        message.replace(dir.to_str().unwrap(), "DIR")
+    };
+    for (user, method) in [(&reader, "PlanClone"), (&s.member, "CloneVmWithOptions")] {
+        let existing = refusal(user, method, &hidden.join("inner"));
+        let missing = refusal(user, method, &hidden.join("nothing-here"));
+        assert_eq!(existing, missing, "{method} tells them apart");
+        assert_eq!(refusal(user, method, &hidden), existing);
+    }
+    fs::remove_dir_all(&hidden).unwrap();
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
 fn devices_a_clone_cannot_share_are_refused_with_nothing_made() {
     let s = Scene::new("h-devices");
     let img = s.lab.path("disk.raw");

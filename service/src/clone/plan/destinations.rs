@@ -88,11 +88,16 @@ pub fn choose(allowed: &[Destination], target_dir: &Path) -> Result<Arc<Folder>>
             }
         ))
     };
-    let folder = Folder::open(target_dir)
-        .map_err(|e| refuse(format!("“{}” cannot be used ({e})", target_dir.display())))?;
+    // One answer whether the folder is missing, unreadable to the caller or
+    // just not allowed: root's view must not tell a caller what exists.
+    let not_allowed = || refuse(format!("“{}” is not one of them", target_dir.display()));
+    let folder = Folder::open(target_dir).map_err(|e| {
+        tracing::debug!("target-dir {}: {e}", target_dir.display());
+        not_allowed()
+    })?;
     allowed
         .iter()
         .find(|d| d.folder.id() == folder.id())
         .map(|d| d.folder.clone())
-        .ok_or_else(|| refuse(format!("“{}” is not one of them", target_dir.display())))
+        .ok_or_else(not_allowed)
 }
