@@ -20,6 +20,7 @@ use vmclone_tests::libvirt::{
 use vmclone_tests::pauses::Pauses;
 use vmclone_tests::process::{run, ChildGuard};
 use vmclone_tests::service::SystemService;
+use vmclone_tests::signals::SignalWatch;
 use vmclone_tests::system::{
     not_authorized, place_rules, PlacedFile, RootTest, TestGroup, TestUser,
 };
@@ -994,6 +995,45 @@ fn a_job_belongs_to_the_user_who_started_it() {
     assert_eq!(name, "org.freedesktop.DBus.Error.AccessDenied", "{message}");
     assert!(message.contains("org.vmclone.list-vms"), "{message}");
     drop(service);
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn a_jobs_signals_show_other_users_no_names_sources_or_errors() {
+    let s = Scene::new("h-signals");
+    let other = TestUser::create("vmclone-h-other", None);
+    let img = s.lab.path("secret-disk-name.raw");
+    fs::write(&img, vec![8u8; 4 << 20]).unwrap();
+    let vm = s.lab.name("quiet");
+    let uuid = s.lab.define(&vm, "", &disk_xml(&img, "raw"));
+    let watch = SignalWatch::start(&other);
+    let ok = s.lab.name("quiet-ok");
+    let path = reply_object_path(&s.member.call("StartClone", "ssa{sv}", &[&vm, &ok, "0"]));
+    let mut seen = watch.collect_until("Finished", Duration::from_secs(60));
+    assert!(
+        seen.iter().any(|l| l.contains(&path)),
+        "the job's progress reaches every client, as documented: {seen:?}"
+    );
+    // A clone that fails names the disk in its Error.
+    fs::remove_file(&img).unwrap();
+    let bad = s.lab.name("quiet-bad");
+    let out = s.member.call("StartClone", "ssa{sv}", &[&vm, &bad, "0"]);
+    if out.status.success() {
+        let path = reply_object_path(&out);
+        seen.extend(watch.collect_until("Finished", Duration::from_secs(60)));
+        assert!(s
+            .member
+            .job_property(&path, "Error")
+            .contains("secret-disk-name"));
+    }
+    // (VmCloned, which names every new clone to everyone, is not a job's.)
+    let job_lines: Vec<&String> = seen.iter().filter(|l| l.contains("/jobs/")).collect();
+    for secret in [ok.as_str(), bad.as_str(), uuid.as_str(), "secret-disk-name"] {
+        assert!(
+            !job_lines.iter().any(|l| l.contains(secret)),
+            "another user's monitor saw “{secret}” in a job's signal: {job_lines:?}"
+        );
+    }
 }
 
 #[test]
