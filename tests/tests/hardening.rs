@@ -1038,6 +1038,31 @@ fn a_jobs_signals_show_other_users_no_names_sources_or_errors() {
 
 #[test]
 #[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn a_user_looping_refused_calls_cannot_flood_the_log() {
+    let s = Scene::new("h-flood");
+    let plain = TestUser::create("vmclone-h-plain", None);
+    let vm = s.lab.name("flood");
+    s.lab.define(&vm, "", NIC);
+    for _ in 0..40 {
+        not_authorized(
+            &plain.gdbus_call("ConvertToTemplate", &[&vm]),
+            "a plain user's template",
+        );
+    }
+    let log = s.service.log_text();
+    let loud = log
+        .lines()
+        .filter(|l| l.contains("denied by polkit") && !l.contains("DEBUG"))
+        .count();
+    assert_eq!(loud, 10, "{log}");
+    assert!(
+        log.contains("further ones are logged at debug level"),
+        "{log}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
 fn a_caller_that_leaves_cancels_its_clone_and_extra_clones_queue() {
     // Clones stop before their disk copy until the test lets them go on.
     let pauses = Pauses::at(&["before-disk-0"]);
