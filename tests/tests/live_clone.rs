@@ -11,7 +11,7 @@
 //! quick run and fail loudly when libvirtd is missing.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -351,6 +351,55 @@ fn a_paused_source_stays_paused() {
     src.assert_copied_as_it_was(&clone);
     assert_eq!(job_type(&src.name), "None");
     assert_no_staging(&lab.files());
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn a_live_copy_under_the_units_capabilities_has_the_owner_and_mode_of_a_full_copy() {
+    let lab = Lab::new("live-owner");
+    let img = lab.path("owned.raw");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    // A user's image, group-readable: libvirt hands it to QEMU's user while
+    // the VM runs and remembers this owner.
+    std::os::unix::fs::chown(&img, Some(4242), Some(4343)).unwrap();
+    std::fs::set_permissions(&img, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let name = lab.name("src");
+    lab.define(&name, "", &uncached_disk_xml(&img, "raw", "vda"));
+    virsh(&["start", &name]);
+    wait_running(&name);
+    assert_ne!(
+        img.metadata().unwrap().uid(),
+        4242,
+        "libvirt did not take the image"
+    );
+    let bus = PrivateBus::start();
+    let service = Service::start_confined(&bus, URI);
+    let signals = SignalWatch::start(&bus);
+    let live = lab.name("live");
+    let path = start_live(&bus, &name, &live);
+    assert_ended(&bus, &signals, &path, "succeeded");
+    virsh(&["destroy", &name]);
+    let full = lab.name("full");
+    stdout_ok(&bus.call("CloneVm", "ss", &[&name, &full]));
+    let owner_mode = |vm: &str| {
+        let m = Path::new(&disk_paths_of(vm)[0]).metadata().unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    assert_eq!(
+        owner_mode(&full),
+        (4242, 4343, 0o640),
+        "{}",
+        service.log_text()
+    );
+    assert_eq!(
+        owner_mode(&live),
+        owner_mode(&full),
+        "{}",
+        service.log_text()
+    );
 }
 
 /// Every file below `dir`, relative to it, with its bytes and mode.
