@@ -10,6 +10,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use zbus::fdo::DBusProxy;
 use zbus::message::{Flags, Header};
@@ -69,6 +71,43 @@ pub enum AuthError {
 #[derive(Clone)]
 pub struct Authorizer {
     mode: Mode,
+    refusals: Arc<Mutex<RefusalLog>>,
+}
+
+/// Refusals logged at info or warn per [`REFUSAL_WINDOW`]; the rest at debug,
+/// so a caller looping refused calls cannot flood the journal.
+const REFUSALS_LOGGED: u32 = 10;
+const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
+
+struct RefusalLog {
+    window: Instant,
+    count: u32,
+}
+
+impl RefusalLog {
+    fn new() -> Arc<Mutex<RefusalLog>> {
+        Arc::new(Mutex::new(RefusalLog {
+            window: Instant::now(),
+            count: 0,
+        }))
+    }
+
+    /// Whether the next refusal is logged loudly; says once when the rest of
+    /// the window is not.
+    fn loud(&mut self) -> bool {
+        if self.window.elapsed() >= REFUSAL_WINDOW {
+            self.window = Instant::now();
+            self.count = 0;
+        }
+        self.count += 1;
+        if self.count == REFUSALS_LOGGED + 1 {
+            tracing::info!(
+                "more than {REFUSALS_LOGGED} refused calls within {} s; further ones are logged at debug level until then",
+                REFUSAL_WINDOW.as_secs()
+            );
+        }
+        self.count <= REFUSALS_LOGGED
+    }
 }
 
 #[derive(Clone)]
@@ -103,6 +142,7 @@ impl Authorizer {
                 bus: bus.clone(),
                 on_system_bus,
             },
+            refusals: RefusalLog::new(),
         })
     }
 
@@ -111,6 +151,7 @@ impl Authorizer {
     pub fn disabled() -> Self {
         Self {
             mode: Mode::Disabled,
+            refusals: RefusalLog::new(),
         }
     }
 
@@ -135,8 +176,16 @@ impl Authorizer {
                 on_system_bus,
             } => (authority, bus, *on_system_bus),
         };
+        let loud = || self.refusals.lock().expect("refusal log lock").loud();
         let unavailable = |reason: String| {
-            tracing::warn!(action = action.id(), sender, %reason, "refused: cannot check authorization");
+            match loud() {
+                true => {
+                    tracing::warn!(action = action.id(), sender, %reason, "refused: cannot check authorization")
+                }
+                false => {
+                    tracing::debug!(action = action.id(), sender, %reason, "refused: cannot check authorization")
+                }
+            }
             AuthError::Unavailable {
                 action: action.id(),
                 reason,
@@ -169,12 +218,20 @@ impl Authorizer {
             tracing::debug!(action = action.id(), sender, "authorized by polkit");
             Ok(())
         } else {
-            tracing::info!(
-                action = action.id(),
-                sender,
-                challenge = result.is_challenge,
-                "denied by polkit"
-            );
+            match loud() {
+                true => tracing::info!(
+                    action = action.id(),
+                    sender,
+                    challenge = result.is_challenge,
+                    "denied by polkit"
+                ),
+                false => tracing::debug!(
+                    action = action.id(),
+                    sender,
+                    challenge = result.is_challenge,
+                    "denied by polkit"
+                ),
+            }
             Err(AuthError::Denied {
                 action: action.id(),
             })
@@ -263,6 +320,16 @@ mod tests {
                 action.id()
             );
         }
+    }
+
+    #[test]
+    fn refusals_are_logged_loudly_only_a_few_times_a_minute() {
+        let log = RefusalLog::new();
+        let mut log = log.lock().unwrap();
+        let loud = (0..100).filter(|_| log.loud()).count();
+        assert_eq!(loud, REFUSALS_LOGGED as usize);
+        log.window -= REFUSAL_WINDOW;
+        assert!(log.loud());
     }
 
     #[test]

@@ -169,22 +169,48 @@ pub fn last_ended(dom: &Domain) -> Result<Option<Ended>, VirtError> {
     }))
 }
 
-/// Freezes the guest's filesystems through its agent; how many were frozen.
-pub fn freeze(dom: &Domain) -> Result<u32, VirtError> {
+/// How long the guest agent may take to freeze or thaw. libvirt waits
+/// forever by default: a guest whose agent never answers would hold the
+/// clone, and the paused guest, with it.
+const AGENT_TIMEOUT_S: c_int = 10;
+
+/// Runs the agent command `call` on `dom` with its answer bounded by
+/// [`AGENT_TIMEOUT_S`], then gives the domain libvirt's default back (libvirt
+/// cannot tell an earlier setting; vmclone's commands are the only ones
+/// bounded meanwhile).
+fn bounded_agent_call(
+    dom: &Domain,
+    call: unsafe extern "C" fn(sys::virDomainPtr, *mut *const c_char, u32, u32) -> c_int,
+) -> Result<u32, VirtError> {
+    // SAFETY: a valid domain pointer.
+    if unsafe { sys::virDomainAgentSetResponseTimeout(dom.as_ptr(), AGENT_TIMEOUT_S, 0) } == -1 {
+        return Err(VirtError::last_error());
+    }
     // SAFETY: a valid domain pointer; no mount point list means all of them.
-    match unsafe { sys::virDomainFSFreeze(dom.as_ptr(), ptr::null_mut(), 0, 0) } {
+    let n = unsafe { call(dom.as_ptr(), ptr::null_mut(), 0, 0) };
+    let result = match n {
         -1 => Err(VirtError::last_error()),
         n => Ok(n as u32),
+    };
+    let default = sys::VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT;
+    // SAFETY: as above.
+    if unsafe { sys::virDomainAgentSetResponseTimeout(dom.as_ptr(), default, 0) } == -1 {
+        tracing::warn!(
+            "cannot give the guest agent its default timeout back: {}",
+            VirtError::last_error().message()
+        );
     }
+    result
+}
+
+/// Freezes the guest's filesystems through its agent; how many were frozen.
+pub fn freeze(dom: &Domain) -> Result<u32, VirtError> {
+    bounded_agent_call(dom, sys::virDomainFSFreeze)
 }
 
 /// Thaws the guest's filesystems through its agent; how many were thawed.
 pub fn thaw(dom: &Domain) -> Result<u32, VirtError> {
-    // SAFETY: as in `freeze`.
-    match unsafe { sys::virDomainFSThaw(dom.as_ptr(), ptr::null_mut(), 0, 0) } {
-        -1 => Err(VirtError::last_error()),
-        n => Ok(n as u32),
-    }
+    bounded_agent_call(dom, sys::virDomainFSThaw)
 }
 
 /// Typed job statistics, freed with libvirt's own function.

@@ -397,9 +397,17 @@ impl Host {
 
     /// Ends a live clone's backup job on the domain `uuid` (recognised by its
     /// target files, in folders named `staging`: another program's backup is
-    /// never touched) and waits until libvirt has let go of it. `resume`:
-    /// the clone may have left the guest paused or frozen; it runs again.
-    pub fn end_backup(&self, uuid: &str, staging: &OsStr, resume: bool) -> Result<&'static str> {
+    /// never touched) and waits until libvirt has let go of it. Then it
+    /// resumes the guest if the clone paused it (`resume`) and thaws its
+    /// filesystems if the clone may have frozen them (`thaw`), in that order
+    /// (a paused guest's agent cannot answer).
+    pub fn end_backup(
+        &self,
+        uuid: &str,
+        staging: &OsStr,
+        thaw: bool,
+        resume: bool,
+    ) -> Result<&'static str> {
         let dom = match self.conn().lookup_domain_by_uuid_string(uuid) {
             Ok(d) => d,
             Err(e) if is_no_domain(&e) => return Ok("absent: the source VM is gone"),
@@ -432,11 +440,13 @@ impl Host {
             }
             what = "backup job aborted";
         }
-        if resume {
-            // Harmless when nothing is frozen; fails at once without an agent.
-            let _ = backup::thaw(&dom);
-            if self.state(&dom)? == "paused" {
-                dom.resume()?;
+        if resume && self.state(&dom)? == "paused" {
+            dom.resume()?;
+        }
+        if thaw {
+            // Harmless when nothing is frozen; bounded when the agent is silent.
+            if let Err(e) = backup::thaw(&dom) {
+                tracing::info!("thawing the guest of {uuid}: {}", e.message());
             }
         }
         Ok(what)
@@ -505,13 +515,13 @@ impl Host {
             .lookup_storage_vol_by_name(name)
     }
 
-    /// Deletes the volume `name` of `pool` if it is the one with `key` (any,
-    /// when the key was never learnt) and no defined domain uses its path.
+    /// Deletes the volume `name` of `pool` if it is the one with `key` and no
+    /// defined domain uses its path.
     pub fn delete_volume_if(
         &self,
         pool: &str,
         name: &str,
-        key: Option<&str>,
+        key: &str,
         in_use: &HashSet<PathBuf>,
     ) -> Result<&'static str> {
         let vol = match self.volume(pool, name) {
@@ -519,7 +529,7 @@ impl Host {
             Err(e) if is_no_storage_vol(&e) => return Ok("absent"),
             Err(e) => return Err(e.into()),
         };
-        if key.is_some_and(|k| vol.key().ok().as_deref() != Some(k)) {
+        if vol.key().ok().as_deref() != Some(key) {
             return Ok("left: another volume has its name now");
         }
         if vol.path().is_ok_and(|p| in_use.contains(&PathBuf::from(p))) {

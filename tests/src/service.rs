@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::bus::PrivateBus;
 use crate::client::{Client, BUS_NAME};
-use crate::paths::built_binary;
+use crate::paths::{built_binary, workspace_root};
 use crate::pauses::Pauses;
 use crate::process::ChildGuard;
 use crate::system::{require_bus_name_free, RootTest};
@@ -55,6 +55,28 @@ impl Service {
         cmd.args(["--address", bus.address(), "--no-authorization"])
             .args(extra_args)
             .envs(env.iter().copied());
+        Service::launch(cmd, uri, TempDir::new("state"), bus, "its private bus")
+    }
+
+    /// As [`Service::start`], with only the capabilities the systemd unit
+    /// (`data/vmclone.service`: `CapabilityBoundingSet=`, `NoNewPrivileges=`)
+    /// leaves it, so a test sees what the confined service can do. (The unit's
+    /// other settings are not applied.)
+    pub fn start_confined(bus: &PrivateBus, uri: &str) -> Service {
+        let unit = std::fs::read_to_string(workspace_root().join("data/vmclone.service"))
+            .expect("data/vmclone.service");
+        let caps: Vec<String> = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+            .expect("the unit bounds the capabilities")
+            .split_whitespace()
+            .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_ascii_lowercase()))
+            .collect();
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--bounding-set=-all,{}", caps.join(",")))
+            .args(["--inh-caps=-all", "--no-new-privs", "--"])
+            .arg(built_binary("vmclone-service"))
+            .args(["--address", bus.address(), "--no-authorization"]);
         Service::launch(cmd, uri, TempDir::new("state"), bus, "its private bus")
     }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use vmclone_tests::libvirt::{
-    disk_xml, qemu_img, virsh, wait_running, Lab, NIC, SWTPM_STATE, SYSTEM_URI as URI,
+    disk_xml, qemu_img, virsh, wait_running, Lab, Pool, NIC, SWTPM_STATE, SYSTEM_URI as URI,
 };
 use vmclone_tests::mounts::{skip_without_loop, xfs_image, Mount};
 use vmclone_tests::pauses::Pauses;
@@ -339,4 +339,46 @@ fn a_source_started_while_its_tpm_state_is_copied_gives_no_clone() {
     );
     assert_eq!(lab.vms(), vec![src.clone()]);
     run("virsh", &["-c", URI, "destroy", &src]);
+}
+
+#[test]
+#[ignore = "needs root and libvirtd"]
+fn recovery_leaves_what_a_journal_names_without_proof_of_identity() {
+    let _serial = one_at_a_time();
+    let lab = Lab::new("unproven");
+    let pool_dir = lab.path("pool");
+    let pool = Pool::create(&lab.name("pool"), &pool_dir);
+    // Another program's volume and file, at names a dead clone's journal holds
+    // without a key or an identity (an ambiguous libvirt failure; vmclone 0.1).
+    let volume = "theirs.img";
+    virsh(&["vol-create-as", &pool.name, volume, "1M"]);
+    let file = lab.path("theirs-too.img");
+    fs::write(&file, b"someone's data").unwrap();
+    let state = TempDir::new("state");
+    let journals = state.path().join("journal");
+    fs::create_dir(&journals).unwrap();
+    fs::set_permissions(&journals, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(
+        journals.join("6b3c2a4e-8f3d-4c1e-9a7b-2f5d8e9c1a3b.journal"),
+        format!("journal\t2\nvolume\t0\t{}\t{volume}\n", pool.name),
+    )
+    .unwrap();
+    fs::write(
+        journals.join("7c4d3b5f-9a4e-4d2f-8b8c-3a6e9f0d2b4c.journal"),
+        format!("file\t{}\n", file.display()),
+    )
+    .unwrap();
+    let bus = PrivateBus::start();
+    let service = Service::start_with_state(&bus, URI, &[], state);
+    let log = service.log_text();
+    assert!(
+        virsh(&["vol-list", &pool.name]).contains(volume),
+        "the volume was deleted: {log}"
+    );
+    assert_eq!(fs::read(&file).unwrap(), b"someone's data", "{log}");
+    assert_eq!(log.matches("so it is not proven").count(), 2, "{log}");
+    assert!(
+        names_in(&service.state_dir.path().join("journal")).is_empty(),
+        "{log}"
+    );
 }

@@ -20,6 +20,7 @@ use vmclone_tests::libvirt::{
 use vmclone_tests::pauses::Pauses;
 use vmclone_tests::process::{run, ChildGuard};
 use vmclone_tests::service::SystemService;
+use vmclone_tests::signals::SignalWatch;
 use vmclone_tests::system::{
     deny_rule, not_authorized, place_rules, PlacedFile, RootTest, TestGroup, TestUser,
 };
@@ -505,6 +506,83 @@ fn target_dir_is_only_a_pool_or_the_sources_own_folder() {
 
 #[test]
 #[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn folders_of_shared_disks_are_no_destinations() {
+    let s = Scene::new("h-shared-dirs");
+    let img = s.lab.path("disk.raw");
+    fs::write(&img, vec![5u8; 1 << 20]).unwrap();
+    // A read-only image in a root folder, a host cdrom drive in /dev.
+    let ro_dir = PathBuf::from(format!("/root/vmclone-h-ro-{}", std::process::id()));
+    fs::create_dir_all(&ro_dir).unwrap();
+    let ro = ro_dir.join("data.img");
+    fs::write(&ro, vec![6u8; 1 << 20]).unwrap();
+    let vm = s.lab.name("shared");
+    s.lab.define(
+        &vm,
+        "",
+        &format!(
+            "{}<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vdb' bus='virtio'/><readonly/></disk>\
+             <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='/dev/sr0'/><target dev='sda' bus='sata'/><readonly/></disk>",
+            disk_xml(&img, "raw"),
+            ro.display()
+        ),
+    );
+    for dir in [ro_dir.as_path(), Path::new("/dev")] {
+        let before = listing(dir);
+        let opts = format!("{{'target-dir': <'{}'>}}", dir.display());
+        for method in ["PlanClone", "CloneVmWithOptions"] {
+            let (error, message) =
+                gdbus_error(&s.member.gdbus_call(method, &[&vm, &s.lab.name("c"), &opts]));
+            assert_eq!(
+                error,
+                "org.vmclone.Error.InvalidOption",
+                "{} {method}: {message}",
+                dir.display()
+            );
+            assert!(
+                message.contains(s.lab.dir().to_str().unwrap()),
+                "the writable disk's folder is allowed: {message}"
+            );
+        }
+        assert_eq!(listing(dir), before, "{} changed", dir.display());
+    }
+    // The writable disk's own folder is a destination.
+    let opts = format!("{{'target-dir': <'{}'>}}", s.lab.dir().display());
+    stdout_ok(
+        &s.member
+            .gdbus_call("PlanClone", &[&vm, &s.lab.name("c"), &opts]),
+    );
+    fs::remove_dir_all(&ro_dir).unwrap();
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn target_dir_refusals_do_not_tell_whether_a_hidden_folder_exists() {
+    let s = Scene::new("h-probe");
+    let reader = TestUser::create("vmclone-h-reader", None);
+    let img = s.lab.path("disk.raw");
+    fs::write(&img, vec![4u8; 1 << 20]).unwrap();
+    let vm = s.lab.name("probe");
+    s.lab.define(&vm, "", &disk_xml(&img, "raw"));
+    let hidden = PathBuf::from(format!("/root/vmclone-h-hidden-{}", std::process::id()));
+    fs::create_dir_all(hidden.join("inner")).unwrap();
+    let refusal = |user: &TestUser, method: &str, dir: &Path| {
+        let opts = format!("{{'target-dir': <'{}'>}}", dir.display());
+        let (error, message) =
+            gdbus_error(&user.gdbus_call(method, &[&vm, &s.lab.name("c"), &opts]));
+        assert_eq!(error, "org.vmclone.Error.InvalidOption", "{message}");
+        message.replace(dir.to_str().unwrap(), "DIR")
+    };
+    for (user, method) in [(&reader, "PlanClone"), (&s.member, "CloneVmWithOptions")] {
+        let existing = refusal(user, method, &hidden.join("inner"));
+        let missing = refusal(user, method, &hidden.join("nothing-here"));
+        assert_eq!(existing, missing, "{method} tells them apart");
+        assert_eq!(refusal(user, method, &hidden), existing);
+    }
+    fs::remove_dir_all(&hidden).unwrap();
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
 fn devices_a_clone_cannot_share_are_refused_with_nothing_made() {
     let s = Scene::new("h-devices");
     let img = s.lab.path("disk.raw");
@@ -632,6 +710,199 @@ fn a_backing_chain_is_copied_whole_and_the_copy_stands_on_copies_only() {
 
 #[test]
 #[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn a_users_image_naming_a_root_file_as_backing_is_never_followed() {
+    let s = Scene::new("h-backing");
+    let victim = Victim::new("backing");
+    let dir = folder_of(&s.lab, &s.member, "member");
+    let top = dir.join("top.qcow2");
+    // The user writes the header (qemu-img -u does not open the backing).
+    let header_naming = |backing: &Path| {
+        s.member.command("rm").arg("-f").arg(&top).status().unwrap();
+        let out = s
+            .member
+            .command("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b"])
+            .arg(backing)
+            .arg(&top)
+            .arg("1M")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    };
+    let vm = s.lab.name("evil");
+    s.lab.define(&vm, "", &disk_xml(&top, "qcow2"));
+    let pool_dir = s.lab.path("pool");
+    let _pool = Pool::create(&s.lab.name("pool"), &pool_dir);
+    let to_pool = format!("{{'target-dir': <'{}'>}}", pool_dir.display());
+    let relative = PathBuf::from("../../../../../..").join(victim.path.strip_prefix("/").unwrap());
+    // A hard link to root's file in the user's folder (as where
+    // fs.protected_hardlinks is off): an allowed folder, but not the user's file.
+    let link = dir.join("base.raw");
+    let cases: [(&str, &Path, &str); 3] = [
+        ("absolute", &victim.path, "neither in a storage pool"),
+        ("relative", &relative, "neither in a storage pool"),
+        ("hardlink", &link, "hard link"),
+    ];
+    let root_before = listing(Path::new("/root"));
+    for (tag, backing, needle) in cases {
+        if tag == "hardlink" {
+            fs::hard_link(&victim.path, &link).unwrap();
+        }
+        header_naming(backing);
+        let before = (s.lab.vms(), s.lab.files());
+        let clone = s.lab.name(&format!("{tag}-c"));
+        for opts in ["@a{sv} {}", to_pool.as_str()] {
+            for method in ["PlanClone", "CloneVmWithOptions"] {
+                let (error, message) =
+                    gdbus_error(&s.member.gdbus_call(method, &[&vm, &clone, opts]));
+                assert_eq!(
+                    error, "org.vmclone.Error.Storage",
+                    "{tag} {method}: {message}"
+                );
+                assert!(
+                    message.contains(needle) && message.contains("does not follow it"),
+                    "{tag} {method}: {message}"
+                );
+            }
+        }
+        assert_eq!(
+            (s.lab.vms(), s.lab.files()),
+            before,
+            "{tag}: something was made"
+        );
+        assert_eq!(
+            listing(Path::new("/root")),
+            root_before,
+            "{tag}: /root changed"
+        );
+        victim.assert_untouched();
+    }
+    fs::remove_file(&link).unwrap();
+
+    // A template whose image stands on root's file: no linked clone either.
+    header_naming(&victim.path);
+    stdout_ok(&s.member.call("ConvertToTemplate", "s", &[&vm]));
+    let before = (s.lab.vms(), s.lab.files());
+    let (error, message) = gdbus_error(&s.member.gdbus_call(
+        "CloneVmWithOptions",
+        &[&vm, &s.lab.name("linked-c"), "{'storage': <'linked'>}"],
+    ));
+    assert_eq!(error, "org.vmclone.Error.Storage", "{message}");
+    assert!(message.contains("neither in a storage pool"), "{message}");
+    assert_eq!(
+        (s.lab.vms(), s.lab.files()),
+        before,
+        "linked: something was made"
+    );
+    assert_eq!(listing(Path::new("/root")), root_before);
+    victim.assert_untouched();
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn an_image_with_an_external_data_file_is_refused_before_qemu_img_opens_it() {
+    let s = Scene::new("h-datafile");
+    let dir = folder_of(&s.lab, &s.member, "member");
+    let top = dir.join("top.qcow2");
+    let data = dir.join("top.data");
+    // qemu-img (and QEMU) would open the data file the header names read-write, as root.
+    let out = s
+        .member
+        .command("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-o"])
+        .arg(format!("data_file={}", data.display()))
+        .arg(&top)
+        .arg("1M")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let data_before = fs::metadata(&data).unwrap().modified().unwrap();
+    let vm = s.lab.name("datafile");
+    s.lab.define(&vm, "", &disk_xml(&top, "qcow2"));
+    let before = (s.lab.vms(), s.lab.files());
+    for (method, opts) in [
+        ("PlanClone", "@a{sv} {}"),
+        ("CloneVmWithOptions", "@a{sv} {}"),
+        ("CloneVmWithOptions", "{'live': <true>}"),
+    ] {
+        let (error, message) =
+            gdbus_error(&s.member.gdbus_call(method, &[&vm, &s.lab.name("c"), opts]));
+        assert_eq!(
+            error, "org.vmclone.Error.Storage",
+            "{method} {opts}: {message}"
+        );
+        assert!(
+            message.contains("external file"),
+            "{method} {opts}: {message}"
+        );
+    }
+    stdout_ok(&s.member.call("ConvertToTemplate", "s", &[&vm]));
+    let (error, message) = gdbus_error(&s.member.gdbus_call(
+        "CloneVmWithOptions",
+        &[&vm, &s.lab.name("l"), "{'storage': <'linked'>}"],
+    ));
+    assert_eq!(error, "org.vmclone.Error.Storage", "linked: {message}");
+    assert!(message.contains("external file"), "linked: {message}");
+    assert_eq!((s.lab.vms(), s.lab.files()), before, "something was made");
+    assert_eq!(
+        fs::metadata(&data).unwrap().modified().unwrap(),
+        data_before
+    );
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn a_readers_plans_never_make_a_real_clone_fail() {
+    // A plan stops after it has chosen names, paths and MACs, until let go.
+    let pauses = Pauses::at(&["dry-run-planned"]);
+    let s = Scene::with("h-plans", &[], Some(&pauses));
+    let reader = TestUser::create("vmclone-h-reader", None);
+    let img = s.lab.path("disk.raw");
+    fs::write(&img, vec![3u8; 1 << 20]).unwrap();
+    let vm = s.lab.name("src");
+    s.lab
+        .define(&vm, "", &format!("{}{NIC}", disk_xml(&img, "raw")));
+    let clone = s.lab.name("wanted");
+    // The reader (allowed list-vms only) plans the very clone root is about to make.
+    let mut plan = ChildGuard(
+        reader
+            .gdbus_command("call")
+            .args([
+                "--dest",
+                "org.vmclone.Manager",
+                "--object-path",
+                "/org/vmclone/Manager",
+            ])
+            .args([
+                "--method",
+                "org.vmclone.Manager.PlanClone",
+                &vm,
+                &clone,
+                "@a{sv} {}",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    pauses.wait("dry-run-planned", Duration::from_secs(30));
+    stdout_ok(&Client::system().gdbus_call("CloneVm", &[&vm, &clone]));
+    // Its disk took the first name, not one after the plan's.
+    assert_eq!(
+        disk_paths_of(&clone),
+        vec![s
+            .lab
+            .path(&format!("disk-{clone}.raw"))
+            .display()
+            .to_string()]
+    );
+    pauses.release("dry-run-planned");
+    let status = plan.0.wait().unwrap();
+    assert!(status.success(), "the plan itself failed");
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
 fn a_job_belongs_to_the_user_who_started_it() {
     let root = RootTest::begin();
     let lab = Lab::new("h-jobs");
@@ -713,6 +984,70 @@ fn a_job_belongs_to_the_user_who_started_it() {
     assert_eq!(name, "org.freedesktop.DBus.Error.AccessDenied", "{message}");
     assert!(message.contains("org.vmclone.list-vms"), "{message}");
     drop(service);
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn a_jobs_signals_show_other_users_no_names_sources_or_errors() {
+    let s = Scene::new("h-signals");
+    let other = TestUser::create("vmclone-h-other", None);
+    let img = s.lab.path("secret-disk-name.raw");
+    fs::write(&img, vec![8u8; 4 << 20]).unwrap();
+    let vm = s.lab.name("quiet");
+    let uuid = s.lab.define(&vm, "", &disk_xml(&img, "raw"));
+    let watch = SignalWatch::start(&other);
+    let ok = s.lab.name("quiet-ok");
+    let path = reply_object_path(&s.member.call("StartClone", "ssa{sv}", &[&vm, &ok, "0"]));
+    let mut seen = watch.collect_until("Finished", Duration::from_secs(60));
+    assert!(
+        seen.iter().any(|l| l.contains(&path)),
+        "the job's progress reaches every client, as documented: {seen:?}"
+    );
+    // A clone that fails names the disk in its Error.
+    fs::remove_file(&img).unwrap();
+    let bad = s.lab.name("quiet-bad");
+    let out = s.member.call("StartClone", "ssa{sv}", &[&vm, &bad, "0"]);
+    if out.status.success() {
+        let path = reply_object_path(&out);
+        seen.extend(watch.collect_until("Finished", Duration::from_secs(60)));
+        assert!(s
+            .member
+            .job_property(&path, "Error")
+            .contains("secret-disk-name"));
+    }
+    // (VmCloned, which names every new clone to everyone, is not a job's.)
+    let job_lines: Vec<&String> = seen.iter().filter(|l| l.contains("/jobs/")).collect();
+    for secret in [ok.as_str(), bad.as_str(), uuid.as_str(), "secret-disk-name"] {
+        assert!(
+            !job_lines.iter().any(|l| l.contains(secret)),
+            "another user's monitor saw “{secret}” in a job's signal: {job_lines:?}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root, the system bus, polkitd and libvirtd"]
+fn a_user_looping_refused_calls_cannot_flood_the_log() {
+    let s = Scene::new("h-flood");
+    let plain = TestUser::create("vmclone-h-plain", None);
+    let vm = s.lab.name("flood");
+    s.lab.define(&vm, "", NIC);
+    for _ in 0..40 {
+        not_authorized(
+            &plain.gdbus_call("ConvertToTemplate", &[&vm]),
+            "a plain user's template",
+        );
+    }
+    let log = s.service.log_text();
+    let loud = log
+        .lines()
+        .filter(|l| l.contains("denied by polkit") && !l.contains("DEBUG"))
+        .count();
+    assert_eq!(loud, 10, "{log}");
+    assert!(
+        log.contains("further ones are logged at debug level"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //! quick run and fail loudly when libvirtd is missing.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -353,6 +353,55 @@ fn a_paused_source_stays_paused() {
     assert_no_staging(&lab.files());
 }
 
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn a_live_copy_under_the_units_capabilities_has_the_owner_and_mode_of_a_full_copy() {
+    let lab = Lab::new("live-owner");
+    let img = lab.path("owned.raw");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    // A user's image, group-readable: libvirt hands it to QEMU's user while
+    // the VM runs and remembers this owner.
+    std::os::unix::fs::chown(&img, Some(4242), Some(4343)).unwrap();
+    std::fs::set_permissions(&img, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let name = lab.name("src");
+    lab.define(&name, "", &uncached_disk_xml(&img, "raw", "vda"));
+    virsh(&["start", &name]);
+    wait_running(&name);
+    assert_ne!(
+        img.metadata().unwrap().uid(),
+        4242,
+        "libvirt did not take the image"
+    );
+    let bus = PrivateBus::start();
+    let service = Service::start_confined(&bus, URI);
+    let signals = SignalWatch::start(&bus);
+    let live = lab.name("live");
+    let path = start_live(&bus, &name, &live);
+    assert_ended(&bus, &signals, &path, "succeeded");
+    virsh(&["destroy", &name]);
+    let full = lab.name("full");
+    stdout_ok(&bus.call("CloneVm", "ss", &[&name, &full]));
+    let owner_mode = |vm: &str| {
+        let m = Path::new(&disk_paths_of(vm)[0]).metadata().unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    assert_eq!(
+        owner_mode(&full),
+        (4242, 4343, 0o640),
+        "{}",
+        service.log_text()
+    );
+    assert_eq!(
+        owner_mode(&live),
+        owner_mode(&full),
+        "{}",
+        service.log_text()
+    );
+}
+
 /// Every file below `dir`, relative to it, with its bytes and mode.
 fn tree_of(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
     file_sizes(dir)
@@ -548,6 +597,34 @@ fn a_service_killed_while_the_guest_is_held_still_resumes_it_at_its_next_start()
         service.log_text()
     );
     assert_eq!(dom_id(&src.name), id);
+    assert_eq!(job_type(&src.name), "None");
+    assert_eq!(lab.files(), files, "no file left behind");
+    assert_eq!(lab.vms(), vms);
+}
+
+#[test]
+#[ignore = "needs root, libvirtd and QEMU"]
+fn a_guest_its_user_paused_after_the_service_died_stays_paused_at_the_next_start() {
+    let lab = Lab::new("live-userpause");
+    let src = Source::start(&lab, "src", false, "", "");
+    let (files, vms) = (lab.files(), lab.vms());
+    // The journal holds the backup job; the guest is not paused yet.
+    let pauses = Pauses::at(&["before-backup"]);
+    let bus = PrivateBus::start();
+    let service = Service::start_paused(&bus, URI, &[], TempDir::new("state"), Some(&pauses));
+    let _path = start_live(&bus, &src.name, &lab.name("clone"));
+    pauses.wait("before-backup", Duration::from_secs(60));
+    assert_eq!(virsh(&["domstate", &src.name]).trim(), "running");
+    let state = service.kill9();
+    // Its user pauses it: the recovery must not resume what it never paused.
+    virsh(&["suspend", &src.name]);
+    let service = Service::start_with_state(&bus, URI, &[], state);
+    assert_eq!(
+        virsh(&["domstate", &src.name]).trim(),
+        "paused",
+        "{}",
+        service.log_text()
+    );
     assert_eq!(job_type(&src.name), "None");
     assert_eq!(lab.files(), files, "no file left behind");
     assert_eq!(lab.vms(), vms);

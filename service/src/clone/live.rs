@@ -34,7 +34,7 @@ use super::Consistency;
 use crate::backup::{self, JobState, Target};
 use crate::domain_xml::{self, Disk, DomainInfo, NewDisk};
 use crate::error::{Error, Result};
-use crate::journal::{Artifact, Made};
+use crate::journal::{Artifact, Entry, Made};
 use crate::storage::copy::{punch_holes, set_owner_and_mode, start_writeback, Source};
 use crate::storage::error::io_error;
 use crate::storage::folder::{FileId, Folder};
@@ -106,6 +106,8 @@ impl Execution<'_, '_> {
             domain: self.info.uuid.clone(),
             staging: staging_name.clone(),
             was_running: running,
+            frozen: false,
+            paused: false,
             resumed: false,
         })?;
         self.check_cancel()?;
@@ -113,7 +115,7 @@ impl Execution<'_, '_> {
         self.check_cancel()?;
         let agent = running && domain_xml::guest_agent_connected(&live_xml);
         let id_before = source.id();
-        self.take_the_moment(plan, source, &xml, running, agent)?;
+        self.take_the_moment(plan, source, &xml, running, agent, entry)?;
         self.journal.made(entry, Made::Resumed)?;
         self.pause("backup-running");
         let files: Vec<&File> = copies.iter().map(|c| &c.file).collect();
@@ -213,9 +215,12 @@ impl Execution<'_, '_> {
         xml: &str,
         running: bool,
         agent: bool,
+        entry: Entry,
     ) -> Result<()> {
-        let mut held = Held::begin(source, &self.info.name, running, agent)?;
-        self.progress.set_consistency(match held.frozen {
+        let journal = &mut self.journal;
+        let record = |made| journal.made(entry, made).map_err(Error::from);
+        let mut held = Held::begin(source, &self.info.name, running, agent, record)?;
+        self.progress.set_consistency(match held.consistent {
             true => Consistency::Filesystem,
             false => Consistency::Crash,
         });
@@ -499,21 +504,37 @@ fn wait_released(file: &File, path: &std::path::Path) -> Result<()> {
 struct Held<'d> {
     dom: &'d Domain,
     name: &'d str,
+    /// A freeze was asked for (it may have happened after libvirt gave up
+    /// waiting): thaw.
     frozen: bool,
+    /// The agent said it froze filesystems.
+    consistent: bool,
     paused_at: Option<Instant>,
 }
 
 impl<'d> Held<'d> {
-    fn begin(dom: &'d Domain, name: &'d str, running: bool, agent: bool) -> Result<Held<'d>> {
+    /// `record` writes down (durably) what is done to the guest, for a
+    /// recovery after a crash: a freeze before it is asked for, a pause once
+    /// it is done.
+    fn begin(
+        dom: &'d Domain,
+        name: &'d str,
+        running: bool,
+        agent: bool,
+        mut record: impl FnMut(Made) -> Result<()>,
+    ) -> Result<Held<'d>> {
         let mut held = Held {
             dom,
             name,
             frozen: false,
+            consistent: false,
             paused_at: None,
         };
         if agent {
+            record(Made::Frozen)?;
+            held.frozen = true;
             match backup::freeze(dom) {
-                Ok(n) if n > 0 => held.frozen = true,
+                Ok(n) if n > 0 => held.consistent = true,
                 Ok(_) => tracing::info!("the guest agent of “{name}” froze no filesystem"),
                 Err(e) => tracing::warn!(
                     "the guest agent of “{name}” did not freeze its filesystems ({}); the copy is crash-consistent",
@@ -529,6 +550,7 @@ impl<'d> Held<'d> {
                 ))
             })?;
             held.paused_at = Some(Instant::now());
+            record(Made::Paused)?;
         }
         Ok(held)
     }

@@ -14,7 +14,7 @@ pub mod report;
 pub mod reserve;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::domain_xml;
@@ -210,6 +210,7 @@ impl Engine {
     fn prepare(
         &self,
         req: &CloneRequest,
+        reservations: &Reservations,
         reservation: &mut Reservation,
         dry_run: bool,
     ) -> Result<Prepared> {
@@ -245,7 +246,7 @@ impl Engine {
         check_guest_tools(opts)?;
         let id = identity::choose(
             &self.host,
-            &self.reservations,
+            reservations,
             reservation,
             &info,
             opts.uuid.as_deref(),
@@ -253,7 +254,7 @@ impl Engine {
         )?;
         let mut plan = Planner {
             host: &self.host,
-            reservations: &self.reservations,
+            reservations,
             reservation,
             info: &info,
             new_name: &req.new_name,
@@ -286,8 +287,12 @@ impl Engine {
     /// What the clone `req` would make, checked exactly as the clone checks
     /// it, without making anything.
     pub fn plan_clone(&self, req: &CloneRequest) -> Result<report::PlanReport> {
-        let mut reservation = self.reservations.start();
-        let p = self.prepare(req, &mut reservation, true)?;
+        // Any reader may plan: a plan must never make a real clone's name,
+        // paths or MACs look taken.
+        let reservations = self.reservations.dry_run();
+        let mut reservation = reservations.start();
+        let p = self.prepare(req, &reservations, &mut reservation, true)?;
+        failpoint::step("dry-run-planned", &AtomicBool::new(false));
         let mut report = report::PlanReport::of(&self.host, &p.info, &p.plan, &req.options)?;
         if p.live {
             report.consistency = match self.host.guest_agent_connected(&p.dom) {
@@ -309,7 +314,7 @@ impl Engine {
             id,
             plan,
             live,
-        } = self.prepare(req, &mut reservation, false)?;
+        } = self.prepare(req, &self.reservations, &mut reservation, false)?;
         // Better refused now than after copying most of it.
         plan.check_space(&self.host)?;
         let opts = &req.options;

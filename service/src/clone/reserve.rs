@@ -4,27 +4,47 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+type Keys = Arc<Mutex<HashSet<String>>>;
+
 #[derive(Default, Clone)]
 pub struct Reservations {
-    held: Arc<Mutex<HashSet<String>>>,
+    held: Keys,
+    /// A dry run's: the keys of real clones, seen but never taken.
+    real: Option<Keys>,
 }
 
 /// Releases its keys when dropped.
 pub struct Reservation {
-    held: Arc<Mutex<HashSet<String>>>,
+    held: Keys,
+    real: Option<Keys>,
     keys: Vec<String>,
+}
+
+fn holds(keys: &Keys, key: &str) -> bool {
+    keys.lock().expect("reservations lock").contains(key)
 }
 
 impl Reservations {
     pub fn is_held(&self, key: &str) -> bool {
-        self.held.lock().expect("reservations lock").contains(key)
+        holds(&self.held, key) || self.real.as_ref().is_some_and(|r| holds(r, key))
     }
 
     /// An empty reservation to add keys to.
     pub fn start(&self) -> Reservation {
         Reservation {
             held: self.held.clone(),
+            real: self.real.clone(),
             keys: Vec::new(),
+        }
+    }
+
+    /// Throwaway reservations for a dry run (`PlanClone`, which any reader
+    /// may call): it sees what real clones hold, as they would, but what it
+    /// takes blocks no real clone.
+    pub fn dry_run(&self) -> Reservations {
+        Reservations {
+            held: Keys::default(),
+            real: Some(self.held.clone()),
         }
     }
 }
@@ -32,6 +52,9 @@ impl Reservations {
 impl Reservation {
     /// Takes `key`; false when someone else holds it.
     pub fn take(&mut self, key: String) -> bool {
+        if self.real.as_ref().is_some_and(|r| holds(r, &key)) {
+            return false;
+        }
         let fresh = self
             .held
             .lock()
@@ -93,5 +116,19 @@ mod tests {
         drop(a);
         assert!(!r.is_held(&name_key("web")));
         assert!(b.take(name_key("web")));
+    }
+
+    #[test]
+    fn a_dry_run_sees_real_clones_and_blocks_none() {
+        let real = Reservations::default();
+        let mut clone = real.start();
+        assert!(clone.take(name_key("web")));
+        let dry = real.dry_run();
+        let mut plan = dry.start();
+        assert!(dry.is_held(&name_key("web")));
+        assert!(!plan.take(name_key("web")));
+        assert!(plan.take(name_key("db")));
+        assert!(!real.is_held(&name_key("db")));
+        assert!(real.start().take(name_key("db")));
     }
 }

@@ -63,13 +63,25 @@ pub(super) fn encode_intent(n: usize, a: &Artifact) -> String {
 }
 
 pub(super) fn encode_made(n: usize, a: &Artifact) -> Option<String> {
-    let id = match a {
-        Artifact::File { id: Some(id), .. } | Artifact::Tree { id: Some(id), .. } => id.to_string(),
-        Artifact::Volume { key: Some(key), .. } => pct(key.as_bytes()),
-        Artifact::Backup { resumed: true, .. } => "-".into(),
+    let ids = match a {
+        Artifact::File { id: Some(id), .. } | Artifact::Tree { id: Some(id), .. } => {
+            vec![id.to_string()]
+        }
+        Artifact::Volume { key: Some(key), .. } => vec![pct(key.as_bytes())],
+        Artifact::Backup {
+            frozen,
+            paused,
+            resumed,
+            ..
+        } => [(*frozen, "frozen"), (*paused, "paused"), (*resumed, "-")]
+            .into_iter()
+            .filter(|(set, _)| *set)
+            .map(|(_, id)| id.to_owned())
+            .collect(),
         _ => return None,
     };
-    Some(format!("made\t{n}\t{id}\n"))
+    let lines: String = ids.iter().map(|id| format!("made\t{n}\t{id}\n")).collect();
+    (!lines.is_empty()).then_some(lines)
 }
 
 /// A journal as read back.
@@ -156,6 +168,8 @@ fn decode_line(line: &[u8], slots: &mut Vec<Option<Artifact>>, committed: &mut b
                     b"paused" => false,
                     _ => return None,
                 },
+                frozen: false,
+                paused: false,
                 resumed: false,
             },
         ),
@@ -171,7 +185,12 @@ fn decode_line(line: &[u8], slots: &mut Vec<Option<Artifact>>, committed: &mut b
             let made = match a {
                 Artifact::File { .. } | Artifact::Tree { .. } => Made::File(id(made)?),
                 Artifact::Volume { .. } => Made::Volume(text(made)?),
-                Artifact::Backup { .. } => Made::Resumed,
+                Artifact::Backup { .. } => match made.as_slice() {
+                    b"frozen" => Made::Frozen,
+                    b"paused" => Made::Paused,
+                    b"-" => Made::Resumed,
+                    _ => return None,
+                },
                 _ => Made::Domain,
             };
             set_made(a, made);
@@ -276,12 +295,24 @@ mod tests {
                 domain: "0f1e2d3c-4b5a-4968-8776-655443322110".into(),
                 staging: ".vmclone-live-12345678".into(),
                 was_running: true,
+                frozen: true,
+                paused: true,
                 resumed: true,
             },
             Artifact::Backup {
                 domain: "0f1e2d3c-4b5a-4968-8776-655443322110".into(),
                 staging: odd(),
                 was_running: false,
+                frozen: false,
+                paused: false,
+                resumed: false,
+            },
+            Artifact::Backup {
+                domain: "0f1e2d3c-4b5a-4968-8776-655443322110".into(),
+                staging: ".vmclone-live-2".into(),
+                was_running: true,
+                frozen: true,
+                paused: false,
                 resumed: false,
             },
         ];

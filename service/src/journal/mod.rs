@@ -72,13 +72,18 @@ pub enum Artifact {
     /// The clone's domain.
     Domain { uuid: String },
     /// A live clone's backup job on the source `domain`, writing into the
-    /// clone's private folders named `staging`. The service pauses the guest
-    /// (when `was_running`) and may freeze its filesystems while the job
-    /// starts; `resumed` once the guest is back as it was.
+    /// clone's private folders named `staging`. While the job starts the
+    /// service may freeze the guest's filesystems (`frozen`, written before
+    /// the freeze: an agent may freeze after its answer timed out) and pause
+    /// it when it ran (`paused`, written once libvirt paused it: a guest
+    /// someone else paused is never resumed); `resumed` once the guest is
+    /// back as it was.
     Backup {
         domain: String,
         staging: OsString,
         was_running: bool,
+        frozen: bool,
+        paused: bool,
         resumed: bool,
     },
     /// A file or tree recorded by vmclone 0.1, by path only.
@@ -124,6 +129,10 @@ pub enum Made {
     File(FileId),
     Volume(String),
     Domain,
+    /// A backup's guest is about to be frozen through its agent.
+    Frozen,
+    /// A backup's guest was paused by the clone.
+    Paused,
     /// A backup's guest runs again as before the clone paused it.
     Resumed,
 }
@@ -229,6 +238,8 @@ impl<'d> Journal<'d> {
         let id = match &made {
             Made::File(id) => id.to_string(),
             Made::Volume(key) => pct(key.as_bytes()),
+            Made::Frozen => "frozen".into(),
+            Made::Paused => "paused".into(),
             Made::Domain | Made::Resumed => "-".into(),
         };
         self.append(&format!("made\t{}\t{id}\n", entry.0))?;
@@ -280,6 +291,8 @@ pub(super) fn set_made(artifact: &mut Artifact, made: Made) {
     match (artifact, made) {
         (Artifact::File { id, .. } | Artifact::Tree { id, .. }, Made::File(new)) => *id = Some(new),
         (Artifact::Volume { key, .. }, Made::Volume(new)) => *key = Some(new),
+        (Artifact::Backup { frozen, .. }, Made::Frozen) => *frozen = true,
+        (Artifact::Backup { paused, .. }, Made::Paused) => *paused = true,
         (Artifact::Backup { resumed, .. }, Made::Resumed) => *resumed = true,
         _ => {}
     }

@@ -126,19 +126,28 @@ fn undo_one(
             Undo::Recovery => Ok("not defined"),
         },
         // Before the folders it writes into go (they are older entries).
+        // Only what this clone did to the guest is undone: a freeze it
+        // tried, a pause libvirt made for it.
         Artifact::Backup {
             domain,
             staging,
-            was_running,
+            frozen,
+            paused,
             resumed,
+            ..
         } => host
-            .end_backup(domain, staging, *was_running && !*resumed)
+            .end_backup(domain, staging, *frozen && !*resumed, *paused && !*resumed)
             .map_err(|e| e.to_string()),
         Artifact::Volume { pool, name, key } => {
             if in_use.volumes.contains(&(pool.clone(), name.clone())) {
                 return Ok("left: a defined VM uses it");
             }
-            host.delete_volume_if(pool, name, key.as_deref(), &in_use.paths)
+            // Without its key a volume of that name is not proven ours (the
+            // creation failed ambiguously, or another program made it).
+            let Some(key) = key else {
+                return Ok(not_proven(artifact));
+            };
+            host.delete_volume_if(pool, name, key, &in_use.paths)
                 .map_err(|e| e.to_string())
         }
         Artifact::File {
@@ -173,29 +182,18 @@ fn undo_one(
             }
             Ok(describe(removal))
         }
-        Artifact::Legacy { path, tree } => {
-            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-                return Ok("absent");
-            };
-            let dir = match Folder::open(parent) {
-                Ok(d) => d,
-                Err(FileError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                    return Ok("absent")
-                }
-                Err(e) => return Err(e.to_string()),
-            };
-            let Some(found) = dir.lookup(name).map_err(|e| e.to_string())? else {
-                return Ok("absent");
-            };
-            let removal = match tree {
-                true => dir.remove_tree(name, found.id),
-                false if found.is_file => dir.remove_file(name, found.id),
-                false => Ok(Removal::NotOurs),
-            }
-            .map_err(|e| e.to_string())?;
-            Ok(describe(removal))
-        }
+        // vmclone 0.1 recorded paths only: what is there now is not proven ours.
+        Artifact::Legacy { .. } => Ok(not_proven(artifact)),
     }
+}
+
+/// An artifact vmclone cannot prove it made is left where it is, and said so
+/// where the operator looks.
+fn not_proven(artifact: &Artifact) -> &'static str {
+    tracing::warn!(
+        "{artifact:?} was recorded without its identity, so it is not proven to be this clone's; it is left in place (remove it by hand if it is)"
+    );
+    "left: not proven to be this clone's"
 }
 
 fn describe(removal: Removal) -> &'static str {

@@ -164,6 +164,11 @@ impl Source {
         self.copy_mode |= 0o200;
     }
 
+    /// How many names (hard links) the file has.
+    pub fn links(&self) -> u64 {
+        self.st.st_nlink
+    }
+
     pub fn owner(&self) -> (u32, u32) {
         (self.st.st_uid, self.st.st_gid)
     }

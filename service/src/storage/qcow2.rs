@@ -9,6 +9,13 @@ use std::os::unix::fs::FileExt;
 const MAGIC: [u8; 4] = *b"QFI\xfb";
 /// Header extension holding the backing file's format.
 const EXT_BACKING_FORMAT: u32 = 0xE279_2ACA;
+/// Header extension naming an external data file ("DATA").
+const EXT_DATA_FILE: u32 = 0x4441_5441;
+/// v3 incompatible feature: the guest data lives in an external file.
+const FEATURE_DATA_FILE: u64 = 1 << 2;
+/// v3 incompatible features QEMU 7.2 knows: dirty, corrupt, external data
+/// file, compression type, extended L2 entries.
+const KNOWN_FEATURES: u64 = 0b1_1111;
 /// QEMU refuses longer backing file names.
 const MAX_BACKING_NAME: u32 = 1023;
 /// Header extensions end within the first cluster; we read at most this much.
@@ -57,15 +64,43 @@ fn parse(b: &[u8]) -> Result<Option<Header>, &'static str> {
         return Ok(None);
     }
     let bad = "its qcow2 header is damaged";
+    // An external data file is opened (read-write, by qemu-img or QEMU
+    // running as root) by the name the image's writer chose: it could be
+    // any file on the host. Unknown features could mean anything.
+    let data_file = "it keeps its data in an external file (qcow2 data-file), which vmclone does not follow. Make it a self-contained image first (qemu-img convert)";
     let version = be32(b, 4).ok_or(bad)?;
     let backing_offset = be64(b, 8).ok_or(bad)?;
     let backing_len = be32(b, 16).ok_or(bad)?;
     let virtual_size = be64(b, 24).ok_or(bad)?;
     let header_len = match version {
         2 => 72,
-        3 => be32(b, 100).ok_or(bad)? as usize,
+        3 => {
+            let features = be64(b, 72).ok_or(bad)?;
+            if features & FEATURE_DATA_FILE != 0 {
+                return Err(data_file);
+            }
+            if features & !KNOWN_FEATURES != 0 {
+                return Err("its qcow2 header uses features vmclone does not know");
+            }
+            be32(b, 100).ok_or(bad)? as usize
+        }
         _ => return Err("it is a qcow2 version vmclone does not know"),
     };
+    let mut format = None;
+    let mut at = header_len;
+    // Extensions: type, length, data padded to 8 bytes; type 0 ends them.
+    while let (Some(kind), Some(ext_len)) = (be32(b, at), be32(b, at + 4)) {
+        if kind == 0 {
+            break;
+        }
+        let data = b.get(at + 8..at + 8 + ext_len as usize).ok_or(bad)?;
+        match kind {
+            EXT_BACKING_FORMAT => format = Some(String::from_utf8(data.to_vec()).map_err(|_| bad)?),
+            EXT_DATA_FILE => return Err(data_file),
+            _ => {}
+        }
+        at += 8 + (ext_len as usize).div_ceil(8) * 8;
+    }
     if backing_offset == 0 {
         return Ok(Some(Header {
             virtual_size,
@@ -80,19 +115,6 @@ fn parse(b: &[u8]) -> Result<Option<Header>, &'static str> {
         .get(start..start + backing_len as usize)
         .ok_or(bad)?
         .to_vec();
-    let mut format = None;
-    let mut at = header_len;
-    // Extensions: type, length, data padded to 8 bytes; type 0 ends them.
-    while let (Some(kind), Some(ext_len)) = (be32(b, at), be32(b, at + 4)) {
-        if kind == 0 {
-            break;
-        }
-        let data = b.get(at + 8..at + 8 + ext_len as usize).ok_or(bad)?;
-        if kind == EXT_BACKING_FORMAT {
-            format = Some(String::from_utf8(data.to_vec()).map_err(|_| bad)?);
-        }
-        at += 8 + (ext_len as usize).div_ceil(8) * 8;
-    }
     Ok(Some(Header {
         virtual_size,
         backing: Some(Backing { name, format }),
@@ -152,5 +174,42 @@ mod tests {
         let mut b = header(b"/base.img", None);
         b[16..20].copy_from_slice(&5000u32.to_be_bytes());
         assert!(parse(&b).is_err());
+    }
+
+    #[test]
+    fn external_data_files_and_unknown_features_are_refused() {
+        let mut b = header(b"", None);
+        b[72..80].copy_from_slice(&FEATURE_DATA_FILE.to_be_bytes());
+        assert!(parse(&b).unwrap_err().contains("external file"));
+        let mut b = header(b"", None);
+        b[72..80].copy_from_slice(&(1u64 << 5).to_be_bytes());
+        assert!(parse(&b).unwrap_err().contains("features"));
+        // Dirty, compression type and extended L2 are plain images.
+        let mut b = header(b"", None);
+        b[72..80].copy_from_slice(&0b1_1001u64.to_be_bytes());
+        assert!(parse(&b).is_ok());
+        // The data-file name extension alone is refused too.
+        let mut b = header(b"/base.img", Some("raw"));
+        b[112..116].copy_from_slice(&EXT_DATA_FILE.to_be_bytes());
+        assert!(parse(&b).unwrap_err().contains("external file"));
+    }
+
+    /// qemu-img's own data-file image, read from a real file.
+    #[test]
+    fn a_real_image_with_a_data_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("vmclone-qcow2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = dir.join("d.qcow2");
+        let status = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-o"])
+            .arg(format!("data_file={}", dir.join("d.data").display()))
+            .arg(&img)
+            .arg("1M")
+            .status()
+            .expect("qemu-img (package qemu-utils)");
+        assert!(status.success());
+        let err = read_header(&File::open(&img).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("external file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

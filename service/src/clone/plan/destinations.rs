@@ -51,28 +51,25 @@ pub fn allowed(host: &Host, info: Option<&DomainInfo>) -> Result<Vec<Destination
         add(&target, Some(pool));
     }
     if let Some(info) = info {
-        for dir in source_folders(host, info) {
+        for dir in source_folders(info) {
             add(&dir, None);
         }
     }
     Ok(out)
 }
 
-/// The folders of the source's own disk images.
-fn source_folders(host: &Host, info: &DomainInfo) -> Vec<PathBuf> {
+/// The folders of the source's own writable file disks. A shared disk's
+/// folder is not the VM's own (an ISO library, `/dev` for a host cdrom, a
+/// root folder holding a read-only image), nor is a block device's (`/dev`);
+/// a volume's folder counts as its pool's, which is listed when active.
+fn source_folders(info: &DomainInfo) -> Vec<PathBuf> {
     info.disks
         .iter()
+        .filter(|d| !d.is_shared())
         .filter_map(|d| match &d.source {
-            DiskSource::File(p) => Some(p.clone()),
-            DiskSource::Volume { pool, volume } => host
-                .volume(pool, volume)
-                .ok()?
-                .path()
-                .ok()
-                .map(PathBuf::from),
+            DiskSource::File(p) => folder::split(p).ok().map(|(dir, _)| dir.to_owned()),
             _ => None,
         })
-        .filter_map(|p| folder::split(&p).ok().map(|(dir, _)| dir.to_owned()))
         .collect()
 }
 
@@ -91,11 +88,16 @@ pub fn choose(allowed: &[Destination], target_dir: &Path) -> Result<Arc<Folder>>
             }
         ))
     };
-    let folder = Folder::open(target_dir)
-        .map_err(|e| refuse(format!("“{}” cannot be used ({e})", target_dir.display())))?;
+    // One answer whether the folder is missing, unreadable to the caller or
+    // just not allowed: root's view must not tell a caller what exists.
+    let not_allowed = || refuse(format!("“{}” is not one of them", target_dir.display()));
+    let folder = Folder::open(target_dir).map_err(|e| {
+        tracing::debug!("target-dir {}: {e}", target_dir.display());
+        not_allowed()
+    })?;
     allowed
         .iter()
         .find(|d| d.folder.id() == folder.id())
         .map(|d| d.folder.clone())
-        .ok_or_else(|| refuse(format!("“{}” is not one of them", target_dir.display())))
+        .ok_or_else(not_allowed)
 }

@@ -26,6 +26,7 @@ use crate::storage::error::FileError;
 use crate::storage::folder::{self, FileId, Folder};
 use crate::storage::{image_lock, qcow2, swtpm_state_dir};
 use decide::{Decision, DiskDecision, Lookups, VolumeRef};
+use destinations::Destination;
 
 /// The deepest backing chain vmclone copies.
 const MAX_CHAIN: usize = 16;
@@ -199,10 +200,11 @@ impl Planner<'_> {
             reservation: self.reservation,
             folders: FolderCache::default(),
         };
+        let mut allowed = None;
         let target = match self.target_dir {
             Some(dir) => {
-                let allowed = destinations::allowed(self.host, Some(self.info))?;
-                let folder = destinations::choose(&allowed, dir)?;
+                let found = allowed.insert(destinations::allowed(self.host, Some(self.info))?);
+                let folder = destinations::choose(found, dir)?;
                 lookups.folders.insert(folder.clone());
                 Some(folder)
             }
@@ -224,6 +226,7 @@ impl Planner<'_> {
             live: self.live,
             dry_run: self.dry_run,
             seen: HashSet::new(),
+            allowed,
         };
         let mut disks = Vec::with_capacity(decision.disks.len());
         for (d, disk) in decision.disks.iter().zip(&self.info.disks) {
@@ -263,6 +266,8 @@ struct Opener<'a, 'r> {
     dry_run: bool,
     /// Images already in a chain (a chain that loops is refused).
     seen: HashSet<FileId>,
+    /// Where backing images may lie: the allowed destinations.
+    allowed: Option<Vec<Destination>>,
 }
 
 impl Opener<'_, '_> {
@@ -309,9 +314,11 @@ impl Opener<'_, '_> {
                     Ok(None) => source.len(),
                     Err(e) => return Err(Error::Storage(format!("{}: {e}", backing.display()))),
                 };
+                let backing_format = disk.driver_type.clone().unwrap_or_else(|| "raw".into());
+                self.check_chain(&source, &backing_format)?;
                 DiskWork::Overlay {
                     backing: backing.clone(),
-                    backing_format: disk.driver_type.clone().unwrap_or_else(|| "raw".into()),
+                    backing_format,
                     virtual_size,
                     owner: source.owner(),
                     dst: self.dest(dst)?,
@@ -322,18 +329,16 @@ impl Opener<'_, '_> {
     }
 
     /// The copy of `top` and, for a qcow2 image, of every image it stands on,
-    /// each rebased onto the copy below it.
+    /// each rebased onto the copy below it. Each layer's copy goes into
+    /// `target-dir`, else beside its image, which [`Self::below`] has found
+    /// in an allowed destination: never beside a file a header names.
     fn chain(&mut self, top: Source, top_dst: Dest, format: String) -> Result<Vec<Layer>> {
         let mut layers: Vec<Layer> = Vec::new();
         let mut current = (top, top_dst, format);
         loop {
             let (source, dst, format) = current;
-            let header = match format.as_str() {
-                "qcow2" => qcow2::read_header(source.file())
-                    .map_err(|e| Error::Storage(format!("{}: {e}", source.path().display())))?,
-                _ => None,
-            };
-            let Some(backing) = header.and_then(|h| h.backing) else {
+            let Some((next, path, next_format)) = self.below(&source, &format, layers.len())?
+            else {
                 layers.push(Layer {
                     source,
                     dst,
@@ -341,27 +346,6 @@ impl Opener<'_, '_> {
                     rebase: None,
                 });
                 return Ok(layers);
-            };
-            if layers.len() + 1 >= MAX_CHAIN {
-                return Err(Error::Storage(format!(
-                    "The backing chain of {} is deeper than {MAX_CHAIN} images; vmclone does not copy it. Flatten it first (qemu-img convert).",
-                    layers[0].source.path().display()
-                )));
-            }
-            let path = backing_path(&source, &backing.name)?;
-            let next = self.source(&path, "backing image")?.ok_or_else(|| {
-                Error::Storage(format!(
-                    "The backing image {} of {} does not exist, so the disk cannot be copied.",
-                    path.display(),
-                    source.path().display()
-                ))
-            })?;
-            let next_format = match backing.format {
-                Some(f) => f,
-                None => match qcow2::read_header(next.file()) {
-                    Ok(Some(_)) => "qcow2".into(),
-                    _ => "raw".into(),
-                },
             };
             let next_dst = decide::free_copy_path(
                 &mut self.lookups,
@@ -379,6 +363,96 @@ impl Opener<'_, '_> {
             });
             current = (next, next_dst, next_format);
         }
+    }
+
+    /// Checks the chain a template's image stands on by the rules of
+    /// [`Self::below`]: a linked clone (and anything that opens its chain)
+    /// reads every image of it.
+    fn check_chain(&mut self, top: &Source, format: &str) -> Result<()> {
+        let mut below = self.below(top, format, 0)?;
+        let mut depth = 1;
+        while let Some((image, _, format)) = below {
+            below = self.below(&image, &format, depth)?;
+            depth += 1;
+        }
+        Ok(())
+    }
+
+    /// The image `image` (the `depth`th of its chain) stands on, opened, with
+    /// its path and format; None when it stands on nothing. Whoever can write
+    /// an image writes its header, so a backing name is followed only into an
+    /// allowed destination (a pool's folder or a folder of the VM's writable
+    /// disks), and only to a raw or qcow2 regular file with one name (no hard
+    /// link to a file elsewhere): a header naming `/etc/shadow` must not make
+    /// root copy it into a clone.
+    fn below(
+        &mut self,
+        image: &Source,
+        format: &str,
+        depth: usize,
+    ) -> Result<Option<(Source, PathBuf, String)>> {
+        let header = match format {
+            "qcow2" => qcow2::read_header(image.file())
+                .map_err(|e| Error::Storage(format!("{}: {e}", image.path().display())))?,
+            _ => None,
+        };
+        let Some(backing) = header.and_then(|h| h.backing) else {
+            return Ok(None);
+        };
+        if depth + 1 >= MAX_CHAIN {
+            return Err(Error::Storage(format!(
+                "The backing chain of {} is deeper than {MAX_CHAIN} images; vmclone does not copy it. Flatten it first (qemu-img convert).",
+                image.path().display()
+            )));
+        }
+        let path = backing_path(image, &backing.name)?;
+        let refuse = |why: &str| {
+            Error::Storage(format!(
+                "The backing image {} of {} {why}, so vmclone does not follow it. Move the backing image into a storage pool's folder or beside the disk, or flatten the disk (qemu-img convert).",
+                path.display(),
+                image.path().display()
+            ))
+        };
+        let (dir, _) = folder::split(&path).map_err(storage)?;
+        let folder = match self.lookups.folders.get(dir) {
+            Ok(f) => f,
+            Err(e) if not_found(&e) => return Err(refuse("does not exist")),
+            Err(e) => return Err(storage(e)),
+        };
+        if !self.allowed()?.iter().any(|d| d.folder.id() == folder.id()) {
+            return Err(refuse(
+                "is neither in a storage pool's folder nor in a folder of the VM's writable disks",
+            ));
+        }
+        let next = self
+            .source(&path, "backing image")?
+            .ok_or_else(|| refuse("does not exist"))?;
+        if next.is_block_device() || next.links() != 1 {
+            return Err(refuse(
+                "is not a plain file with one name (a device, or a hard link)",
+            ));
+        }
+        let next_format = match backing.format {
+            Some(f) => f,
+            None => match qcow2::read_header(next.file()) {
+                Ok(Some(_)) => "qcow2".into(),
+                _ => "raw".into(),
+            },
+        };
+        if next_format != "raw" && next_format != "qcow2" {
+            return Err(refuse(&format!(
+                "is a “{next_format}” image (vmclone follows raw and qcow2 backing images only)"
+            )));
+        }
+        Ok(Some((next, path, next_format)))
+    }
+
+    /// The allowed destinations, found once (only a chain needs them).
+    fn allowed(&mut self) -> Result<&[Destination]> {
+        if self.allowed.is_none() {
+            self.allowed = Some(destinations::allowed(self.lookups.host, Some(self.info))?);
+        }
+        Ok(self.allowed.as_deref().unwrap_or_default())
     }
 
     /// Opens the source file at `path` (None when it does not exist), checks
