@@ -515,6 +515,25 @@ impl Host {
             .lookup_storage_vol_by_name(name)
     }
 
+    /// The key of the volume `name` of `pool` after its creation failed without
+    /// saying whether it was made (libvirtd restarted mid-call): libvirtd is
+    /// asked again until it answers, for up to 15 s. None when there is no such
+    /// volume, or libvirtd does not come back.
+    pub fn volume_key_after_failure(&self, pool: &str, name: &str) -> Option<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            match self.volume(pool, name) {
+                Ok(vol) => return vol.key().ok(),
+                Err(e) if is_no_storage_vol(&e) => return None,
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    tracing::warn!("volume “{name}” of pool “{pool}”: {e}");
+                    return None;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(250)),
+            }
+        }
+    }
+
     /// Deletes the volume `name` of `pool` if it is the one with `key` and no
     /// defined domain uses its path.
     pub fn delete_volume_if(

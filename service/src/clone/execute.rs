@@ -417,6 +417,11 @@ impl Execution<'_, '_> {
                 // Only "it exists already" proves nothing of ours was made.
                 if volume::exists_error(&e) {
                     self.journal.dropped(entry)?;
+                } else if let Some(key) = self.host.volume_key_after_failure(pool, new_name) {
+                    // The call failed but the volume is there: its name was free
+                    // and held by this clone, so it is ours, and the rollback
+                    // (which deletes a volume only by its key) removes it.
+                    self.journal.made(entry, Made::Volume(key))?;
                 }
                 return Err(Error::Storage(format!(
                     "libvirt could not copy volume “{}” in pool “{pool}”: {}",
