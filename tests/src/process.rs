@@ -14,6 +14,23 @@ impl Drop for ChildGuard {
     }
 }
 
+/// A command for a daemon a test starts again (polkitd, libvirtd): it inherits
+/// no descriptor beyond stdin, stdout and stderr, so it never goes on holding
+/// what the test run holds, such as the lock the root tests run under
+/// (`flock /tmp/vmclone-root-tests.lock cargo test …`).
+pub fn daemon_command(program: &str) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(program);
+    // SAFETY: close_range is async-signal-safe and touches only this child.
+    unsafe {
+        cmd.pre_exec(|| match libc::close_range(3, libc::c_uint::MAX, 0) {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        });
+    }
+    cmd
+}
+
 /// The output of `cmd`, whether it succeeded or not; panics when it cannot start.
 pub fn output(cmd: &mut Command) -> Output {
     cmd.output()

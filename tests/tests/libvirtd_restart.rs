@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use vmclone_tests::libvirt::{require_libvirtd, virsh_ok, SYSTEM_URI};
-use vmclone_tests::process::run;
+use vmclone_tests::process::{daemon_command, run};
 use vmclone_tests::*;
 
 #[test]
@@ -23,7 +23,9 @@ fn calls_and_events_resume_after_libvirtd_restarts() {
         !virsh_ok(&["version"])
     });
     std::fs::create_dir_all("/run/libvirt").unwrap();
-    run("libvirtd", &["-d"]);
+    // Not `run`: the daemon must not inherit the test run's descriptors.
+    let started = daemon_command("libvirtd").arg("-d").status().unwrap();
+    assert!(started.success(), "libvirtd -d: {started}");
     wait_until(Duration::from_secs(20), "libvirtd to come back", || {
         virsh_ok(&["version"])
     });
