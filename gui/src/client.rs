@@ -10,6 +10,7 @@ mod connection;
 mod error;
 mod job;
 mod options;
+mod plan;
 mod proxy;
 mod runtime;
 mod signals;
@@ -27,6 +28,7 @@ use connection::Bus;
 pub use error::ClientError;
 pub use job::{JobEvent, JobHandle, JobOutcome};
 pub use options::{CloneOptions, Storage};
+pub use plan::{ClonePlan, Destination, PlannedDisk, Space};
 pub use proxy::{JobProxy, ManagerProxy, BUS_NAME};
 use runtime::runtime;
 pub use signals::ServiceEvent;
@@ -105,6 +107,23 @@ impl Client {
             VmDetails::from_dict(&dict)
         });
         runtime::join(call)
+    }
+
+    /// What cloning `source` as `name` with `options` would do (`PlanClone`):
+    /// checked as the clone is, nothing made.
+    pub async fn plan_clone(
+        &self,
+        source: &str,
+        name: &str,
+        options: &CloneOptions,
+    ) -> Result<ClonePlan, ClientError> {
+        let bus = self.bus.clone();
+        let (source, name, options) = (source.to_owned(), name.to_owned(), options.to_dict());
+        runtime::run(async move {
+            let dict = bus.manager().await?.plan_clone(&source, &name, options).await?;
+            ClonePlan::from_dict(&dict)
+        })
+        .await
     }
 
     /// Makes the shut-off VM `id` a template (its disks become read-only).

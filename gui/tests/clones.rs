@@ -86,6 +86,10 @@ fn progress_and_cancel(app: &adw::Application) {
     assert!(fraction < 1.0, "caught mid-copy: {fraction}");
     let status = row.status_text();
     assert!(status.contains(" of "), "bytes done of total: {status}");
+    assert!(
+        status.starts_with("Copying the disks"),
+        "the job's Phase: {status}"
+    );
     window.jobs_popover().popup();
     screenshot_with_popovers(&window, &[&window.jobs_popover()], "progress");
     window.jobs_popover().popdown();

@@ -20,6 +20,9 @@ pub enum JobEvent {
     Progress {
         done: u64,
         total: u64,
+        /// The job's `Phase`: `copying`, `customizing`, `defining` (empty
+        /// from a service that does not report it).
+        phase: String,
     },
     Finished(JobOutcome),
 }
@@ -152,11 +155,13 @@ async fn follow(job: JobProxy<'static>, events: async_channel::Sender<JobEvent>)
     let mut done_changes = job.receive_bytes_done_changed().await;
     let mut total_changes = job.receive_bytes_total_changed().await;
     let mut state_changes = job.receive_state_changed().await;
+    let mut phase_changes = job.receive_phase_changed().await;
     loop {
         let event = match job.state().await.as_deref() {
             Ok("running") => JobEvent::Progress {
                 done: job.bytes_done().await.unwrap_or(0),
                 total: job.bytes_total().await.unwrap_or(0),
+                phase: job.phase().await.unwrap_or_default(),
             },
             // Waiting for a copy slot: the service's hardening queues clones.
             Ok("queued") => JobEvent::Waiting,
@@ -171,6 +176,7 @@ async fn follow(job: JobProxy<'static>, events: async_channel::Sender<JobEvent>)
             Some(_) = done_changes.next() => {}
             Some(_) = total_changes.next() => {}
             Some(_) = state_changes.next() => {}
+            Some(_) = phase_changes.next() => {}
             Some(signal) = owner.next() => {
                 if signal.args().is_ok_and(|a| a.new_owner().is_none()) {
                     let lost = ClientError::Unreachable("the service left the bus".into());

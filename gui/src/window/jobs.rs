@@ -102,7 +102,9 @@ impl Window {
             let outcome = loop {
                 match events.recv().await {
                     Ok(JobEvent::Waiting) => row.set_waiting(),
-                    Ok(JobEvent::Progress { done, total }) => row.set_progress(done, total),
+                    Ok(JobEvent::Progress { done, total, phase }) => {
+                        row.set_progress(done, total, &phase)
+                    }
                     Ok(JobEvent::Finished(outcome)) => break outcome,
                     // The task following the job ended without a word.
                     Err(_) => {

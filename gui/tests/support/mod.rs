@@ -52,6 +52,13 @@ impl Desktop {
         let app = vmclone::application::new(None);
         app.register(None::<&gtk::gio::Cancellable>)
             .expect("the application registers on the private session bus");
+        // The test driver's disks are no guest libguestfs could open: the
+        // scenarios clone as a user who turned the identity switch off
+        // (identity.rs turns it on).
+        vmclone::settings::settings()
+            .expect("the app's GSettings schema (build.rs compiles it)")
+            .set_boolean(vmclone::settings::RESET_IDENTITY, false)
+            .expect("the memory backend takes the key");
         Desktop {
             _xvfb: xvfb,
             _session_bus: session_bus,
