@@ -60,7 +60,9 @@ fn compile_schemas(out: &Path) {
     std::fs::create_dir_all(&dir).expect("create OUT_DIR/schemas");
     std::fs::copy(schema, dir.join("org.vmclone.VmClone.gschema.xml")).expect("copy the schema");
     run(
-        Command::new("glib-compile-schemas").arg("--strict").arg(&dir),
+        Command::new("glib-compile-schemas")
+            .arg("--strict")
+            .arg(&dir),
         "glib-compile-schemas",
     );
 }

@@ -120,7 +120,11 @@ impl Client {
         let bus = self.bus.clone();
         let (source, name, options) = (source.to_owned(), name.to_owned(), options.to_dict());
         runtime::run(async move {
-            let dict = bus.manager().await?.plan_clone(&source, &name, options).await?;
+            let dict = bus
+                .manager()
+                .await?
+                .plan_clone(&source, &name, options)
+                .await?;
             ClonePlan::from_dict(&dict)
         })
         .await

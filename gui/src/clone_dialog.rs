@@ -6,12 +6,12 @@
 
 use adw::prelude::*;
 use adw::subclass::prelude::*;
-use gettextrs::gettext;
+use gettextrs::{gettext, ngettext};
 use gtk::glib;
 
 use std::time::Duration;
 
-use crate::client::{Client, ClientError, ClonePlan, CloneOptions, PlannedDisk, Storage, VmInfo};
+use crate::client::{Client, ClientError, CloneOptions, ClonePlan, PlannedDisk, Storage, VmInfo};
 use crate::settings::{settings, RESET_IDENTITY};
 
 /// How long the plan waits for more changes (typing, a spin held down)
@@ -24,7 +24,7 @@ mod imp {
     use adw::subclass::prelude::*;
     use gtk::glib;
 
-    use crate::client::{ClonePlan, Client, VmInfo};
+    use crate::client::{Client, ClonePlan, VmInfo};
 
     #[derive(Default, gtk::CompositeTemplate)]
     #[template(resource = "/org/vmclone/VmClone/clone_dialog.ui")]
@@ -67,12 +67,11 @@ mod imp {
         pub warnings_label: TemplateChild<gtk::Label>,
         pub client: OnceCell<Client>,
         pub source: RefCell<VmInfo>,
-        /// Bumped on every edit, so a slow answer for an old text is ignored.
+        /// Bumped on every change of a name or an option, so a slow answer
+        /// for older ones is ignored.
         pub generation: Cell<u64>,
         /// The service accepted every name (for the current `generation`).
         pub names_ok: Cell<bool>,
-        /// Bumped on every change of a name or an option, for the plan.
-        pub plan_generation: Cell<u64>,
         /// The plan shown is the one for the options now, and it fits.
         pub plan_ok: Cell<bool>,
         /// A plan is asked for or about to be.
@@ -360,40 +359,21 @@ impl CloneDialog {
         self.imp().clone_button.is_sensitive()
     }
 
+    /// The name or the number of copies changed.
     fn validate(&self) {
         let imp = self.imp();
-        let generation = imp.generation.get() + 1;
-        imp.generation.set(generation);
-        // Until the service has answered for these exact names, Enter must not clone.
-        imp.names_ok.set(false);
-        self.update_clone_button();
-        let names = self.names();
-        self.show_names(&names);
-        self.schedule_plan();
+        self.show_names(&self.names());
         if imp.name_row.text().is_empty() {
+            // Nothing to ask: an empty name disables Clone at once.
             self.show_problem(None);
+            self.schedule_plan();
+            if let Some(timer) = imp.plan_timer.take() {
+                timer.remove();
+            }
+            imp.plan_pending.set(false);
             return;
         }
-        let Some(client) = imp.client.get().cloned() else {
-            return;
-        };
-        let this = self.downgrade();
-        glib::spawn_future_local(async move {
-            let results = client.check_names(&names).await;
-            let Some(dialog) = this.upgrade() else { return };
-            let imp = dialog.imp();
-            if imp.generation.get() != generation {
-                return;
-            }
-            match results.into_iter().find_map(Result::err) {
-                None => {
-                    dialog.show_problem(None);
-                    imp.names_ok.set(true);
-                    dialog.update_clone_button();
-                }
-                Some(err) => dialog.show_problem(Some(&err.user_message())),
-            }
-        });
+        self.schedule_plan();
     }
 
     fn update_clone_button(&self) {
@@ -402,10 +382,12 @@ impl CloneDialog {
             .set_sensitive(imp.names_ok.get() && imp.plan_ok.get());
     }
 
-    /// Asks for the plan of the options now, once they stop changing.
+    /// Asks again, once the names and options stop changing; until the
+    /// answer for these exact ones has come, Enter must not clone.
     fn schedule_plan(&self) {
         let imp = self.imp();
-        imp.plan_generation.set(imp.plan_generation.get() + 1);
+        imp.generation.set(imp.generation.get() + 1);
+        imp.names_ok.set(false);
         imp.plan_ok.set(false);
         imp.plan_pending.set(true);
         self.update_clone_button();
@@ -422,33 +404,49 @@ impl CloneDialog {
         imp.plan_timer.replace(Some(timer));
     }
 
+    /// `PlanClone` for the first name, which checks it as the clone would,
+    /// and `CheckName` for the other copies' names, all at once. The first
+    /// name is not checked apart: the service holds a name while it plans,
+    /// so a check beside the plan would see it as being made.
     fn ask_plan(&self) {
         let imp = self.imp();
-        let generation = imp.plan_generation.get();
+        let generation = imp.generation.get();
         let names = self.names();
         let Some(client) = imp.client.get().cloned() else {
             return;
         };
-        if imp.name_row.text().is_empty() {
-            // The name's own check says what is wrong.
-            imp.plan_pending.set(false);
-            return;
-        }
         let (source, options) = (imp.source.borrow().id.clone(), self.options());
         let this = self.downgrade();
         glib::spawn_future_local(async move {
-            let plan = client.plan_clone(&source, &names[0], &options).await;
+            let (plan, checks) = futures_lite::future::zip(
+                client.plan_clone(&source, &names[0], &options),
+                client.check_names(&names[1..]),
+            )
+            .await;
             let Some(dialog) = this.upgrade() else { return };
             let imp = dialog.imp();
-            if imp.plan_generation.get() != generation {
+            if imp.generation.get() != generation {
                 return;
             }
             imp.plan_pending.set(false);
-            match plan {
-                Ok(plan) => dialog.show_plan(plan, names.len() as u32),
-                // A name the service refuses is the name check's to tell.
-                Err(err) if is_name_error(&err) => dialog.show_plan_problem(None),
-                Err(err) => dialog.show_plan_problem(Some(&err.user_message())),
+            let name_error = match &plan {
+                Err(err) if is_name_error(err) => Some(err.clone()),
+                _ => checks.into_iter().find_map(Result::err),
+            };
+            match name_error {
+                Some(err) => {
+                    // The plan shown stays until a name is accepted.
+                    dialog.show_problem(Some(&err.user_message()));
+                    dialog.show_plan_problem(None);
+                }
+                None => {
+                    dialog.show_problem(None);
+                    imp.names_ok.set(true);
+                    match plan {
+                        Ok(plan) => dialog.show_plan(plan, names.len() as u32),
+                        Err(err) => dialog.show_plan_problem(Some(&err.user_message())),
+                    }
+                }
             }
             dialog.update_clone_button();
         });
@@ -472,7 +470,12 @@ impl CloneDialog {
         let total = plan.bytes_to_copy.saturating_mul(u64::from(copies));
         let title = match copies {
             1 => gettext("{size} to copy"),
-            _ => gettext("{size} to copy for {n} clones").replace("{n}", &copies.to_string()),
+            _ => ngettext(
+                "{size} to copy for {n} clone",
+                "{size} to copy for {n} clones",
+                copies,
+            )
+            .replace("{n}", &copies.to_string()),
         }
         .replace("{size}", &size(total));
         let subtitle = plan
@@ -529,8 +532,9 @@ impl CloneDialog {
         for d in &plan.destinations {
             let label = match &d.pool {
                 // Translators: a destination folder, e.g. "/srv/vms (pool “vms”, 93 GB free)"
-                Some(pool) => gettext("{path} (pool “{pool}”, {free} free)")
-                    .replace("{pool}", pool),
+                Some(pool) => {
+                    gettext("{path} (pool “{pool}”, {free} free)").replace("{pool}", pool)
+                }
                 None => gettext("{path} ({free} free)"),
             }
             .replace("{path}", &d.path)

@@ -109,9 +109,11 @@ impl JobRow {
         let size = |n: u64| glib::format_size(n).to_string();
         // Translators: progress of a copy, e.g. "1.2 GB of 8.6 GB"
         let mut parts: Vec<String> = phase.into_iter().collect();
-        parts.push(gettext("{done} of {total}")
-            .replace("{done}", &size(done))
-            .replace("{total}", &size(total)));
+        parts.push(
+            gettext("{done} of {total}")
+                .replace("{done}", &size(done))
+                .replace("{total}", &size(total)),
+        );
         if let Some(bps) = rate.bytes_per_second() {
             // Translators: a copy's speed, e.g. "85.3 MB/s"
             parts.push(gettext("{size}/s").replace("{size}", &size(bps as u64)));

@@ -20,13 +20,11 @@ fn load() -> Option<gio::Settings> {
     let installed = gio::SettingsSchemaSource::default();
     let schema = match installed.as_ref().and_then(|s| s.lookup(APP_ID, true)) {
         Some(schema) => schema,
-        None => gio::SettingsSchemaSource::from_directory(
-            BUILD_SCHEMA_DIR,
-            installed.as_ref(),
-            false,
-        )
-        .ok()?
-        .lookup(APP_ID, false)?,
+        None => {
+            gio::SettingsSchemaSource::from_directory(BUILD_SCHEMA_DIR, installed.as_ref(), false)
+                .ok()?
+                .lookup(APP_ID, false)?
+        }
     };
     Some(gio::Settings::new_full(
         &schema,

@@ -69,7 +69,7 @@ fn progress_and_cancel(app: &adw::Application) {
     let window = open_window(app, &bus);
 
     let dialog = open_dialog_for(&window, "big01");
-    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    wait_clone_offered(&dialog);
     confirm(&dialog);
     let mut row = None;
     wait_for(LONG, "the progress row to move", || {
@@ -193,7 +193,10 @@ fn host_with_two_big_disks(dir: &Path, mib: u64) -> String {
 /// Starts a clone of `source` through its dialog; returns its new name.
 fn start_clone(window: &Window, source: &str) -> String {
     let dialog = open_dialog_for(window, source);
-    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    wait_for(LONG, "the plan", || dialog.plan_settled());
+    let problem = dialog.plan_problem();
+    assert_eq!(problem, None, "cloning {source}");
+    wait_clone_offered(&dialog);
     let name = dialog.names().remove(0);
     confirm(&dialog);
     wait_for(LONG, "its progress row", || {
@@ -475,7 +478,7 @@ fn service_dies_mid_clone(app: &adw::Application) {
     let service = Service::start(&bus, &uri, &[]);
     let window = open_window(app, &bus);
     let dialog = open_dialog_for(&window, "big01");
-    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    wait_clone_offered(&dialog);
     confirm(&dialog);
     wait_for(LONG, "the progress row to move", || {
         window

@@ -261,7 +261,7 @@ fn dark_and_high_contrast(app: &adw::Application) {
     select(&window, "debian12-template");
     screenshot(&window, "dark-main-window");
     let dialog = open_dialog_for(&window, "debian12-template");
-    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    wait_clone_offered(&dialog);
     dialog.advanced_row().set_expanded(true);
     screenshot(&dialog, "dark-clone-dialog");
     dialog.close();

@@ -25,9 +25,10 @@ fn main() {
             "a_destination_without_space_disables_clone_with_the_reason",
             &|| no_space(app),
         ),
-        scenario("a_running_vm_is_cloned_live_and_the_dialog_says_so", &|| {
-            live_dialog(app)
-        }),
+        scenario(
+            "a_running_vm_is_cloned_live_and_the_dialog_says_so",
+            &|| live_dialog(app),
+        ),
         scenario("the_identity_switch_is_on_remembered_and_sent", &|| {
             identity_switch(app)
         }),
@@ -91,7 +92,9 @@ fn plan_follows_options(app: &adw::Application) {
     let texts = label_texts(dialog.upcast_ref());
     for (target, _, destination) in &disks {
         assert!(
-            texts.iter().any(|t| t.starts_with(&format!("{target}: copied"))),
+            texts
+                .iter()
+                .any(|t| t.starts_with(&format!("{target}: copied"))),
             "{target} is shown copied: {texts:?}"
         );
         assert!(
@@ -154,18 +157,29 @@ fn plan_follows_options(app: &adw::Application) {
             .any(|t| *t == format!("{size} to copy for 3 clones")),
         "{size} for three: {texts:?}"
     );
+    dialog.advanced_row().set_expanded(false);
     screenshot(&dialog, "clone-dialog-plan");
+    let style = adw::StyleManager::default();
+    style.set_color_scheme(adw::ColorScheme::ForceDark);
+    wait_for(LONG, "dark style", || style.is_dark());
+    screenshot(&dialog, "dark-clone-dialog-plan");
+    style.set_color_scheme(adw::ColorScheme::Default);
 
     // Each change is shown within 100 ms (PlanClone on the test driver is fast).
     let mut times = Vec::new();
     for vcpus in [3.0, 4.0, 1.0, 2.0, 5.0] {
-        times.push(plan_update_ms(&dialog, || dialog.vcpus_spin().set_value(vcpus)));
+        times.push(plan_update_ms(&dialog, || {
+            dialog.vcpus_spin().set_value(vcpus)
+        }));
     }
     times.extend([ms_destination, ms_memory, ms_copies]);
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!("    plan updates (ms): {times:?}, median {median:.1}");
-    assert!(median < 100.0, "the plan follows a change within 100 ms: {times:?}");
+    assert!(
+        median < 100.0,
+        "the plan follows a change within 100 ms: {times:?}"
+    );
     dialog.close();
 }
 
@@ -213,10 +227,13 @@ fn no_space(app: &adw::Application) {
     // The name is fine; the space is not.
     wait_for(LONG, "the name check", || dialog.problem().is_none());
     settle(Duration::from_millis(300));
-    assert!(!dialog.can_clone(), "Clone is insensitive when it does not fit");
+    assert!(
+        !dialog.can_clone(),
+        "Clone is insensitive when it does not fit"
+    );
     let reason = dialog.plan_problem().expect("the reason is shown");
     assert!(
-        reason.contains("Not enough space") && reason.contains("small"),
+        reason.contains("Not enough space") && reason.contains("pool “small”"),
         "names the pool: {reason}"
     );
     let (needed, free) = (
@@ -230,7 +247,10 @@ fn no_space(app: &adw::Application) {
     screenshot(&dialog, "clone-dialog-no-space");
     confirm(&dialog);
     settle(Duration::from_millis(300));
-    assert!(dialog.is_visible(), "Enter does nothing when it does not fit");
+    assert!(
+        dialog.is_visible(),
+        "Enter does nothing when it does not fit"
+    );
     assert_eq!(busctl_list_vms(&bus), before, "nothing was cloned");
     dialog.close();
 }
@@ -249,12 +269,17 @@ fn live_dialog(app: &adw::Application) {
     let plan = settled_plan(&dialog);
     assert_eq!(plan.consistency, "crash");
     wait_for(LONG, "Clone to be offered", || dialog.can_clone());
-    let text = dialog.live_text().expect("the dialog tells about the live copy");
+    let text = dialog
+        .live_text()
+        .expect("the dialog tells about the live copy");
     assert!(
         text.contains("keeps running") && text.contains("at this moment"),
         "{text}"
     );
-    assert!(text.contains("crash-consistent"), "no agent answers: {text}");
+    assert!(
+        text.contains("crash-consistent"),
+        "no agent answers: {text}"
+    );
     assert!(dialog.options().live, "the clone is asked for live");
     assert!(
         !dialog.storage_row().is_sensitive(),
@@ -295,7 +320,10 @@ fn identity_switch(app: &adw::Application) {
         texts.contains(&"A new machine ID, SSH host keys and host name".to_string()),
         "{texts:?}"
     );
-    assert!(has_accessible_labelled_by(&switch), "the switch is labelled");
+    assert!(
+        has_accessible_labelled_by(&switch),
+        "the switch is labelled"
+    );
     screenshot(&dialog, "clone-dialog-identity");
 
     switch.set_active(false);

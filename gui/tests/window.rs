@@ -125,8 +125,15 @@ fn rows_match_list_vms(app: &adw::Application) {
             matches!(state.as_str(), "shutoff" | "running" | "paused"),
             "{name}: the demo host has no other state ({state})"
         );
-        assert_eq!(offered, Some(true), "{name} is {state}: the menu offers Clone");
-        assert!(button.is_sensitive(), "{name} is {state}: Clone… is offered");
+        assert_eq!(
+            offered,
+            Some(true),
+            "{name} is {state}: the menu offers Clone"
+        );
+        assert!(
+            button.is_sensitive(),
+            "{name} is {state}: Clone… is offered"
+        );
     }
     assert!(
         expected.iter().any(|vm| vm.state == "running"),
@@ -353,7 +360,7 @@ fn advanced_options(app: &adw::Application) {
     dialog.vcpus_spin().set_value(4.0);
     dialog.memory_spin().set_value(3072.0);
     type_name(&dialog, "web01-big");
-    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    wait_clone_offered(&dialog);
     screenshot(&dialog, "clone-dialog-advanced");
     confirm(&dialog);
     wait_for(LONG, "the clone's row", || {
@@ -386,7 +393,7 @@ fn failed_clone(app: &adw::Application) {
     let window = open_window(app, &bus);
     let dialog = open_dialog_for(&window, "web01");
     type_name(&dialog, "taken-meanwhile");
-    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    wait_clone_offered(&dialog);
     // Someone else takes the name between the check and the click.
     vmclone_tests::stdout_ok(&bus.call("CloneVm", "ss", &["web01", "taken-meanwhile"]));
     let (error, message) =
@@ -579,9 +586,7 @@ fn live_state(app: &adw::Application) {
     });
     // A running VM is cloned live: Clone stays offered.
     wait_for(LONG, "the details to say Running", || {
-        window
-            .selected_vm()
-            .is_some_and(|vm| vm.state == "running")
+        window.selected_vm().is_some_and(|vm| vm.state == "running")
     });
     assert!(
         window.details_clone_button().is_sensitive(),

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use gettextrs::gettext;
 use zbus::zvariant::OwnedValue;
 
 use super::error::ClientError;
@@ -38,7 +39,7 @@ pub struct PlannedDisk {
 /// One place the clone writes to.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Space {
-    /// The folder, or for a pool libvirt fills its name.
+    /// The folder, or for a pool libvirt fills "pool “name”".
     pub place: String,
     pub free_bytes: u64,
     pub bytes_needed: u64,
@@ -78,7 +79,10 @@ impl ClonePlan {
             filesystems: optional_list(dict, "filesystems", |d| {
                 let folder: String = required(d, "filesystems", "folder")?;
                 let place = match folder.is_empty() {
-                    true => optional(d, "pool")?.unwrap_or_default(),
+                    true => gettext("pool “{pool}”").replace(
+                        "{pool}",
+                        &optional::<String>(d, "pool")?.unwrap_or_default(),
+                    ),
                     false => folder,
                 };
                 Ok(Space {

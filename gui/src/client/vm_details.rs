@@ -92,7 +92,10 @@ fn bad_key(key: &str) -> ClientError {
 }
 
 /// `key` when present; present with another type is a bad reply.
-pub(super) fn optional<T: TryFrom<OwnedValue>>(dict: &Dict, key: &str) -> Result<Option<T>, ClientError> {
+pub(super) fn optional<T: TryFrom<OwnedValue>>(
+    dict: &Dict,
+    key: &str,
+) -> Result<Option<T>, ClientError> {
     dict.get(key)
         .map(|v| {
             v.try_clone()
@@ -104,7 +107,11 @@ pub(super) fn optional<T: TryFrom<OwnedValue>>(dict: &Dict, key: &str) -> Result
 }
 
 /// `key` of an entry of the list `list`, which every entry must have.
-pub(super) fn required<T: TryFrom<OwnedValue>>(dict: &Dict, list: &str, key: &str) -> Result<T, ClientError> {
+pub(super) fn required<T: TryFrom<OwnedValue>>(
+    dict: &Dict,
+    list: &str,
+    key: &str,
+) -> Result<T, ClientError> {
     optional(dict, key)?.ok_or_else(|| bad_key(&format!("{list}.{key}")))
 }
 

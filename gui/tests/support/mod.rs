@@ -733,6 +733,22 @@ pub fn open_dialog_for(
     dialog.unwrap()
 }
 
+/// Waits until Clone is offered in `dialog`; a timeout says what the dialog
+/// showed (the name's problem, the plan's).
+pub fn wait_clone_offered(dialog: &vmclone::clone_dialog::CloneDialog) {
+    let deadline = Instant::now() + LONG;
+    while !dialog.can_clone() {
+        assert!(
+            Instant::now() < deadline,
+            "Clone was not offered: name {:?}, plan settled {}, plan {:?}",
+            dialog.problem(),
+            dialog.plan_settled(),
+            dialog.plan_problem()
+        );
+        settle(Duration::from_millis(20));
+    }
+}
+
 pub fn type_name(dialog: &vmclone::clone_dialog::CloneDialog, text: &str) {
     dialog.name_row().set_text(text);
 }
