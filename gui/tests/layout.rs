@@ -272,6 +272,10 @@ fn dark_and_high_contrast(app: &adw::Application) {
     a11y.set_boolean("high-contrast", true).unwrap();
     wait_for(LONG, "high contrast", || style.is_high_contrast());
     screenshot(&window, "high-contrast");
+    let dialog = open_dialog_for(&window, "web01");
+    wait_clone_offered(&dialog);
+    screenshot(&dialog, "high-contrast-clone-dialog");
+    dialog.close();
     a11y.reset("high-contrast");
     wait_for(LONG, "normal contrast again", || !style.is_high_contrast());
 }

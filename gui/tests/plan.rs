@@ -286,6 +286,10 @@ fn live_dialog(app: &adw::Application) {
         "a live clone cannot be linked"
     );
     screenshot(&dialog, "clone-dialog-live");
+    // A phone-sized screen: the dialog fits 360 px.
+    dialog.set_default_size(360, 640);
+    wait_for(LONG, "the narrow size", || dialog.width() == 360);
+    screenshot(&dialog, "narrow-clone-dialog-live");
     dialog.close();
 
     // A shut-off VM is not cloned live and its dialog says nothing of it.
