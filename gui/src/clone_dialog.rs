@@ -466,7 +466,7 @@ impl CloneDialog {
                 .build();
             list.append(&row);
         }
-        let size = |n: u64| glib::format_size(n).to_string();
+        let size = size_text;
         let total = plan.bytes_to_copy.saturating_mul(u64::from(copies));
         let title = match copies {
             1 => gettext("{size} to copy"),
@@ -538,7 +538,7 @@ impl CloneDialog {
                 None => gettext("{path} ({free} free)"),
             }
             .replace("{path}", &d.path)
-            .replace("{free}", &glib::format_size(d.free_bytes));
+            .replace("{free}", &size_text(d.free_bytes));
             imp.destination_list.append(&label);
         }
         imp.destinations
@@ -611,6 +611,11 @@ impl CloneDialog {
     }
 }
 
+/// "8.7 MiB": binary units, as the details view and vmclonectl show sizes.
+fn size_text(bytes: u64) -> String {
+    glib::format_size_full(bytes, glib::FormatSizeFlags::IEC_UNITS).to_string()
+}
+
 /// A running or paused source is cloned live.
 fn is_live(vm: &VmInfo) -> bool {
     matches!(vm.state.as_str(), "running" | "paused")
@@ -648,7 +653,7 @@ fn disk_subtitle(disk: &PlannedDisk) -> String {
     }
     // Translators: how much of a disk is copied where, e.g. "300 MB to /srv/vms/web02.qcow2"
     gettext("{size} to {destination}")
-        .replace("{size}", &glib::format_size(disk.allocated))
+        .replace("{size}", &size_text(disk.allocated))
         .replace("{destination}", &disk.destination)
 }
 
