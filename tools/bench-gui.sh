@@ -9,9 +9,10 @@
 #    another, and reports the time until a painted frame shows each VM's details from
 #    GetVm (VMCLONE_BENCH=details). The first selection also shows the details view
 #    for the first time; the target applies to it.
-#  - plan: a second after the list is shown the app opens the clone dialog of a VM;
-#    once its first plan is shown it changes the vCPUs, then the number of copies, and
-#    reports the time until a painted frame shows the plan for each (VMCLONE_BENCH=plan).
+#  - plan, on the demo host (data/demo-host.xml): a second after the list is shown the
+#    app opens the clone dialog of a shut-off VM; once its first plan is shown it changes
+#    the vCPUs, then the number of copies, and reports the time until a painted frame
+#    shows the plan for each (VMCLONE_BENCH=plan).
 #
 #   tools/bench-gui.sh            release build, 1,000 and 10,000 VMs, 5 runs each
 #   VMS=200 RUNS=3 PROFILE=debug tools/bench-gui.sh
@@ -82,7 +83,6 @@ for vms in $counts; do
     frames=""
     details=""
     nexts=""
-    plans=""
     run=1
     while [ "$run" -le "$runs" ]; do
         start=$(date +%s%N)
@@ -105,16 +105,7 @@ for vms in $counts; do
         fi
         first_us=$(echo "$out" | cut -d' ' -f2)
         next_us=$(echo "$out" | cut -d' ' -f3)
-        out=$(run_app plan plan-updated)
-        if [ -z "$out" ]; then
-            echo "bench-gui: run $run did not report the plan:" >&2
-            cat "$tmp/app.log" >&2
-            exit 1
-        fi
-        vcpus_us=$(echo "$out" | cut -d' ' -f2)
-        copies_us=$(echo "$out" | cut -d' ' -f3)
-        plans="$plans $((vcpus_us / 1000)) $((copies_us / 1000))"
-        echo "  run $run: first frame ${ms} ms ($drawn drawn), details $((first_us / 1000)) ms, then $((next_us / 1000)) ms, plan $((vcpus_us / 1000)) and $((copies_us / 1000)) ms"
+        echo "  run $run: first frame ${ms} ms ($drawn drawn), details $((first_us / 1000)) ms, then $((next_us / 1000)) ms"
         details="$details $((first_us / 1000))"
         nexts="$nexts $((next_us / 1000))"
         run=$((run + 1))
@@ -127,14 +118,37 @@ for vms in $counts; do
     verdict "$frame" "$frame_target"
     row="| $vms | $frame ms ($VERDICT) |"
     verdict "$detail" 50
-    row="$row $detail ms ($VERDICT), then $(median "$nexts") ms |"
-    plan=$(median "$plans")
-    verdict "$plan" 100
     summary="$summary
-$row $plan ms ($VERDICT) |"
+$row $detail ms ($VERDICT), then $(median "$nexts") ms |"
 done
 
 echo
-echo "| VMs | start to first frame with rows (median of $runs) | a VM selected to its details shown: first, then another (medians of $runs) | an option changed to its plan shown (median of $((runs * 2))) |"
-echo "|---|---|---|---|$summary"
+# The plan needs a VM whose clone the service can plan: the many-VM hosts' disks
+# are no files, so this part runs on the demo host.
+mkdir -p "$tmp/demo"
+start_private_service "$tmp/demo" "$bin/vmclone-service" "test://$PWD/data/demo-host.xml"
+plans=""
+run=1
+while [ "$run" -le "$runs" ]; do
+    out=$(run_app plan plan-updated)
+    if [ -z "$out" ]; then
+        echo "bench-gui: run $run did not report the plan:" >&2
+        cat "$tmp/app.log" >&2
+        exit 1
+    fi
+    vcpus_us=$(echo "$out" | cut -d' ' -f2)
+    copies_us=$(echo "$out" | cut -d' ' -f3)
+    echo "  demo host, run $run: plan after a vCPU change $((vcpus_us / 1000)) ms, after a change of copies $((copies_us / 1000)) ms"
+    plans="$plans $((vcpus_us / 1000)) $((copies_us / 1000))"
+    run=$((run + 1))
+done
+stop_private_service
+plan=$(median "$plans")
+verdict "$plan" 100
+
+echo
+echo "| VMs | start to first frame with rows (median of $runs) | a VM selected to its details shown: first, then another (medians of $runs) |"
+echo "|---|---|---|$summary"
+echo
+echo "The clone dialog's plan, an option changed to a painted frame with its plan (demo host, median of $((runs * 2))): $plan ms ($VERDICT)"
 exit $missed

@@ -190,10 +190,10 @@ mod bench {
         });
     }
 
-    /// A second after the list is shown, opens the clone dialog of the third
-    /// VM; once its first plan is shown, changes the vCPUs, then the number
-    /// of copies, and prints how long each took (µs) until a painted frame
-    /// showed the plan for the change.
+    /// A second after the list is shown, opens the clone dialog of the first
+    /// shut-off VM that is no template; once its first plan is shown, changes
+    /// the vCPUs, then the number of copies, and prints how long each took
+    /// (µs) until a painted frame showed the plan for the change.
     pub fn plan_updated(app: &adw::Application, window: &Window) {
         let app = app.clone();
         let opened = Cell::new(false);
@@ -207,7 +207,14 @@ mod bench {
                 let Some(window) = window.upgrade() else {
                     return;
                 };
-                let id = window.shown_vms()[2].id.clone();
+                let Some(vm) = window
+                    .shown_vms()
+                    .into_iter()
+                    .find(|vm| vm.state == "shutoff" && !vm.is_template)
+                else {
+                    return;
+                };
+                let id = vm.id;
                 let _ = WidgetExt::activate_action(&window, "win.clone", Some(&id.to_variant()));
                 if let Some(dialog) = window.clone_dialog() {
                     measure_plans(app, &dialog);

@@ -153,6 +153,27 @@ impl Client {
         .await
     }
 
+    /// The caller's clones that are queued or running now (`ListJobs`), for
+    /// instance started before this window opened: the source's UUID, the
+    /// new name and a handle following each.
+    pub async fn running_jobs(&self) -> Result<Vec<(String, String, JobHandle)>, ClientError> {
+        let bus = self.bus.clone();
+        runtime::run(async move {
+            let manager = bus.manager().await?;
+            let conn = manager.inner().connection().clone();
+            let mut jobs = Vec::new();
+            for path in manager.list_jobs().await? {
+                // A job may end (and leave the bus) between the list and here.
+                let Ok(Some((source, name))) = job::unfinished(&conn, &path).await else {
+                    continue;
+                };
+                jobs.push((source, name, JobHandle::follow(&conn, path).await?));
+            }
+            Ok(jobs)
+        })
+        .await
+    }
+
     /// Clones `source` once per name with one `CloneVms` call; a handle per
     /// name, in order, each with its own progress and Cancel.
     pub async fn clone_vms(

@@ -364,14 +364,8 @@ impl CloneDialog {
         let imp = self.imp();
         self.show_names(&self.names());
         if imp.name_row.text().is_empty() {
-            // Nothing to ask: an empty name disables Clone at once.
+            // An empty name only disables Clone; it needs no words.
             self.show_problem(None);
-            self.schedule_plan();
-            if let Some(timer) = imp.plan_timer.take() {
-                timer.remove();
-            }
-            imp.plan_pending.set(false);
-            return;
         }
         self.schedule_plan();
     }
@@ -415,6 +409,11 @@ impl CloneDialog {
         let Some(client) = imp.client.get().cloned() else {
             return;
         };
+        if imp.name_row.text().is_empty() {
+            // Nothing to ask: Clone stays insensitive, the plan shown stays.
+            imp.plan_pending.set(false);
+            return;
+        }
         let (source, options) = (imp.source.borrow().id.clone(), self.options());
         let this = self.downgrade();
         glib::spawn_future_local(async move {

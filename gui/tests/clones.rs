@@ -32,6 +32,10 @@ fn main() {
             "closing_the_window_keeps_clones_running_and_a_notification_brings_it_back",
             &|| notification_while_hidden(app),
         ),
+        scenario(
+            "a_clone_started_before_the_window_opened_gets_its_row",
+            &|| clone_started_before(app),
+        ),
         scenario("convert_to_template_through_the_menu", &|| {
             convert_to_template(app)
         }),
@@ -253,6 +257,39 @@ fn parallel_clones_one_cancelled(app: &adw::Application) {
         "only the finished clone's disk is new: {new:?}"
     );
     assert!(new[0].contains(&finished), "{new:?}");
+}
+
+/// A clone started with busctl before the window opened is found through
+/// `ListJobs`: it gets a progress row whose Cancel stops it.
+fn clone_started_before(app: &adw::Application) {
+    let dir = TempDir::new("gui-adopt");
+    let uri = host_with_big_disk(dir.path(), 4096);
+    let before = names_in(dir.path());
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &uri, &[]);
+    let path = vmclone_tests::reply_object_path(&bus.call(
+        "StartClone",
+        "ssa{sv}",
+        &["big01", "big01-early", "0"],
+    ));
+    let window = open_window(app, &bus);
+    let mut row = None;
+    wait_for(LONG, "the earlier clone's row, moving", || {
+        row = job_row(&window, "big01-early");
+        row.as_ref()
+            .is_some_and(|r| r.progress_bar().fraction() > 0.0)
+    });
+    assert_eq!(window.job_rows().len(), 1, "one row for the one clone");
+    row.unwrap().cancel_button().emit_clicked();
+    wait_for(LONG, "the cancelled toast", || {
+        toast_texts(&window)
+            .iter()
+            .any(|t| t.contains("Cloning “big01” was cancelled"))
+    });
+    assert_eq!(bus.job_property(&path, "State"), "s \"cancelled\"");
+    assert!(window.job_rows().is_empty());
+    assert_eq!(names_in(dir.path()), before, "nothing of it is left");
+    assert_eq!(names(&window), ["big01"]);
 }
 
 /// Closing the window while a clone runs hides it and keeps the clone going;

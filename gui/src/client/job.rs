@@ -115,6 +115,23 @@ impl JobHandle {
     }
 }
 
+/// The source's UUID and the new name of the job at `path` while it is
+/// queued or running; `None` once it ended.
+pub(super) async fn unfinished(
+    conn: &Connection,
+    path: &OwnedObjectPath,
+) -> Result<Option<(String, String)>, ClientError> {
+    let job = JobProxy::builder(conn)
+        .path(path.clone())?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?;
+    if !matches!(job.state().await?.as_str(), "queued" | "running") {
+        return Ok(None);
+    }
+    Ok(Some((job.source_vm_id().await?, job.new_name().await?)))
+}
+
 /// `Cancel()` on the job at `path`.
 pub(super) async fn cancel(conn: &Connection, path: OwnedObjectPath) -> Result<(), ClientError> {
     let job = JobProxy::builder(conn)
