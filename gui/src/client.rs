@@ -28,7 +28,7 @@ use connection::Bus;
 pub use error::ClientError;
 pub use job::{JobEvent, JobHandle, JobOutcome};
 pub use options::{CloneOptions, Storage};
-pub use plan::{ClonePlan, Destination, PlannedDisk, Space};
+pub use plan::{ClonePlan, Destination, PlannedDisk, Space, StateCopy};
 pub use proxy::{JobProxy, ManagerProxy, BUS_NAME};
 use runtime::runtime;
 pub use signals::ServiceEvent;

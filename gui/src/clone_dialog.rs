@@ -465,6 +465,25 @@ impl CloneDialog {
                 .build();
             list.append(&row);
         }
+        for (title, copy) in [
+            (gettext("UEFI variables"), &plan.nvram),
+            (gettext("TPM state"), &plan.tpm),
+        ] {
+            let Some(copy) = copy else { continue };
+            let subtitle = match copy.exists {
+                // Translators: where the clone's copy of its UEFI variables or TPM state goes
+                true => {
+                    gettext("copied to {destination}").replace("{destination}", &copy.destination)
+                }
+                false => gettext("made at the clone’s first start, as the source has none yet"),
+            };
+            list.append(
+                &adw::ActionRow::builder()
+                    .title(glib::markup_escape_text(&title))
+                    .subtitle(glib::markup_escape_text(&subtitle))
+                    .build(),
+            );
+        }
         let size = size_text;
         let total = plan.bytes_to_copy.saturating_mul(u64::from(copies));
         let title = match copies {

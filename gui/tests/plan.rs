@@ -112,6 +112,24 @@ fn plan_follows_options(app: &adw::Application) {
         texts.iter().any(|t| *t == format!("{size} to copy")),
         "{size} to copy: {texts:?}"
     );
+    // The UEFI variables are copied; the TPM never ran, so it has no state
+    // to copy yet (the service's plan says so among its warnings).
+    let nvram = plan.nvram.as_ref().expect("a UEFI VM's variables");
+    assert_eq!(nvram.destination, expected["nvram"]["destination"]);
+    assert!(nvram.exists);
+    assert_eq!(
+        plan.tpm.is_some(),
+        expected["tpm"].as_object().is_some_and(|o| !o.is_empty()),
+        "{:?} against {}",
+        plan.tpm,
+        expected["tpm"]
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| *t == format!("copied to {}", nvram.destination)),
+        "{texts:?}"
+    );
 
     // The destinations are the pool's folder and the source's own.
     let pool = host.pool_dir.display().to_string();

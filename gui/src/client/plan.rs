@@ -19,6 +19,9 @@ pub struct ClonePlan {
     pub filesystems: Vec<Space>,
     /// The service's verdict for one clone.
     pub fits: bool,
+    /// The UEFI variables and the TPM state; `None` when the VM has none.
+    pub nvram: Option<StateCopy>,
+    pub tpm: Option<StateCopy>,
     pub warnings: Vec<String>,
     /// A live clone's `filesystem` or `crash`; empty otherwise.
     pub consistency: String,
@@ -34,6 +37,15 @@ pub struct PlannedDisk {
     pub action: String,
     pub destination: String,
     pub allocated: u64,
+}
+
+/// A file or folder of VM state the clone gets its own copy of.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StateCopy {
+    pub source: String,
+    pub destination: String,
+    /// The source has it now; otherwise it is made at the clone's first start.
+    pub exists: bool,
 }
 
 /// One place the clone writes to.
@@ -94,6 +106,8 @@ impl ClonePlan {
             })?
             .unwrap_or_default(),
             fits: required(dict, "plan", "fits")?,
+            nvram: state_copy(dict, "nvram")?,
+            tpm: state_copy(dict, "tpm")?,
             warnings: optional(dict, "warnings")?.unwrap_or_default(),
             consistency: optional(dict, "consistency")?.unwrap_or_default(),
             destinations: optional_list(dict, "destinations", |d| {
@@ -119,6 +133,21 @@ impl ClonePlan {
                 ..s.clone()
             })
     }
+}
+
+/// `key`'s `{source, destination, exists}`; an empty dictionary is none.
+fn state_copy(dict: &Dict, key: &str) -> Result<Option<StateCopy>, ClientError> {
+    let Some(copy) = optional::<Dict>(dict, key)? else {
+        return Ok(None);
+    };
+    if copy.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(StateCopy {
+        source: required(&copy, key, "source")?,
+        destination: required(&copy, key, "destination")?,
+        exists: required(&copy, key, "exists")?,
+    }))
 }
 
 #[cfg(test)]
