@@ -671,7 +671,7 @@ fn disk_subtitle(disk: &PlannedDisk) -> String {
     }
     // Translators: how much of a disk is copied where, e.g. "300 MB to /srv/vms/web02.qcow2"
     gettext("{size} to {destination}")
-        .replace("{size}", &size_text(disk.allocated))
+        .replace("{size}", &size_text(disk.bytes_to_copy()))
         .replace("{destination}", &disk.destination)
 }
 

@@ -593,6 +593,29 @@ fn live_state(app: &adw::Application) {
         "running: Clone offered (live)"
     );
     screenshot(&window, "live-state");
+    // Its dialog plans a live copy of the running QEMU guest: no agent
+    // answers (no guest OS), so the copy would be crash-consistent.
+    let dialog = open_dialog_for(&window, &vm);
+    let mut plan = None;
+    wait_for(LONG, "the live plan", || {
+        plan = dialog.plan();
+        plan.is_some() || dialog.plan_problem().is_some()
+    });
+    assert_eq!(dialog.plan_problem(), None);
+    let plan = plan.unwrap();
+    assert_eq!(plan.consistency, "crash");
+    // A live copy walks the whole disk: its row and the total say the same.
+    let disk = &plan.disks[0];
+    assert_eq!(disk.action, "live");
+    assert_eq!(disk.bytes_to_copy(), plan.bytes_to_copy);
+    let text = dialog.live_text().expect("the live text");
+    assert!(
+        text.contains("keeps running") && text.contains("crash-consistent"),
+        "{text}"
+    );
+    assert!(dialog.options().live);
+    screenshot(&dialog, "clone-dialog-live-qemu");
+    dialog.close();
 
     virsh(&["destroy", &vm]);
     wait_for(LONG, "the row to say Shut off after virsh destroy", || {

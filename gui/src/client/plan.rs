@@ -37,6 +37,7 @@ pub struct PlannedDisk {
     pub action: String,
     pub destination: String,
     pub allocated: u64,
+    pub virtual_size: u64,
 }
 
 /// A file or folder of VM state the clone gets its own copy of.
@@ -71,6 +72,15 @@ impl PlannedDisk {
     pub fn copies_bytes(&self) -> bool {
         matches!(self.action.as_str(), "copy" | "reflink" | "volume" | "live")
     }
+
+    /// The bytes its copy walks: the allocation, or for a live copy (QEMU's
+    /// backup job reads the whole disk, holes going fast) its virtual size.
+    pub fn bytes_to_copy(&self) -> u64 {
+        match self.action.as_str() {
+            "live" => self.virtual_size,
+            _ => self.allocated,
+        }
+    }
 }
 
 impl ClonePlan {
@@ -84,6 +94,7 @@ impl ClonePlan {
                     action: required(d, "disks", "action")?,
                     destination: required(d, "disks", "destination")?,
                     allocated: required(d, "disks", "allocated")?,
+                    virtual_size: required(d, "disks", "virtual-size")?,
                 })
             })?
             .unwrap_or_default(),
