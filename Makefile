@@ -90,6 +90,8 @@ install:
 		$(DESTDIR)$(datadir)/metainfo/org.vmclone.VmClone.metainfo.xml
 	$(INSTALL) -D -m 0644 data/org.vmclone.Manager.xml $(DESTDIR)$(dbusinterfacesdir)/org.vmclone.Manager.xml
 	$(INSTALL) -D -m 0644 data/org.vmclone.Job.xml $(DESTDIR)$(dbusinterfacesdir)/org.vmclone.Job.xml
+	$(INSTALL) -D -m 0644 data/org.vmclone.VmClone.gschema.xml \
+		$(DESTDIR)$(datadir)/glib-2.0/schemas/org.vmclone.VmClone.gschema.xml
 	$(foreach icon,$(ICONS),$(INSTALL) -D -m 0644 data/icons/$(icon) $(DESTDIR)$(datadir)/icons/$(icon) &&) true
 	$(foreach lang,$(LINGUAS),$(INSTALL) -d $(DESTDIR)$(localedir)/$(lang)/LC_MESSAGES && \
 		$(MSGFMT) -c -o $(DESTDIR)$(localedir)/$(lang)/LC_MESSAGES/vmclone.mo po/$(lang).po &&) true
@@ -109,6 +111,7 @@ uninstall:
 		$(DESTDIR)$(dbusinterfacesdir)/org.vmclone.Job.xml \
 		$(DESTDIR)$(datadir)/applications/org.vmclone.VmClone.desktop \
 		$(DESTDIR)$(datadir)/metainfo/org.vmclone.VmClone.metainfo.xml \
+		$(DESTDIR)$(datadir)/glib-2.0/schemas/org.vmclone.VmClone.gschema.xml \
 		$(addprefix $(DESTDIR)$(datadir)/icons/,$(ICONS)) \
 		$(foreach lang,$(LINGUAS),$(DESTDIR)$(localedir)/$(lang)/LC_MESSAGES/vmclone.mo) \
 		$(DESTDIR)$(docdir)/README.md

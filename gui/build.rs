@@ -10,6 +10,7 @@ mod catalogs;
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     compile_resources(&out);
+    compile_schemas(&out);
     catalogs::compile(&out);
     println!("cargo:rerun-if-env-changed=VMCLONE_LOCALEDIR");
 }
@@ -47,5 +48,21 @@ fn compile_resources(out: &Path) {
             .arg(out.join("vmclone.gresource"))
             .arg(&manifest),
         "glib-compile-resources",
+    );
+}
+
+/// The app's GSettings schema, for builds run from the tree (tests, demos);
+/// `make install` puts it in the system's schema folder instead.
+fn compile_schemas(out: &Path) {
+    let schema = Path::new("../data/org.vmclone.VmClone.gschema.xml");
+    println!("cargo:rerun-if-changed={}", schema.display());
+    let dir = out.join("schemas");
+    std::fs::create_dir_all(&dir).expect("create OUT_DIR/schemas");
+    std::fs::copy(schema, dir.join("org.vmclone.VmClone.gschema.xml")).expect("copy the schema");
+    run(
+        Command::new("glib-compile-schemas")
+            .arg("--strict")
+            .arg(&dir),
+        "glib-compile-schemas",
     );
 }

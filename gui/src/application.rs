@@ -31,6 +31,7 @@ pub fn new(client: Option<(Client, async_channel::Receiver<ServiceEvent>)>) -> a
         match std::env::var("VMCLONE_BENCH").as_deref() {
             Ok("first-frame") => bench::first_frame_with_rows(app, &window),
             Ok("details") => bench::details_shown(app, &window),
+            Ok("plan") => bench::plan_updated(app, &window),
             _ => {}
         }
         GtkWindowExt::present(&window);
@@ -94,7 +95,7 @@ fn show_about(app: &adw::Application) {
     about.present();
 }
 
-/// For tools/bench-gui.sh (`VMCLONE_BENCH=first-frame` or `details`): print
+/// For tools/bench-gui.sh (`VMCLONE_BENCH=first-frame`, `details` or `plan`): print
 /// a time once a frame shows what is measured, then quit.
 mod bench {
     use std::cell::Cell;
@@ -106,7 +107,7 @@ mod bench {
     use crate::window::Window;
 
     /// Calls `f` after every painted frame of `window` until it returns true.
-    fn after_each_frame(window: &Window, f: impl Fn(&Window) -> bool + 'static) {
+    fn after_each_frame<W: IsA<gtk::Widget>>(window: &W, f: impl Fn(&W) -> bool + 'static) {
         let f = Rc::new(f);
         // The first tick hands us the frame clock.
         window.add_tick_callback(move |window, clock| {
@@ -186,6 +187,68 @@ mod bench {
             println!("details-shown {} {}", times[0], times[1]);
             app.quit();
             true
+        });
+    }
+
+    /// A second after the list is shown, opens the clone dialog of the first
+    /// shut-off VM that is no template; once its first plan is shown, changes
+    /// the vCPUs, then the number of copies, and prints how long each took
+    /// (µs) until a painted frame showed the plan for the change.
+    pub fn plan_updated(app: &adw::Application, window: &Window) {
+        let app = app.clone();
+        let opened = Cell::new(false);
+        after_each_frame(window, move |window| {
+            if opened.get() || window.visible_rows().len() < 3 {
+                return false;
+            }
+            opened.set(true);
+            let (window, app) = (window.downgrade(), app.clone());
+            glib::timeout_add_local_once(std::time::Duration::from_secs(1), move || {
+                let Some(window) = window.upgrade() else {
+                    return;
+                };
+                let Some(vm) = window
+                    .shown_vms()
+                    .into_iter()
+                    .find(|vm| vm.state == "shutoff" && !vm.is_template)
+                else {
+                    return;
+                };
+                let id = vm.id;
+                let _ = WidgetExt::activate_action(&window, "win.clone", Some(&id.to_variant()));
+                if let Some(dialog) = window.clone_dialog() {
+                    measure_plans(app, &dialog);
+                }
+            });
+            true
+        });
+    }
+
+    fn measure_plans(app: adw::Application, dialog: &crate::clone_dialog::CloneDialog) {
+        let times: Rc<std::cell::RefCell<Vec<i64>>> = Rc::default();
+        let started: Rc<Cell<Option<i64>>> = Rc::default();
+        after_each_frame(dialog, move |dialog| {
+            if dialog.plan().is_none() {
+                return false;
+            }
+            if let Some(start) = started.take() {
+                times.borrow_mut().push(glib::monotonic_time() - start);
+            }
+            let change = times.borrow().len();
+            started.set(Some(glib::monotonic_time()));
+            match change {
+                0 => dialog
+                    .vcpus_spin()
+                    .set_value(dialog.vcpus_spin().value() + 1.0),
+                1 => dialog.copies_spin().set_value(3.0),
+                _ => {
+                    let times = times.borrow();
+                    println!("plan-updated {} {}", times[0], times[1]);
+                    app.quit();
+                    return true;
+                }
+            }
+            false
         });
     }
 }

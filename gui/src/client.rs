@@ -10,6 +10,7 @@ mod connection;
 mod error;
 mod job;
 mod options;
+mod plan;
 mod runtime;
 mod signals;
 mod vm_details;
@@ -26,6 +27,7 @@ use connection::Bus;
 pub use error::ClientError;
 pub use job::{JobEvent, JobHandle, JobOutcome};
 pub use options::{CloneOptions, Storage};
+pub use plan::{ClonePlan, Destination, PlannedDisk, Space, StateCopy};
 use runtime::runtime;
 pub use signals::ServiceEvent;
 pub use vm_details::{DiskDetails, InterfaceDetails, VmDetails};
@@ -106,6 +108,27 @@ impl Client {
         runtime::join(call)
     }
 
+    /// What cloning `source` as `name` with `options` would do (`PlanClone`):
+    /// checked as the clone is, nothing made.
+    pub async fn plan_clone(
+        &self,
+        source: &str,
+        name: &str,
+        options: &CloneOptions,
+    ) -> Result<ClonePlan, ClientError> {
+        let bus = self.bus.clone();
+        let (source, name, options) = (source.to_owned(), name.to_owned(), options.to_dict());
+        runtime::run(async move {
+            let dict = bus
+                .manager()
+                .await?
+                .plan_clone(&source, &name, &options)
+                .await?;
+            ClonePlan::from_dict(&dict)
+        })
+        .await
+    }
+
     /// Makes the shut-off VM `id` a template (its disks become read-only).
     pub async fn convert_to_template(&self, id: &str) -> Result<(), ClientError> {
         let (bus, id) = (self.bus.clone(), id.to_owned());
@@ -125,6 +148,27 @@ impl Client {
             let manager = bus.manager().await?;
             let path = manager.start_clone(&source, &name, options).await?;
             JobHandle::follow(manager.inner().connection(), path).await
+        })
+        .await
+    }
+
+    /// The caller's clones that are queued or running now (`ListJobs`), for
+    /// instance started before this window opened: the source's UUID, the
+    /// new name and a handle following each.
+    pub async fn running_jobs(&self) -> Result<Vec<(String, String, JobHandle)>, ClientError> {
+        let bus = self.bus.clone();
+        runtime::run(async move {
+            let manager = bus.manager().await?;
+            let conn = manager.inner().connection().clone();
+            let mut jobs = Vec::new();
+            for path in manager.list_jobs().await? {
+                // A job may end (and leave the bus) between the list and here.
+                let Ok(Some((source, name))) = job::unfinished(&conn, &path).await else {
+                    continue;
+                };
+                jobs.push((source, name, JobHandle::follow(&conn, path).await?));
+            }
+            Ok(jobs)
         })
         .await
     }

@@ -13,3 +13,7 @@ pub const LOCALEDIR: &str = match option_env!("VMCLONE_LOCALEDIR") {
     Some(dir) => dir,
     None => concat!(env!("OUT_DIR"), "/locale"),
 };
+
+/// Where build.rs compiled the GSettings schema, used when the system has none
+/// (the app run from the build tree).
+pub const BUILD_SCHEMA_DIR: &str = concat!(env!("OUT_DIR"), "/schemas");

@@ -43,6 +43,10 @@ mod imp {
         #[template_child]
         pub tpm_value: TemplateChild<gtk::Label>,
         #[template_child]
+        pub agent_row: TemplateChild<adw::ActionRow>,
+        #[template_child]
+        pub agent_value: TemplateChild<gtk::Label>,
+        #[template_child]
         pub disks_row: TemplateChild<adw::ActionRow>,
         #[template_child]
         pub disks_value: TemplateChild<gtk::Label>,
@@ -125,6 +129,7 @@ impl DetailsView {
             // Another VM: nothing of the last one's GetVm stays.
             imp.firmware_row.set_visible(false);
             imp.tpm_row.set_visible(false);
+            imp.agent_row.set_visible(false);
             self.clear_devices();
         }
     }
@@ -144,6 +149,16 @@ impl DetailsView {
         imp.tpm_row.set_visible(details.tpm.is_some());
         if let Some(tpm) = details.tpm {
             imp.tpm_value.set_label(&yes_no(tpm));
+        }
+        // Only a running guest's agent can answer (and freeze for a live clone).
+        let running = matches!(details.info.state.as_str(), "running" | "paused");
+        let agent = details.guest_agent.filter(|_| running);
+        imp.agent_row.set_visible(agent.is_some());
+        if let Some(agent) = agent {
+            imp.agent_value.set_label(&match agent {
+                true => gettext("Connected"),
+                false => gettext("Not connected"),
+            });
         }
         self.clear_devices();
         // A list of the devices replaces the bare count.

@@ -92,11 +92,14 @@ impl JobRow {
         imp.progress_bar.set_fraction(0.0);
     }
 
-    pub fn set_progress(&self, done: u64, total: u64) {
+    /// `phase` is the job's `Phase`, shown before the bytes.
+    pub fn set_progress(&self, done: u64, total: u64, phase: &str) {
         let imp = self.imp();
-        if total == 0 {
+        let phase = phase_text(phase);
+        if total == 0 || phase.as_ref().is_some_and(|_| done == 0) {
             imp.progress_bar.pulse();
-            imp.status_label.set_label(&gettext("Starting…"));
+            imp.status_label
+                .set_label(&phase.unwrap_or_else(|| gettext("Starting…")));
             return;
         }
         imp.progress_bar
@@ -105,9 +108,12 @@ impl JobRow {
         rate.update(Instant::now(), done);
         let size = |n: u64| glib::format_size(n).to_string();
         // Translators: progress of a copy, e.g. "1.2 GB of 8.6 GB"
-        let mut parts = vec![gettext("{done} of {total}")
-            .replace("{done}", &size(done))
-            .replace("{total}", &size(total))];
+        let mut parts: Vec<String> = phase.into_iter().collect();
+        parts.push(
+            gettext("{done} of {total}")
+                .replace("{done}", &size(done))
+                .replace("{total}", &size(total)),
+        );
         if let Some(bps) = rate.bytes_per_second() {
             // Translators: a copy's speed, e.g. "85.3 MB/s"
             parts.push(gettext("{size}/s").replace("{size}", &size(bps as u64)));
@@ -138,6 +144,16 @@ impl JobRow {
 
     pub fn cancel_button(&self) -> gtk::Button {
         self.imp().cancel_button.get()
+    }
+}
+
+/// What the clone is doing now, in words; `None` for no or an unknown phase.
+fn phase_text(phase: &str) -> Option<String> {
+    match phase {
+        "copying" => Some(gettext("Copying the disks")),
+        "customizing" => Some(gettext("Giving the clone its own identity")),
+        "defining" => Some(gettext("Defining the clone")),
+        _ => None,
     }
 }
 

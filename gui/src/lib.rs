@@ -10,6 +10,7 @@ pub mod config;
 pub mod details_view;
 pub mod i18n;
 pub mod job_row;
+pub mod settings;
 pub mod transfer_rate;
 pub mod vm_menu;
 pub mod vm_object;

@@ -15,11 +15,11 @@ pub const UNAVAILABLE: &str = "win.unavailable";
 /// Why Clone is not offered for a VM in `state`, or `None` when it is.
 pub fn clone_blocked_reason(state: &str) -> Option<String> {
     match state {
-        "shutoff" => None,
-        "running" | "paused" | "suspended" => Some(gettext(
-            "Shut the VM down to clone it: a running VM’s disks are still changing",
+        // A running or paused VM is cloned live, as it is at one moment.
+        "shutoff" | "running" | "paused" => None,
+        _ => Some(gettext(
+            "Only a shut-off, running or paused VM can be cloned: start or shut down this one first",
         )),
-        _ => Some(gettext("Only a shut-off VM can be cloned")),
     }
 }
 

@@ -103,6 +103,8 @@ mod imp {
         pub running_jobs: Cell<usize>,
         /// Numbers the batches, for their notifications' ids.
         pub batches: Cell<u64>,
+        /// The clones running before the window opened have their rows.
+        pub jobs_adopted: Cell<bool>,
     }
 
     #[glib::object_subclass]
@@ -394,6 +396,7 @@ impl Window {
                 Listed::Shown => {
                     win.update_page();
                     win.prepare_details();
+                    win.adopt_running_jobs();
                 }
                 Listed::Outdated => {}
                 Listed::Retry => win.reload(),

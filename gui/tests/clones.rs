@@ -32,6 +32,10 @@ fn main() {
             "closing_the_window_keeps_clones_running_and_a_notification_brings_it_back",
             &|| notification_while_hidden(app),
         ),
+        scenario(
+            "a_clone_started_before_the_window_opened_gets_its_row",
+            &|| clone_started_before(app),
+        ),
         scenario("convert_to_template_through_the_menu", &|| {
             convert_to_template(app)
         }),
@@ -69,7 +73,7 @@ fn progress_and_cancel(app: &adw::Application) {
     let window = open_window(app, &bus);
 
     let dialog = open_dialog_for(&window, "big01");
-    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    wait_clone_offered(&dialog);
     confirm(&dialog);
     let mut row = None;
     wait_for(LONG, "the progress row to move", || {
@@ -86,6 +90,10 @@ fn progress_and_cancel(app: &adw::Application) {
     assert!(fraction < 1.0, "caught mid-copy: {fraction}");
     let status = row.status_text();
     assert!(status.contains(" of "), "bytes done of total: {status}");
+    assert!(
+        status.starts_with("Copying the disks"),
+        "the job's Phase: {status}"
+    );
     window.jobs_popover().popup();
     screenshot_with_popovers(&window, &[&window.jobs_popover()], "progress");
     window.jobs_popover().popdown();
@@ -189,7 +197,10 @@ fn host_with_two_big_disks(dir: &Path, mib: u64) -> String {
 /// Starts a clone of `source` through its dialog; returns its new name.
 fn start_clone(window: &Window, source: &str) -> String {
     let dialog = open_dialog_for(window, source);
-    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    wait_for(LONG, "the plan", || dialog.plan_settled());
+    let problem = dialog.plan_problem();
+    assert_eq!(problem, None, "cloning {source}");
+    wait_clone_offered(&dialog);
     let name = dialog.names().remove(0);
     confirm(&dialog);
     wait_for(LONG, "its progress row", || {
@@ -246,6 +257,39 @@ fn parallel_clones_one_cancelled(app: &adw::Application) {
         "only the finished clone's disk is new: {new:?}"
     );
     assert!(new[0].contains(&finished), "{new:?}");
+}
+
+/// A clone started with busctl before the window opened is found through
+/// `ListJobs`: it gets a progress row whose Cancel stops it.
+fn clone_started_before(app: &adw::Application) {
+    let dir = TempDir::new("gui-adopt");
+    let uri = host_with_big_disk(dir.path(), 4096);
+    let before = names_in(dir.path());
+    let bus = PrivateBus::start();
+    let _service = Service::start(&bus, &uri, &[]);
+    let path = vmclone_tests::reply_object_path(&bus.call(
+        "StartClone",
+        "ssa{sv}",
+        &["big01", "big01-early", "0"],
+    ));
+    let window = open_window(app, &bus);
+    let mut row = None;
+    wait_for(LONG, "the earlier clone's row, moving", || {
+        row = job_row(&window, "big01-early");
+        row.as_ref()
+            .is_some_and(|r| r.progress_bar().fraction() > 0.0)
+    });
+    assert_eq!(window.job_rows().len(), 1, "one row for the one clone");
+    row.unwrap().cancel_button().emit_clicked();
+    wait_for(LONG, "the cancelled toast", || {
+        toast_texts(&window)
+            .iter()
+            .any(|t| t.contains("Cloning “big01” was cancelled"))
+    });
+    assert_eq!(bus.job_property(&path, "State"), "s \"cancelled\"");
+    assert!(window.job_rows().is_empty());
+    assert_eq!(names_in(dir.path()), before, "nothing of it is left");
+    assert_eq!(names(&window), ["big01"]);
 }
 
 /// Closing the window while a clone runs hides it and keeps the clone going;
@@ -471,7 +515,7 @@ fn service_dies_mid_clone(app: &adw::Application) {
     let service = Service::start(&bus, &uri, &[]);
     let window = open_window(app, &bus);
     let dialog = open_dialog_for(&window, "big01");
-    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    wait_clone_offered(&dialog);
     confirm(&dialog);
     wait_for(LONG, "the progress row to move", || {
         window

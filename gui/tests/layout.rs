@@ -261,7 +261,16 @@ fn dark_and_high_contrast(app: &adw::Application) {
     select(&window, "debian12-template");
     screenshot(&window, "dark-main-window");
     let dialog = open_dialog_for(&window, "debian12-template");
-    wait_for(LONG, "the name to be accepted", || dialog.can_clone());
+    // The demo's template image is no file: the plan refuses a linked clone
+    // (as the clone would); a full copy of its pool volume is fine.
+    wait_for(LONG, "the linked plan's refusal", || {
+        dialog
+            .plan_problem()
+            .is_some_and(|p| p.contains("does not exist"))
+    });
+    assert!(!dialog.can_clone());
+    dialog.storage_row().set_selected(0);
+    wait_clone_offered(&dialog);
     dialog.advanced_row().set_expanded(true);
     screenshot(&dialog, "dark-clone-dialog");
     dialog.close();
@@ -272,6 +281,10 @@ fn dark_and_high_contrast(app: &adw::Application) {
     a11y.set_boolean("high-contrast", true).unwrap();
     wait_for(LONG, "high contrast", || style.is_high_contrast());
     screenshot(&window, "high-contrast");
+    let dialog = open_dialog_for(&window, "web01");
+    wait_clone_offered(&dialog);
+    screenshot(&dialog, "high-contrast-clone-dialog");
+    dialog.close();
     a11y.reset("high-contrast");
     wait_for(LONG, "normal contrast again", || !style.is_high_contrast());
 }
@@ -341,29 +354,30 @@ fn keyboard(app: &adw::Application) {
 }
 
 /// Enter on a focused row goes to its details with the focus on Clone…, so
-/// a second Enter opens the dialog; for a running VM Clone… is insensitive
-/// and the focus goes to its menu instead.
+/// a second Enter opens the dialog, for a running VM (cloned live) too.
 fn enter_on_a_row(app: &adw::Application) {
     let bus = PrivateBus::start();
     let _service = Service::start(&bus, &demo_host_uri(), &[]);
     let window = open_window(app, &bus);
     let vms = busctl_list_vms(&bus);
     let running = vms.iter().find(|vm| vm.state == "running").unwrap();
+    // A running VM is cloned live: Enter, then Enter on Clone… opens its dialog.
     select(&window, &running.name);
     press_key(&window, "Return");
     assert!(
-        window.vm_menu_button().has_focus()
-            || window
-                .vm_menu_button()
-                .first_child()
-                .is_some_and(|b| b.has_focus()),
-        "a running VM: the focus on its menu"
+        window.details_clone_button().has_focus(),
+        "a running VM: the focus on Clone…"
     );
-    press_key(&window, "Escape");
-    assert!(
-        window.clone_dialog().is_none(),
-        "a running VM is not offered"
-    );
+    press_key(&window, "Return");
+    let mut dialog = None;
+    wait_for(LONG, "the running VM's clone dialog", || {
+        dialog = window.clone_dialog();
+        dialog.is_some()
+    });
+    let dialog = dialog.unwrap();
+    assert!(dialog.live_text().is_some(), "it is cloned live");
+    press_key(&dialog, "Escape");
+    wait_for(LONG, "Esc to close it", || window.clone_dialog().is_none());
 
     select(&window, "web01");
     press_key(&window, "Return");

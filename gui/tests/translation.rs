@@ -84,11 +84,27 @@ fn german_window(app: &adw::Application) {
         dialog.is_some()
     });
     let dialog = dialog.unwrap();
+    // The plan's rows are made in code: wait for them.
+    wait_for(Duration::from_secs(30), "the plan", || {
+        dialog.plan().is_some()
+    });
     let labels = label_texts(dialog.upcast_ref());
+    for text in [
+        "Anzahl der Kopien",
+        "Dem Klon eine eigene Identität geben",
+        "Was der Klon tut",
+        "vda: kopiert",
+    ] {
+        assert!(
+            labels.iter().any(|l| l == text),
+            "the clone dialog is German ({text}): {labels:?}"
+        );
+    }
     assert!(
-        labels.iter().any(|l| l == "Anzahl der Kopien"),
-        "the clone dialog is German: {labels:?}"
+        labels.iter().any(|l| l.ends_with(" zu kopieren")),
+        "the plan's size is German: {labels:?}"
     );
+    screenshot(&dialog, "clone-dialog-de");
     dialog.close();
 
     drop(service);

@@ -610,6 +610,7 @@ fn make_install_puts_every_file_in_place() {
             format!("{p}/share/dbus-1/interfaces/org.vmclone.Job.xml"),
             format!("{p}/share/applications/org.vmclone.VmClone.desktop"),
             format!("{p}/share/metainfo/org.vmclone.VmClone.metainfo.xml"),
+            format!("{p}/share/glib-2.0/schemas/org.vmclone.VmClone.gschema.xml"),
             format!("{p}/share/doc/vmclone/README.md"),
             format!("{p}/bin/vmclonectl"),
             format!("{p}/share/bash-completion/completions/vmclonectl"),

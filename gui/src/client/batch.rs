@@ -48,6 +48,7 @@ pub(super) async fn clone_vms(
             target,
             path: None,
             progress: (0, 0),
+            phase: String::new(),
             cloned_vm_id: None,
             ended: false,
         });
@@ -85,6 +86,7 @@ struct Member {
     /// Its job, once found.
     path: Option<OwnedObjectPath>,
     progress: (u64, u64),
+    phase: String,
     cloned_vm_id: Option<String>,
     /// Its outcome was sent.
     ended: bool,
@@ -111,6 +113,9 @@ impl Member {
         if let Some(total) = number("BytesTotal") {
             self.progress.1 = total;
         }
+        if let Some(phase) = text(props, "Phase") {
+            self.phase = phase;
+        }
         if let Some(id) = text(props, "ClonedVmId").filter(|id| !id.is_empty()) {
             self.cloned_vm_id = Some(id);
         }
@@ -118,7 +123,8 @@ impl Member {
             Some("queued") => self.send(JobEvent::Waiting).await,
             Some("running") | None if !self.ended => {
                 let (done, total) = self.progress;
-                self.send(JobEvent::Progress { done, total }).await;
+                let phase = self.phase.clone();
+                self.send(JobEvent::Progress { done, total, phase }).await;
             }
             _ => {}
         }

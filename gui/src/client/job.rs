@@ -20,6 +20,9 @@ pub enum JobEvent {
     Progress {
         done: u64,
         total: u64,
+        /// The job's `Phase`: `copying`, `customizing`, `defining` (empty
+        /// from a service that does not report it).
+        phase: String,
     },
     Finished(JobOutcome),
 }
@@ -112,6 +115,23 @@ impl JobHandle {
     }
 }
 
+/// The source's UUID and the new name of the job at `path` while it is
+/// queued or running; `None` once it ended.
+pub(super) async fn unfinished(
+    conn: &Connection,
+    path: &OwnedObjectPath,
+) -> Result<Option<(String, String)>, ClientError> {
+    let job = JobProxy::builder(conn)
+        .path(path.clone())?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?;
+    if !matches!(job.state().await?.as_str(), "queued" | "running") {
+        return Ok(None);
+    }
+    Ok(Some((job.source_vm_id().await?, job.new_name().await?)))
+}
+
 /// `Cancel()` on the job at `path`.
 pub(super) async fn cancel(conn: &Connection, path: OwnedObjectPath) -> Result<(), ClientError> {
     let job = JobProxy::builder(conn)
@@ -152,11 +172,13 @@ async fn follow(job: JobProxy<'static>, events: async_channel::Sender<JobEvent>)
     let mut done_changes = job.receive_bytes_done_changed().await;
     let mut total_changes = job.receive_bytes_total_changed().await;
     let mut state_changes = job.receive_state_changed().await;
+    let mut phase_changes = job.receive_phase_changed().await;
     loop {
         let event = match job.state().await.as_deref() {
             Ok("running") => JobEvent::Progress {
                 done: job.bytes_done().await.unwrap_or(0),
                 total: job.bytes_total().await.unwrap_or(0),
+                phase: job.phase().await.unwrap_or_default(),
             },
             // Waiting for a copy slot: the service's hardening queues clones.
             Ok("queued") => JobEvent::Waiting,
@@ -171,6 +193,7 @@ async fn follow(job: JobProxy<'static>, events: async_channel::Sender<JobEvent>)
             Some(_) = done_changes.next() => {}
             Some(_) = total_changes.next() => {}
             Some(_) = state_changes.next() => {}
+            Some(_) = phase_changes.next() => {}
             Some(signal) = owner.next() => {
                 if signal.args().is_ok_and(|a| a.new_owner().is_none()) {
                     let lost = ClientError::Unreachable("the service left the bus".into());

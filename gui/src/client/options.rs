@@ -21,6 +21,13 @@ pub struct CloneOptions {
     pub storage: Storage,
     pub vcpus: Option<u32>,
     pub memory_mib: Option<u64>,
+    /// One of the folders `PlanClone` lists in `destinations`; `None` lets
+    /// the service put the files beside the source's.
+    pub target_dir: Option<String>,
+    /// Copy a running or paused source as it is now (`live`).
+    pub live: bool,
+    /// A new machine ID, SSH host keys and host name (`guest-identity=reset`).
+    pub reset_identity: bool,
 }
 
 impl CloneOptions {
@@ -37,6 +44,15 @@ impl CloneOptions {
         if let Some(mib) = self.memory_mib {
             dict.insert("memory-mib", Value::U64(mib));
         }
+        if let Some(dir) = &self.target_dir {
+            dict.insert("target-dir", Value::from(dir.clone()));
+        }
+        if self.live {
+            dict.insert("live", Value::Bool(true));
+        }
+        if self.reset_identity {
+            dict.insert("guest-identity", Value::from("reset"));
+        }
         dict
     }
 }
@@ -52,11 +68,17 @@ mod tests {
             storage: Storage::Linked,
             vcpus: Some(4),
             memory_mib: Some(4096),
+            target_dir: Some("/srv/vms".into()),
+            live: true,
+            reset_identity: true,
         }
         .to_dict();
-        assert_eq!(dict.len(), 3);
+        assert_eq!(dict.len(), 6);
         assert_eq!(dict["storage"], Value::from("linked"));
         assert_eq!(dict["vcpus"], Value::U32(4), "vcpus is a u");
         assert_eq!(dict["memory-mib"], Value::U64(4096), "memory-mib is a t");
+        assert_eq!(dict["target-dir"], Value::from("/srv/vms"));
+        assert_eq!(dict["live"], Value::Bool(true), "live is a b");
+        assert_eq!(dict["guest-identity"], Value::from("reset"));
     }
 }

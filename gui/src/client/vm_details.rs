@@ -19,6 +19,9 @@ pub struct VmDetails {
     /// `bios` or `uefi`.
     pub firmware: Option<String>,
     pub tpm: Option<bool>,
+    /// A running VM's guest agent is connected (a live clone can freeze
+    /// its filesystems).
+    pub guest_agent: Option<bool>,
     pub disks: Option<Vec<DiskDetails>>,
     pub interfaces: Option<Vec<InterfaceDetails>>,
 }
@@ -58,6 +61,7 @@ impl VmDetails {
             info: VmInfo::from_dict(dict)?,
             firmware: optional(dict, "firmware")?,
             tpm: optional(dict, "tpm")?,
+            guest_agent: optional(dict, "guest-agent")?,
             disks: optional_list(dict, "disk-details", |d| {
                 Ok(DiskDetails {
                     target: required(d, "disk-details", "target")?,
@@ -88,7 +92,10 @@ fn bad_key(key: &str) -> ClientError {
 }
 
 /// `key` when present; present with another type is a bad reply.
-fn optional<T: TryFrom<OwnedValue>>(dict: &Dict, key: &str) -> Result<Option<T>, ClientError> {
+pub(super) fn optional<T: TryFrom<OwnedValue>>(
+    dict: &Dict,
+    key: &str,
+) -> Result<Option<T>, ClientError> {
     dict.get(key)
         .map(|v| {
             v.try_clone()
@@ -100,11 +107,15 @@ fn optional<T: TryFrom<OwnedValue>>(dict: &Dict, key: &str) -> Result<Option<T>,
 }
 
 /// `key` of an entry of the list `list`, which every entry must have.
-fn required<T: TryFrom<OwnedValue>>(dict: &Dict, list: &str, key: &str) -> Result<T, ClientError> {
+pub(super) fn required<T: TryFrom<OwnedValue>>(
+    dict: &Dict,
+    list: &str,
+    key: &str,
+) -> Result<T, ClientError> {
     optional(dict, key)?.ok_or_else(|| bad_key(&format!("{list}.{key}")))
 }
 
-fn optional_list<T>(
+pub(super) fn optional_list<T>(
     dict: &Dict,
     key: &str,
     entry: impl Fn(&Dict) -> Result<T, ClientError>,

@@ -81,6 +81,45 @@ impl Window {
         });
     }
 
+    /// Rows for the clones this user already had going when the window
+    /// opened (a `vmclonectl clone --no-wait`, an app that was quit), so
+    /// they can be followed and cancelled here too. Once, after the first list.
+    pub(super) fn adopt_running_jobs(&self) {
+        let imp = self.imp();
+        if imp.jobs_adopted.replace(true) {
+            return;
+        }
+        let client = self.client();
+        let this = self.downgrade();
+        glib::spawn_future_local(async move {
+            // Not knowing them is no reason to bother anyone: clones this
+            // window starts are followed either way.
+            let Ok(jobs) = client.running_jobs().await else {
+                return;
+            };
+            let Some(win) = this.upgrade() else { return };
+            for (source_id, name, job) in jobs {
+                let imp = win.imp();
+                let source = match imp.vms.find(&source_id) {
+                    Some((_, vm)) => vm.info(),
+                    None => VmInfo {
+                        name: source_id.clone(),
+                        id: source_id,
+                        ..VmInfo::default()
+                    },
+                };
+                imp.batches.set(imp.batches.get() + 1);
+                let batch = Rc::new(Batch {
+                    id: imp.batches.get(),
+                    source,
+                    size: 1,
+                    ended: RefCell::default(),
+                });
+                win.follow_job(batch, name, job);
+            }
+        });
+    }
+
     fn follow_job(&self, batch: Rc<Batch>, name: String, job: JobHandle) {
         let imp = self.imp();
         let job = Rc::new(job);
@@ -102,7 +141,9 @@ impl Window {
             let outcome = loop {
                 match events.recv().await {
                     Ok(JobEvent::Waiting) => row.set_waiting(),
-                    Ok(JobEvent::Progress { done, total }) => row.set_progress(done, total),
+                    Ok(JobEvent::Progress { done, total, phase }) => {
+                        row.set_progress(done, total, &phase)
+                    }
                     Ok(JobEvent::Finished(outcome)) => break outcome,
                     // The task following the job ended without a word.
                     Err(_) => {

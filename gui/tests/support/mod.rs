@@ -52,6 +52,13 @@ impl Desktop {
         let app = vmclone::application::new(None);
         app.register(None::<&gtk::gio::Cancellable>)
             .expect("the application registers on the private session bus");
+        // The test driver's disks are no guest libguestfs could open: the
+        // scenarios clone as a user who turned the identity switch off
+        // (identity.rs turns it on).
+        vmclone::settings::settings()
+            .expect("the app's GSettings schema (build.rs compiles it)")
+            .set_boolean(vmclone::settings::RESET_IDENTITY, false)
+            .expect("the memory backend takes the key");
         Desktop {
             _xvfb: xvfb,
             _session_bus: session_bus,
@@ -724,6 +731,22 @@ pub fn open_dialog_for(
         dialog.is_some()
     });
     dialog.unwrap()
+}
+
+/// Waits until Clone is offered in `dialog`; a timeout says what the dialog
+/// showed (the name's problem, the plan's).
+pub fn wait_clone_offered(dialog: &vmclone::clone_dialog::CloneDialog) {
+    let deadline = Instant::now() + LONG;
+    while !dialog.can_clone() {
+        assert!(
+            Instant::now() < deadline,
+            "Clone was not offered: name {:?}, plan settled {}, plan {:?}",
+            dialog.problem(),
+            dialog.plan_settled(),
+            dialog.plan_problem()
+        );
+        settle(Duration::from_millis(20));
+    }
 }
 
 pub fn type_name(dialog: &vmclone::clone_dialog::CloneDialog, text: &str) {
