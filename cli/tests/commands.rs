@@ -123,8 +123,10 @@ fn plan_names_a_pool_libvirt_fills_and_a_live_copy() {
             .any(|l| l.starts_with("pool demo-pool ") && l.ends_with("yes")),
         "{text}"
     );
-    // build01 runs: a live plan says how, and how consistent the copy will be.
-    let live = demo.ctl(&["plan", "build01", "b2", "--live"]);
+    // A running VM on real files: a live plan says how, and how consistent the copy
+    // will be.
+    let (_dir, _host, demo) = detailed();
+    let live = demo.ctl(&["plan", DetailedHost::RUNNING, "r2", "--live"]);
     let text = String::from_utf8_lossy(&live.stdout).to_string();
     assert_eq!(
         value_of(&text, "Consistency"),

@@ -276,13 +276,17 @@ fn no_space(app: &adw::Application) {
 }
 
 fn live_dialog(app: &adw::Application) {
+    // A running VM on real files (a live copy of a test-driver volume is refused).
+    let dir = TempDir::new("gui-live");
+    let host = DetailedHost::create(dir.path());
     let bus = PrivateBus::start();
-    let _service = Service::start(&bus, &demo_host_uri(), &[]);
+    let _service = Service::start(&bus, &host.uri, &[]);
     let window = open_window(app, &bus);
     let vm = busctl_list_vms(&bus)
         .into_iter()
         .find(|vm| vm.state == "running")
-        .expect("the demo host has a running VM");
+        .expect("the host has a running VM");
+    assert_eq!(vm.name, DetailedHost::RUNNING);
     let details = busctl_get_vm(&bus, &vm.id);
     assert_eq!(details["guest-agent"], false, "no agent on the test driver");
     // The details say the agent is not connected; the dialog, what that means.
@@ -321,7 +325,7 @@ fn live_dialog(app: &adw::Application) {
     dialog.close();
 
     // A shut-off VM is not cloned live and its dialog says nothing of it.
-    let dialog = open_dialog_for(&window, "web01");
+    let dialog = open_dialog_for(&window, DetailedHost::VM);
     settled_plan(&dialog);
     assert_eq!(dialog.live_text(), None);
     assert!(!dialog.options().live);

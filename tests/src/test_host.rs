@@ -88,7 +88,8 @@ pub fn define_in_test_driver(tag: &str, definitions: &[Definition]) {
 /// A test-driver host on real files: `detailed01`, shut off, with two disks (qcow2 `vda`
 /// of 10 GiB holding 8 MiB, raw `vdb` of 1 GiB holding 4 MiB), UEFI with a variables file
 /// of 128 KiB, an emulated TPM and two NICs (network `default` with virtio, bridge `br0`
-/// with e1000e); and the dir pool `detailed-pool` on an empty folder. The service copies
+/// with e1000e); `running01`, running, with one raw disk of 64 MiB (no guest agent), for
+/// live plans; and the dir pool `detailed-pool` on an empty folder. The service copies
 /// these files for real.
 pub struct DetailedHost {
     pub uri: String,
@@ -100,6 +101,7 @@ pub struct DetailedHost {
 
 impl DetailedHost {
     pub const VM: &'static str = "detailed01";
+    pub const RUNNING: &'static str = "running01";
     pub const POOL: &'static str = "detailed-pool";
     pub const MACS: [&'static str; 2] = ["52:54:00:aa:00:01", "52:54:00:aa:00:02"];
 
@@ -117,6 +119,10 @@ impl DetailedHost {
         run("qemu-io", &["-f", "raw", "-c", "write -P 0x11 0 4M", raw]);
         let nvram = dir.join("detailed01_VARS.fd");
         std::fs::write(&nvram, vec![0x4e; 128 << 10]).expect("write the variables file");
+        let running_disk = dir.join("running01.raw");
+        std::fs::File::create(&running_disk)
+            .and_then(|f| f.set_len(64 << 20))
+            .expect("create the running VM's image");
         let pool_dir = dir.join("pool");
         std::fs::create_dir(&pool_dir).expect("create the pool folder");
         let [root, data] = &disks;
@@ -163,8 +169,25 @@ impl DetailedHost {
       <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>
     </devices>
   </domain>
+  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <test:runstate>1</test:runstate>
+    <name>{running}</name>
+    <uuid>5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4f</uuid>
+    <memory unit='MiB'>512</memory>
+    <vcpu>1</vcpu>
+    <os><type arch='x86_64'>hvm</type></os>
+    <devices>
+      <disk type='file' device='disk'>
+        <driver name='qemu' type='raw'/>
+        <source file='{running_disk}'/>
+        <target dev='vda' bus='virtio'/>
+      </disk>
+    </devices>
+  </domain>
 </node>
 ",
+            running = Self::RUNNING,
+            running_disk = running_disk.display(),
             pool = Self::POOL,
             pool_dir = pool_dir.display(),
             vm = Self::VM,

@@ -185,6 +185,20 @@ fn errors_are_named_and_explain_themselves() {
             "“live”",
         ),
         (
+            // The demo host's disks are test-driver volumes, which QEMU's backup cannot write:
+            // the plan refuses them as the clone does.
+            "PlanClone",
+            &["build01", "build02", "{'live': <true>}"],
+            "org.vmclone.Error.Storage",
+            "only while the VM is shut off",
+        ),
+        (
+            "CloneVmWithOptions",
+            &["build01", "build02", "{'live': <true>}"],
+            "org.vmclone.Error.Storage",
+            "only while the VM is shut off",
+        ),
+        (
             "CloneVmWithOptions",
             &["web01", "w3", "{'colour': <'red'>}"],
             "org.vmclone.Error.InvalidOption",

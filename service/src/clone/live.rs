@@ -378,24 +378,21 @@ fn choose_disks<'p>(
     let mut chosen = Vec::new();
     let disks = plan.disks.iter().zip(&plan.decision.disks).zip(&info.disks);
     for ((work, decision), disk) in disks {
-        let layer = match work {
-            DiskWork::Share => {
-                new_disks.push(None);
-                continue;
-            }
-            DiskWork::Copy { layers } => &layers[0],
-            DiskWork::CloneVolume { pool, .. } => {
-                return Err(Error::Storage(format!(
-                    "A disk of “{}” is a volume of the pool “{pool}” that is not a plain file; vmclone copies such volumes only while the VM is shut off. Shut it down to clone it.",
-                    info.name
-                )))
-            }
-            DiskWork::Overlay { .. } => {
-                return Err(Error::InvalidOption(
-                    "A live clone is a full copy; linked clones are made of shut-off templates.".into(),
-                ))
-            }
-        };
+        let layer =
+            match work {
+                DiskWork::Share => {
+                    new_disks.push(None);
+                    continue;
+                }
+                DiskWork::Copy { layers } => &layers[0],
+                DiskWork::CloneVolume { .. } => {
+                    unreachable!("the planner refuses a live clone of a volume libvirt copies")
+                }
+                DiskWork::Overlay { .. } => return Err(Error::InvalidOption(
+                    "A live clone is a full copy; linked clones are made of shut-off templates."
+                        .into(),
+                )),
+            };
         chosen.push((running_disk(info, disk, live)?, layer));
         new_disks.push(Some(NewDisk {
             // The copy stands on nothing: libvirt reads it anew.

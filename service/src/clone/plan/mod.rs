@@ -284,6 +284,13 @@ impl Opener<'_, '_> {
                     layers: self.chain(source, dst, format)?,
                 }
             }
+            // QEMU's backup writes files; libvirt copies such volumes itself.
+            DiskDecision::CloneVolume { pool, .. } if self.live => {
+                return Err(Error::Storage(format!(
+                    "A disk of “{}” is a volume of the pool “{pool}” that is not a plain file; vmclone copies such volumes only while the VM is shut off. Shut it down to clone it.",
+                    self.info.name
+                )))
+            }
             DiskDecision::CloneVolume {
                 pool,
                 source,
