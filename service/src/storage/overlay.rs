@@ -50,15 +50,15 @@ pub fn create(
     backing_format: &str,
     virtual_size: u64,
 ) -> Result<(), OverlayError> {
-    let args: [&OsStr; 8] = [
-        "create".as_ref(),
-        "-q".as_ref(),
-        "-f".as_ref(),
-        "qcow2".as_ref(),
-        "-u".as_ref(),
-        "-F".as_ref(),
-        check_format(backing_format)?.as_ref(),
-        "-b".as_ref(),
+    let args = [
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-u",
+        "-F",
+        check_format(backing_format)?,
+        "-b",
     ];
     let size = OsString::from(virtual_size.to_string());
     run(
@@ -72,12 +72,7 @@ pub fn create(
 /// Writes an empty qcow2 image of `virtual_size` bytes, standing on nothing,
 /// into the empty `file` (shown as `path`).
 pub fn create_plain(file: &File, path: &Path, virtual_size: u64) -> Result<(), OverlayError> {
-    let args: [&OsStr; 4] = [
-        "create".as_ref(),
-        "-q".as_ref(),
-        "-f".as_ref(),
-        "qcow2".as_ref(),
-    ];
+    let args = ["create", "-q", "-f", "qcow2"];
     let size = OsString::from(virtual_size.to_string());
     run(file, path, &args, &["/proc/self/fd/3".as_ref(), &size])
 }
@@ -91,14 +86,14 @@ pub fn create_sized_by_backing(
     backing: &Path,
     backing_format: &str,
 ) -> Result<(), OverlayError> {
-    let args: [&OsStr; 7] = [
-        "create".as_ref(),
-        "-q".as_ref(),
-        "-f".as_ref(),
-        "qcow2".as_ref(),
-        "-F".as_ref(),
-        check_format(backing_format)?.as_ref(),
-        "-b".as_ref(),
+    let args = [
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        check_format(backing_format)?,
+        "-b",
     ];
     run(
         file,
@@ -111,13 +106,7 @@ pub fn create_sized_by_backing(
 /// Writes the data of the qcow2 overlay open as `file` into its backing
 /// image, leaving the overlay as it is (`qemu-img commit -d`).
 pub fn commit(file: &File, path: &Path) -> Result<(), OverlayError> {
-    let args: [&OsStr; 5] = [
-        "commit".as_ref(),
-        "-q".as_ref(),
-        "-d".as_ref(),
-        "-f".as_ref(),
-        "qcow2".as_ref(),
-    ];
+    let args = ["commit", "-q", "-d", "-f", "qcow2"];
     run(file, path, &args, &["/proc/self/fd/3".as_ref()])
 }
 
@@ -129,15 +118,15 @@ pub fn rebase(
     backing: &Path,
     backing_format: &str,
 ) -> Result<(), OverlayError> {
-    let args: [&OsStr; 8] = [
-        "rebase".as_ref(),
-        "-q".as_ref(),
-        "-u".as_ref(),
-        "-f".as_ref(),
-        "qcow2".as_ref(),
-        "-F".as_ref(),
-        check_format(backing_format)?.as_ref(),
-        "-b".as_ref(),
+    let args = [
+        "rebase",
+        "-q",
+        "-u",
+        "-f",
+        "qcow2",
+        "-F",
+        check_format(backing_format)?,
+        "-b",
     ];
     run(
         file,
@@ -148,7 +137,7 @@ pub fn rebase(
 }
 
 /// Runs qemu-img with `file` as its descriptor 3, bounded in time.
-fn run(file: &File, path: &Path, args: &[&OsStr], tail: &[&OsStr]) -> Result<(), OverlayError> {
+fn run(file: &File, path: &Path, args: &[&str], tail: &[&OsStr]) -> Result<(), OverlayError> {
     let failed = |detail: String| OverlayError::QemuImg {
         path: path.display().to_string(),
         detail,
