@@ -243,6 +243,22 @@ pub fn disk_paths_of(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Kills libvirtd (SIGTERM, as a package upgrade does) and starts it again; returns
+/// once it answers.
+pub fn restart_libvirtd() {
+    let pid = run("pgrep", &["-x", "libvirtd"]);
+    assert!(!pid.trim().is_empty(), "libvirtd runs");
+    run("kill", &[pid.trim()]);
+    wait_until(Duration::from_secs(20), "libvirtd to exit", || {
+        !virsh_ok(&["version"])
+    });
+    std::fs::create_dir_all("/run/libvirt").unwrap();
+    run("libvirtd", &["-d"]);
+    wait_until(Duration::from_secs(20), "libvirtd to come back", || {
+        virsh_ok(&["version"])
+    });
+}
+
 /// Waits until domain `name` runs.
 pub fn wait_running(name: &str) {
     wait_until(Duration::from_secs(30), &format!("{name} running"), || {
