@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::process::{require_root, run, try_run_command, wait_until};
+use crate::process::{daemon, require_root, run, try_run, try_run_command, wait_until};
 use crate::temp::file_sizes;
 
 pub const SYSTEM_URI: &str = "qemu:///system";
@@ -249,11 +249,13 @@ pub fn restart_libvirtd() {
     let pid = run("pgrep", &["-x", "libvirtd"]);
     assert!(!pid.trim().is_empty(), "libvirtd runs");
     run("kill", &[pid.trim()]);
-    wait_until(Duration::from_secs(20), "libvirtd to exit", || {
-        !virsh_ok(&["version"])
+    // Gone, not only deaf: until it exits it holds its pidfile.
+    wait_until(Duration::from_secs(30), "libvirtd to exit", || {
+        try_run("pgrep", &["-x", "libvirtd"]).is_err()
     });
     std::fs::create_dir_all("/run/libvirt").unwrap();
-    run("libvirtd", &["-d"]);
+    let started = daemon("libvirtd -d").status();
+    assert!(started.is_ok_and(|s| s.success()), "cannot start libvirtd");
     wait_until(Duration::from_secs(20), "libvirtd to come back", || {
         virsh_ok(&["version"])
     });

@@ -83,6 +83,18 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// A command starting the shell command line `script` as a daemon of its own: in a
+/// new session, holding none of this process's descriptors beyond 0-2. Otherwise the
+/// daemon keeps the root-test lock that `flock` hands down for as long as it runs,
+/// and every later root test waits for it.
+pub fn daemon(script: &str) -> Command {
+    let mut cmd = Command::new("setsid");
+    cmd.args(["-f", "bash", "-c"]).arg(format!(
+        "for fd in /proc/$$/fd/*; do fd=${{fd##*/}}; [ \"$fd\" -gt 2 ] && eval \"exec $fd>&-\"; done; exec {script}"
+    ));
+    cmd
+}
+
 /// Sends SIGTERM to `pid`.
 pub fn terminate(pid: i32) {
     // SAFETY: kill has no memory-safety preconditions.

@@ -219,6 +219,14 @@ impl SystemService {
         self.service.log_text()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.service.pid()
+    }
+
+    pub fn state_dir(&self) -> &std::path::Path {
+        self.service.state_dir.path()
+    }
+
     /// The names of the VMs the service lists to root; a failed call shows the service's log.
     pub fn vm_names(&self) -> BTreeSet<String> {
         Client::system()

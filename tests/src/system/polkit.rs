@@ -1,13 +1,12 @@
 //! polkit for the root tests: polkitd stopped and started again the way
 //! tools/setup-host.sh starts it, rules that refuse an action, an administrator.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::files::{place_rules, PlacedFile};
 use super::users::TestUser;
 use crate::client::Client;
-use crate::process::{terminate, wait_until};
+use crate::process::{daemon, terminate, wait_until};
 
 pub const POLKIT_NAME: &str = "org.freedesktop.PolicyKit1";
 const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
@@ -45,12 +44,10 @@ impl Drop for PolkitDown {
         let system = Client::system();
         // As tools/setup-host.sh: `/usr/lib/polkit-1/polkitd --no-debug >/var/log/polkitd.log 2>&1 &`
         // (in its own session, so it outlives this test).
-        let started = Command::new("setsid")
-            .args(["-f", "sh", "-c"])
-            .arg(format!(
-                "exec {POLKITD} --no-debug >/var/log/polkitd.log 2>&1 </dev/null"
-            ))
-            .status();
+        let started = daemon(&format!(
+            "{POLKITD} --no-debug >/var/log/polkitd.log 2>&1 </dev/null"
+        ))
+        .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !system.has_owner(POLKIT_NAME) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
