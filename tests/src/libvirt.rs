@@ -246,9 +246,10 @@ pub fn disk_paths_of(name: &str) -> Vec<String> {
 /// Kills libvirtd (SIGTERM, as a package upgrade does) and starts it again; returns
 /// once it answers.
 pub fn restart_libvirtd() {
-    let pid = run("pgrep", &["-x", "libvirtd"]);
-    assert!(!pid.trim().is_empty(), "libvirtd runs");
-    run("kill", &[pid.trim()]);
+    let pids = run("pgrep", &["-x", "libvirtd"]);
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    assert!(!pids.is_empty(), "libvirtd runs");
+    run("kill", &pids);
     // Gone, not only deaf: until it exits it holds its pidfile.
     wait_until(Duration::from_secs(30), "libvirtd to exit", || {
         try_run("pgrep", &["-x", "libvirtd"]).is_err()
