@@ -352,12 +352,13 @@ fn main() {
     }
     let root = RootTest::begin();
     let lab = Lab::new("soak");
+    // Before the sources: their own TPM state counts as made by the soak.
+    let tpm_before: BTreeSet<String> = names_in(Path::new(SWTPM_STATE)).into_iter().collect();
     eprintln!("soak: making the sources…");
     let sources = make_sources(&lab, with_reset);
     let meta = lab.name("s-meta");
     lab.define(&meta, "", NIC);
     let before = source_bytes(&sources);
-    let tpm_before: BTreeSet<String> = names_in(Path::new(SWTPM_STATE)).into_iter().collect();
     let service = SystemService::start(&root, URI);
     let bus = Client::system();
     let tpl = &sources
@@ -556,7 +557,12 @@ fn main() {
     }
     if !problems.is_empty() {
         let log = service.log_text();
-        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        let tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .filter(|l| !l.contains("DEBUG"))
+            .take(60)
+            .collect();
         eprintln!("the service log's end:");
         for l in tail.into_iter().rev() {
             eprintln!("{l}");
