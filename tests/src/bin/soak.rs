@@ -47,9 +47,17 @@ struct Source {
 struct Tally {
     made: BTreeMap<Kind, u32>,
     cancelled: BTreeMap<Kind, u32>,
-    failed: BTreeMap<(Kind, String), u32>,
+    /// By kind and error name: how many, and the first message.
+    failed: BTreeMap<(Kind, String), (u32, String)>,
     /// Each clone made, with the index of its source.
     clones: Vec<(String, usize)>,
+}
+
+impl Tally {
+    fn failed(&mut self, kind: Kind, error: String, message: String) {
+        let entry = self.failed.entry((kind, error)).or_insert((0, message));
+        entry.0 += 1;
+    }
 }
 
 /// The service's resident memory (KiB) and open descriptors.
@@ -295,9 +303,8 @@ fn cloner(
         args.extend(opts);
         let out = bus.call("StartClone", "ssa{sv}", &args);
         if !out.status.success() {
-            let (error, _) = gdbus_error(&out);
-            let mut t = tally.lock().unwrap();
-            *t.failed.entry((source.kind, error)).or_default() += 1;
+            let (error, message) = gdbus_error(&out);
+            tally.lock().unwrap().failed(source.kind, error, message);
             continue;
         }
         let job = reply_object_path(&out);
@@ -320,7 +327,7 @@ fn cloner(
                     .trim_start_matches("s \"org.vmclone.Error.")
                     .trim_end_matches('"')
                     .to_string();
-                *t.failed.entry((source.kind, error)).or_default() += 1;
+                t.failed(source.kind, error, bus.job_property(&job, "Error"));
             }
         }
     }
@@ -503,7 +510,7 @@ fn main() {
             .failed
             .iter()
             .filter(|((k, _), _)| *k == kind)
-            .map(|((_, e), n)| format!("{n} {e}"))
+            .map(|((_, e), (n, _))| format!("{n} {e}"))
             .collect();
         println!(
             "| {kind:?} | {} | {} | {} |",
