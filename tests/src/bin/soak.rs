@@ -284,7 +284,7 @@ fn cloner(
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        // A reset runs the libguestfs appliance (~25 s): one clone in forty.
+        // A reset runs the libguestfs appliance (~25 s): about one clone in fifty.
         let pick = loop {
             let i = dice.below(sources.len() as u64) as usize;
             if sources[i].kind != Kind::Reset || dice.below(8) == 0 {
