@@ -526,6 +526,9 @@ fn main() {
         "| metadata-only (CloneVm) | {} | – | – |",
         meta_clones.len()
     );
+    for ((kind, error), (_, message)) in &tally.failed {
+        println!("  {kind:?} {error}, e.g.: {message}");
+    }
     println!();
     println!("| under load | calls | median | p99 |");
     println!("|---|---|---|---|");
