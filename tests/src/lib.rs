@@ -10,6 +10,7 @@
 pub mod bus;
 pub mod client;
 pub mod contract;
+pub mod dice;
 pub mod guest;
 pub mod libvirt;
 pub mod live;

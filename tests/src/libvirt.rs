@@ -1,13 +1,13 @@
 //! The host's real libvirtd (`qemu:///system`): virsh, and a lab of test VMs and
 //! images that is removed again, whatever the test did.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::process::{require_root, run, try_run_command, wait_until};
-use crate::temp::file_sizes;
+use crate::process::{daemon, require_root, run, try_run, try_run_command, wait_until};
+use crate::temp::{file_sizes, names_in};
 
 pub const SYSTEM_URI: &str = "qemu:///system";
 /// Where libvirt keeps swtpm's state of each VM, by UUID.
@@ -119,6 +119,44 @@ impl Lab {
             .collect();
         v.sort();
         v
+    }
+
+    /// What the lab's domains use that is missing, and what is in the lab's folder
+    /// or is new TPM state (not in `tpm_before`) that no domain uses.
+    pub fn orphans_and_missing(
+        &self,
+        tpm_before: &BTreeSet<String>,
+    ) -> (BTreeSet<PathBuf>, BTreeSet<PathBuf>) {
+        let mut used = BTreeSet::new();
+        for vm in self.vms() {
+            let xml = virsh(&["dumpxml", "--inactive", &vm]);
+            for part in xml.split("file='").skip(1) {
+                used.insert(PathBuf::from(part.split('\'').next().unwrap()));
+            }
+            for part in xml.split("<nvram>").skip(1) {
+                used.insert(PathBuf::from(part.split('<').next().unwrap()));
+            }
+            if xml.contains("<tpm ") {
+                used.insert(Path::new(SWTPM_STATE).join(virsh(&["domuuid", &vm]).trim()));
+            }
+        }
+        let mut present: BTreeSet<PathBuf> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            // The definitions written to define the lab's VMs.
+            .filter(|p| p.extension().and_then(|e| e.to_str()) != Some("xml"))
+            .collect();
+        let is_new_state = |n: &String| !tpm_before.contains(n);
+        present.extend(
+            names_in(Path::new(SWTPM_STATE))
+                .into_iter()
+                .filter(is_new_state)
+                .map(|n| Path::new(SWTPM_STATE).join(n)),
+        );
+        let orphans = present.difference(&used).cloned().collect();
+        let missing = used.difference(&present).cloned().collect();
+        (orphans, missing)
     }
 
     /// Every file below the lab folder with its size.
@@ -241,6 +279,25 @@ pub fn disk_paths_of(name: &str) -> Vec<String> {
         .filter(|l| l.contains(" disk "))
         .filter_map(|l| l.split_whitespace().last().map(str::to_string))
         .collect()
+}
+
+/// Kills libvirtd (SIGTERM, as a package upgrade does) and starts it again; returns
+/// once it answers.
+pub fn restart_libvirtd() {
+    let pids = run("pgrep", &["-x", "libvirtd"]);
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    assert!(!pids.is_empty(), "libvirtd runs");
+    run("kill", &pids);
+    // Gone, not only deaf: until it exits it holds its pidfile.
+    wait_until(Duration::from_secs(30), "libvirtd to exit", || {
+        try_run("pgrep", &["-x", "libvirtd"]).is_err()
+    });
+    std::fs::create_dir_all("/run/libvirt").unwrap();
+    let started = daemon("libvirtd -d").status();
+    assert!(started.is_ok_and(|s| s.success()), "cannot start libvirtd");
+    wait_until(Duration::from_secs(20), "libvirtd to come back", || {
+        virsh_ok(&["version"])
+    });
 }
 
 /// Waits until domain `name` runs.

@@ -14,11 +14,13 @@ pub fn workspace_root() -> PathBuf {
 /// target folder as the running test.
 pub fn built_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps");
+    // target/<profile>/deps/<test> (a test) or target/<profile>/<bin> (the soak)
+    // -> target/<profile>/<name>
+    let dir = exe.parent().expect("the binary lives in target/<profile>");
+    let profile_dir = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("deps") => dir.parent().expect("deps has a parent"),
+        _ => dir,
+    };
     let bin = profile_dir.join(name);
     assert!(
         bin.exists(),

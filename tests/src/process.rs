@@ -14,23 +14,6 @@ impl Drop for ChildGuard {
     }
 }
 
-/// A command for a daemon a test starts again (polkitd, libvirtd): it inherits
-/// no descriptor beyond stdin, stdout and stderr, so it never goes on holding
-/// what the test run holds, such as the lock the root tests run under
-/// (`flock /tmp/vmclone-root-tests.lock cargo test …`).
-pub fn daemon_command(program: &str) -> Command {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(program);
-    // SAFETY: close_range is async-signal-safe and touches only this child.
-    unsafe {
-        cmd.pre_exec(|| match libc::close_range(3, libc::c_uint::MAX, 0) {
-            0 => Ok(()),
-            _ => Err(std::io::Error::last_os_error()),
-        });
-    }
-    cmd
-}
-
 /// The output of `cmd`, whether it succeeded or not; panics when it cannot start.
 pub fn output(cmd: &mut Command) -> Output {
     cmd.output()
@@ -98,6 +81,18 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A command starting the shell command line `script` as a daemon of its own: in a
+/// new session, holding none of this process's descriptors beyond 0-2. Otherwise the
+/// daemon keeps the root-test lock that `flock` hands down for as long as it runs,
+/// and every later root test waits for it.
+pub fn daemon(script: &str) -> Command {
+    let mut cmd = Command::new("setsid");
+    cmd.args(["-f", "bash", "-c"]).arg(format!(
+        "for fd in /proc/$$/fd/*; do fd=${{fd##*/}}; [ \"$fd\" -gt 2 ] && eval \"exec $fd>&-\"; done; exec {script}"
+    ));
+    cmd
 }
 
 /// Sends SIGTERM to `pid`.

@@ -153,6 +153,28 @@ impl Service {
         state_dir
     }
 
+    /// Sends SIGTERM and waits (at most `timeout`) until the service has exited, as
+    /// `systemctl stop` does; hands back the state folder.
+    pub fn terminate(mut self, timeout: Duration) -> TempDir {
+        crate::process::terminate(self.pid() as i32);
+        let deadline = Instant::now() + timeout;
+        while self
+            .child
+            .0
+            .try_wait()
+            .expect("wait for the service")
+            .is_none()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "vmclone-service did not exit within {timeout:?} of SIGTERM:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill9()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -217,6 +239,14 @@ impl SystemService {
 
     pub fn log_text(&self) -> String {
         self.service.log_text()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.service.pid()
+    }
+
+    pub fn state_dir(&self) -> &std::path::Path {
+        self.service.state_dir.path()
     }
 
     /// The names of the VMs the service lists to root; a failed call shows the service's log.

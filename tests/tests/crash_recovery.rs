@@ -7,9 +7,10 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
+use vmclone_tests::dice::Dice;
 use vmclone_tests::libvirt::{
     disk_xml, qemu_img, virsh, wait_running, Lab, Pool, NIC, SWTPM_STATE, SYSTEM_URI as URI,
 };
@@ -43,70 +44,6 @@ fn uefi_vm(lab: &Lab, tag: &str, mib: usize) -> String {
     vm
 }
 
-/// What the lab's domains use that is missing, and what is in the lab's folder
-/// or is new TPM state (not in `tpm_before`) that no domain uses.
-fn orphans_and_missing(
-    lab: &Lab,
-    tpm_before: &BTreeSet<String>,
-) -> (BTreeSet<PathBuf>, BTreeSet<PathBuf>) {
-    let mut used = BTreeSet::new();
-    for vm in lab.vms() {
-        let xml = virsh(&["dumpxml", "--inactive", &vm]);
-        for part in xml.split("file='").skip(1) {
-            used.insert(PathBuf::from(part.split('\'').next().unwrap()));
-        }
-        for part in xml.split("<nvram>").skip(1) {
-            used.insert(PathBuf::from(part.split('<').next().unwrap()));
-        }
-        if xml.contains("<tpm ") {
-            used.insert(Path::new(SWTPM_STATE).join(virsh(&["domuuid", &vm]).trim()));
-        }
-    }
-    let mut present: BTreeSet<PathBuf> = fs::read_dir(lab.dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        // The definitions written to define the lab's VMs.
-        .filter(|p| p.extension().and_then(|e| e.to_str()) != Some("xml"))
-        .collect();
-    let is_new_state = |n: &String| !tpm_before.contains(n);
-    present.extend(
-        names_in(Path::new(SWTPM_STATE))
-            .into_iter()
-            .filter(is_new_state)
-            .map(|n| Path::new(SWTPM_STATE).join(n)),
-    );
-    let orphans = present.difference(&used).cloned().collect();
-    let missing = used.difference(&present).cloned().collect();
-    (orphans, missing)
-}
-
-/// A small pseudo-random sequence, seeded from the clock, printed so a failure can be replayed.
-struct Dice(u64);
-
-impl Dice {
-    fn new() -> Dice {
-        let seed = std::env::var("VMCLONE_CRASH_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("crash test seed: VMCLONE_CRASH_SEED={seed}");
-        Dice(seed | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[test]
 #[ignore = "needs root, libvirtd and QEMU"]
 fn twenty_kills_at_random_moments_leave_only_whole_clones() {
@@ -126,7 +63,7 @@ fn twenty_kills_at_random_moments_leave_only_whole_clones() {
     let bus = PrivateBus::start();
     let pauses = Pauses::at(&["after-define"]);
     let mut state = TempDir::new("crash-state");
-    let mut dice = Dice::new();
+    let mut dice = Dice::new("VMCLONE_CRASH_SEED");
     for round in 0..20 {
         let after_define = round % 5 == 4;
         let service = Service::start_paused(&bus, URI, &[], state, after_define.then_some(&pauses));
@@ -153,7 +90,7 @@ fn twenty_kills_at_random_moments_leave_only_whole_clones() {
                 service.log_text()
             );
         }
-        let (orphans, missing) = orphans_and_missing(&lab, &tpm_before);
+        let (orphans, missing) = lab.orphans_and_missing(&tpm_before);
         assert!(
             orphans.is_empty(),
             "round {round}: left behind: {orphans:?}\n{}",

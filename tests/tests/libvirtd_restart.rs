@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use vmclone_tests::libvirt::{require_libvirtd, virsh_ok, SYSTEM_URI};
-use vmclone_tests::process::{daemon_command, run};
+use vmclone_tests::libvirt::{require_libvirtd, restart_libvirtd, virsh_ok, SYSTEM_URI};
 use vmclone_tests::*;
 
 #[test]
@@ -16,19 +15,7 @@ fn calls_and_events_resume_after_libvirtd_restarts() {
     let service = Service::start(&bus, SYSTEM_URI, &[]);
     let before = bus.list_vms();
 
-    let pid = run("pgrep", &["-x", "libvirtd"]);
-    assert!(!pid.trim().is_empty(), "libvirtd runs");
-    run("kill", &[pid.trim()]);
-    wait_until(Duration::from_secs(20), "libvirtd to exit", || {
-        !virsh_ok(&["version"])
-    });
-    std::fs::create_dir_all("/run/libvirt").unwrap();
-    // Not `run`: the daemon must not inherit the test run's descriptors.
-    let started = daemon_command("libvirtd").arg("-d").status().unwrap();
-    assert!(started.success(), "libvirtd -d: {started}");
-    wait_until(Duration::from_secs(20), "libvirtd to come back", || {
-        virsh_ok(&["version"])
-    });
+    restart_libvirtd();
 
     // The first call after the restart reconnects (and re-subscribes to events).
     assert_eq!(bus.list_vms(), before);

@@ -233,6 +233,9 @@ impl Execution<'_, '_> {
 
     /// The source stayed shut off for the whole run.
     fn check_source(&self) -> Result<()> {
+        // The lookup first: it reconnects when libvirtd went away, which the
+        // generation check below must then see (events may have been missed).
+        let source = self.host.lookup(&self.info.uuid);
         if self.watch.source_started() {
             return Err(started_meanwhile(&self.info.name));
         }
@@ -242,9 +245,8 @@ impl Execution<'_, '_> {
                 self.info.name
             )));
         }
-        let source = self.host.lookup(&self.info.uuid)?;
         self.host
-            .ensure_shut_off(&source, &self.info.name)
+            .ensure_shut_off(&source?, &self.info.name)
             .map_err(|_| started_meanwhile(&self.info.name))
     }
 

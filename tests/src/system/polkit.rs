@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::files::{place_rules, PlacedFile};
 use super::users::TestUser;
 use crate::client::Client;
-use crate::process::{daemon_command, terminate, wait_until};
+use crate::process::{daemon, terminate, wait_until};
 
 pub const POLKIT_NAME: &str = "org.freedesktop.PolicyKit1";
 const POLKITD: &str = "/usr/lib/polkit-1/polkitd";
@@ -44,12 +44,10 @@ impl Drop for PolkitDown {
         let system = Client::system();
         // As tools/setup-host.sh: `/usr/lib/polkit-1/polkitd --no-debug >/var/log/polkitd.log 2>&1 &`
         // (in its own session, so it outlives this test).
-        let started = daemon_command("setsid")
-            .args(["-f", "sh", "-c"])
-            .arg(format!(
-                "exec {POLKITD} --no-debug >/var/log/polkitd.log 2>&1 </dev/null"
-            ))
-            .status();
+        let started = daemon(&format!(
+            "{POLKITD} --no-debug >/var/log/polkitd.log 2>&1 </dev/null"
+        ))
+        .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !system.has_owner(POLKIT_NAME) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
