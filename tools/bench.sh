@@ -247,6 +247,7 @@ print(round(statistics.median(int(x) for x in sys.stdin.read().split())))')
     printf '  live / offline: %sx (target: at most 1.5x); guest paused %s ms, median (target: under 200 ms)\n' \
         "$(echo "scale=2; $live_med / $offline" | bc)" "$paused"
     echo "  The live clone also punches the holes QEMU's backup preallocates and fsyncs the copy; backup-begin alone does neither."
+}
 
 # The Unix time of the first line of the service's log matching a pattern (tracing's
 # RFC 3339 time, colours stripped).
