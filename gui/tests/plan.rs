@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use adw::prelude::*;
 use support::*;
 use vmclone::clone_dialog::CloneDialog;
-use vmclone_tests::{demo_host_uri, test_driver_uri, DetailedHost, PrivateBus, Service, TempDir};
+use vmclone_tests::{big_volume_host, demo_host_uri, DetailedHost, PrivateBus, Service, TempDir};
 
 fn main() {
     let desktop = Desktop::start();
@@ -210,34 +210,7 @@ fn no_space(app: &adw::Application) {
     // The test driver's pools hold 100 GiB: a clone of this 60 GiB volume
     // needs 60 GiB where only 40 are free.
     let dir = TempDir::new("gui-no-space");
-    let uri = test_driver_uri(
-        dir.path(),
-        r#"<node>
-  <pool type='dir'>
-    <name>small</name>
-    <uuid>0b8e8f3a-8c1a-4f43-9d55-6f0f6a1f2b3d</uuid>
-    <target><path>/vmclone-test-small-pool</path></target>
-    <volume type='file'>
-      <name>big.raw</name>
-      <capacity unit='GiB'>60</capacity>
-      <allocation unit='GiB'>60</allocation>
-    </volume>
-  </pool>
-  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
-    <test:runstate>5</test:runstate>
-    <name>big</name>
-    <memory>65536</memory>
-    <os><type>hvm</type></os>
-    <devices>
-      <disk type='volume' device='disk'>
-        <driver name='qemu' type='raw'/>
-        <source pool='small' volume='big.raw'/>
-        <target dev='vda'/>
-      </disk>
-    </devices>
-  </domain>
-</node>"#,
-    );
+    let uri = big_volume_host(dir.path(), 60);
     let bus = PrivateBus::start();
     let _service = Service::start(&bus, &uri, &[]);
     let window = open_window(app, &bus);

@@ -37,4 +37,4 @@ pub use process::{stderr_of, stdout_ok, wait_until, ChildGuard};
 pub use service::Service;
 pub use signals::SignalWatch;
 pub use temp::{names_in, TempDir};
-pub use test_host::{demo_host_uri, test_driver_uri, DetailedHost};
+pub use test_host::{big_volume_host, demo_host_uri, file_vm_xml, test_driver_uri, DetailedHost};

@@ -169,25 +169,15 @@ impl DetailedHost {
       <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>
     </devices>
   </domain>
-  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
-    <test:runstate>1</test:runstate>
-    <name>{running}</name>
-    <uuid>5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4f</uuid>
-    <memory unit='MiB'>512</memory>
-    <vcpu>1</vcpu>
-    <os><type arch='x86_64'>hvm</type></os>
-    <devices>
-      <disk type='file' device='disk'>
-        <driver name='qemu' type='raw'/>
-        <source file='{running_disk}'/>
-        <target dev='vda' bus='virtio'/>
-      </disk>
-    </devices>
-  </domain>
+  {running}
 </node>
 ",
-            running = Self::RUNNING,
-            running_disk = running_disk.display(),
+            running = file_vm_xml(
+                Self::RUNNING,
+                "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4f",
+                1,
+                &running_disk
+            ),
             pool = Self::POOL,
             pool_dir = pool_dir.display(),
             vm = Self::VM,
@@ -204,4 +194,61 @@ impl DetailedHost {
             pool_dir,
         }
     }
+}
+
+/// A test-driver domain `name` whose one disk is the raw file `disk`, in libvirt's run
+/// state `runstate` (1 running, 5 shut off), as XML for a `<node>`.
+pub fn file_vm_xml(name: &str, uuid: &str, runstate: u8, disk: &Path) -> String {
+    format!(
+        "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <test:runstate>{runstate}</test:runstate>
+    <name>{name}</name>
+    <uuid>{uuid}</uuid>
+    <memory unit='MiB'>512</memory>
+    <vcpu>1</vcpu>
+    <os><type arch='x86_64'>hvm</type></os>
+    <devices>
+      <disk type='file' device='disk'>
+        <driver name='qemu' type='raw'/>
+        <source file='{}'/>
+        <target dev='vda' bus='virtio'/>
+      </disk>
+    </devices>
+  </domain>",
+        disk.display()
+    )
+}
+
+/// The URI of a test-driver host (its state in `dir`) with the dir pool `small`, which
+/// holds a fully allocated raw volume `big.raw` of `gib` GiB, and the shut-off VM `big`
+/// on it. The test driver gives every pool 100 GiB, so its free space is what is left.
+pub fn big_volume_host(dir: &Path, gib: u64) -> String {
+    let xml = format!(
+        "<node>
+  <pool type='dir'>
+    <name>small</name>
+    <uuid>0b8e8f3a-8c1a-4f43-9d55-6f0f6a1f2b3c</uuid>
+    <target><path>/vmclone-test-small-pool</path></target>
+    <volume type='file'>
+      <name>big.raw</name>
+      <capacity unit='GiB'>{gib}</capacity>
+      <allocation unit='GiB'>{gib}</allocation>
+    </volume>
+  </pool>
+  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+    <test:runstate>5</test:runstate>
+    <name>big</name>
+    <memory>65536</memory>
+    <os><type>hvm</type></os>
+    <devices>
+      <disk type='volume' device='disk'>
+        <driver name='qemu' type='raw'/>
+        <source pool='small' volume='big.raw'/>
+        <target dev='vda'/>
+      </disk>
+    </devices>
+  </domain>
+</node>"
+    );
+    test_driver_uri(dir, &xml)
 }

@@ -519,32 +519,7 @@ fn a_batch_reports_each_failure_and_keeps_the_clones_that_worked() {
     // The test driver's pools hold 100 GiB: the first clone of this 45 GiB
     // volume fits, the next ones do not (a libvirt error mid-batch).
     let dir = TempDir::new("batch");
-    let host = r#"<node>
-  <pool type='dir'>
-    <name>small</name>
-    <uuid>0b8e8f3a-8c1a-4f43-9d55-6f0f6a1f2b3c</uuid>
-    <target><path>/vmclone-test-small-pool</path></target>
-    <volume type='file'>
-      <name>big.raw</name>
-      <capacity unit='GiB'>45</capacity>
-      <allocation unit='GiB'>45</allocation>
-    </volume>
-  </pool>
-  <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
-    <test:runstate>5</test:runstate>
-    <name>big</name>
-    <memory>65536</memory>
-    <os><type>hvm</type></os>
-    <devices>
-      <disk type='volume' device='disk'>
-        <driver name='qemu' type='raw'/>
-        <source pool='small' volume='big.raw'/>
-        <target dev='vda'/>
-      </disk>
-    </devices>
-  </domain>
-</node>"#;
-    let uri = test_driver_uri(dir.path(), host);
+    let uri = big_volume_host(dir.path(), 45);
     let bus = PrivateBus::start();
     let _service = Service::start(&bus, &uri, &[]);
     let out = stdout_ok(&bus.gdbus_call("CloneVms", &["big", "['b1', 'b2', 'b3']", "{}"]));

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use adw::prelude::*;
 use gtk::{gdk, glib, graphene};
 use vmclone_tests::process::run;
-use vmclone_tests::{ChildGuard, PrivateBus};
+use vmclone_tests::{file_vm_xml, ChildGuard, PrivateBus};
 
 /// The X server, session bus and GTK set up for this process.
 pub struct Desktop {
@@ -788,24 +788,7 @@ pub fn vm_with_big_disk(dir: &Path, name: &str, uuid: &str, mib: u64) -> String 
         file.write_all(&block).expect("write the disk image");
     }
     file.sync_all().expect("sync the disk image");
-    format!(
-        "<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
-    <test:runstate>5</test:runstate>
-    <name>{name}</name>
-    <uuid>{uuid}</uuid>
-    <memory unit='MiB'>512</memory>
-    <vcpu>1</vcpu>
-    <os><type arch='x86_64'>hvm</type></os>
-    <devices>
-      <disk type='file' device='disk'>
-        <driver name='qemu' type='raw'/>
-        <source file='{}'/>
-        <target dev='vda' bus='virtio'/>
-      </disk>
-    </devices>
-  </domain>",
-        disk.display()
-    )
+    file_vm_xml(name, uuid, 5, &disk)
 }
 
 /// A test-driver host whose one VM, big01, has a raw disk of `mib` MiB of data.
